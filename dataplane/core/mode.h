@@ -1,0 +1,59 @@
+// Host modes and the one place their semantics live.
+//
+// Zone: fast path. DESIGN.md's mode table maps to the switch in host_admits(); both engines and
+// gatewayd (which builds the `new` and `established` Maglev tables from it) call it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace gw {
+
+// Stored in shared memory: values are never renumbered.
+enum class HostMode : uint8_t {
+  Active = 0,
+  NoNewSessions = 1,
+  Disabled = 2,
+  Standby = 3,
+};
+
+// What a group does with a flow whose host became DISABLED.
+enum class OnDisable : uint8_t {
+  Reschedule = 0,  // the next packet picks a new host (from the `established` table)
+  Drop = 1,
+};
+
+constexpr std::string_view host_mode_name(HostMode m) noexcept {
+  switch (m) {
+    case HostMode::Active:
+      return "ACTIVE";
+    case HostMode::NoNewSessions:
+      return "NO_NEW_SESSIONS";
+    case HostMode::Disabled:
+      return "DISABLED";
+    case HostMode::Standby:
+      return "STANDBY";
+  }
+  return "UNKNOWN";
+}
+
+constexpr std::optional<HostMode> parse_host_mode(std::string_view s) noexcept {
+  if (s == "ACTIVE") return HostMode::Active;
+  if (s == "NO_NEW_SESSIONS") return HostMode::NoNewSessions;
+  if (s == "DISABLED") return HostMode::Disabled;
+  if (s == "STANDBY") return HostMode::Standby;
+  return std::nullopt;
+}
+
+constexpr std::string_view on_disable_name(OnDisable o) noexcept {
+  return o == OnDisable::Drop ? "drop" : "reschedule";
+}
+
+constexpr std::optional<OnDisable> parse_on_disable(std::string_view s) noexcept {
+  if (s == "reschedule") return OnDisable::Reschedule;
+  if (s == "drop") return OnDisable::Drop;
+  return std::nullopt;
+}
+
+}  // namespace gw
