@@ -37,7 +37,7 @@ class Be16 {
   constexpr bool operator==(const Be16&) const = default;
 
  private:
-  uint8_t b_[2] = {};
+  uint8_t b_[2];
 };
 
 class Be32 {
@@ -62,11 +62,11 @@ class Be32 {
   constexpr bool operator==(const Be32&) const = default;
 
  private:
-  uint8_t b_[4] = {};
+  uint8_t b_[4];
 };
 
-static_assert(sizeof(Be16) == 2 && alignof(Be16) == 1);
-static_assert(sizeof(Be32) == 4 && alignof(Be32) == 1);
+static_assert(sizeof(Be16) == 2 && alignof(Be16) == 1 && std::is_trivial_v<Be16>);
+static_assert(sizeof(Be32) == 4 && alignof(Be32) == 1 && std::is_trivial_v<Be32>);
 
 // A bounds-checked reader over a frame. take<H>() returns the header at the cursor and advances,
 // or nullptr when fewer than sizeof(H) bytes remain; it never reads past the end.

@@ -57,3 +57,52 @@ constexpr std::optional<OnDisable> parse_on_disable(std::string_view s) noexcept
 }
 
 }  // namespace gw
+
+namespace gw {
+
+// What a host admits, from DESIGN.md's mode table plus health, the drain policy and the group's
+// failover state. gatewayd stores the result as GW_HOST_* bits in the snapshot; both engines read
+// only the bits, so this switch is the one place the table lives.
+struct HostAdmission {
+  bool new_flows;    // in the `new` Maglev table
+  bool established;  // in the `established` table; its flows and entries are kept
+  bool sessions;     // clients with a live persistence session keep reaching it
+  constexpr bool operator==(const HostAdmission&) const = default;
+};
+
+// keep_sessions: the drain policy `--sessions keep` (default) or `expire`.
+// group_has_active: some other host of the group is ACTIVE and healthy (STANDBY hosts take new
+// flows only when none is).
+constexpr HostAdmission host_admission(HostMode mode, bool healthy, bool keep_sessions,
+                                       bool group_has_active) noexcept {
+  switch (mode) {
+    case HostMode::Active:
+      return {healthy, true, healthy};
+    case HostMode::NoNewSessions:
+      return {false, true, healthy && keep_sessions};
+    case HostMode::Disabled:
+      return {false, false, false};
+    case HostMode::Standby:
+      return {healthy && !group_has_active, true, healthy};
+  }
+  return {false, false, false};
+}
+
+// The effective state as reported next to the mode ("effective" in the API).
+constexpr std::string_view effective_state(HostMode mode, bool healthy,
+                                           bool group_has_active) noexcept {
+  switch (mode) {
+    case HostMode::Active:
+      return healthy ? "active" : "unhealthy";
+    case HostMode::NoNewSessions:
+      return "draining";
+    case HostMode::Disabled:
+      return "disabled";
+    case HostMode::Standby:
+      if (!healthy) return "unhealthy";
+      return group_has_active ? "standby" : "failover";
+  }
+  return "unknown";
+}
+
+}  // namespace gw

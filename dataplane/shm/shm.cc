@@ -1,0 +1,395 @@
+#include "dataplane/shm/shm.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace gw::shm {
+
+namespace {
+
+constexpr uint64_t kAlign = 4096;
+
+uint64_t align_up(uint64_t v) { return (v + kAlign - 1) & ~(kAlign - 1); }
+
+uint32_t next_pow2(uint64_t v) {
+  uint64_t p = 1;
+  while (p < v) {
+    p <<= 1;
+  }
+  return static_cast<uint32_t>(p);
+}
+
+std::string errno_text(const char* what, const std::string& name) {
+  return std::string(what) + " " + name + ": " + std::strerror(errno);
+}
+
+std::string geometry_text(const Geometry& g) {
+  return "workers=" + std::to_string(g.n_workers) +
+         " conn_capacity=" + std::to_string(g.conn_capacity) +
+         " session_capacity=" + std::to_string(g.session_capacity);
+}
+
+}  // namespace
+
+uint32_t Geometry::conn_buckets() const noexcept {
+  // Mean load of at most 8 entries per 15-way bucket at full capacity: a full bucket (and so a
+  // stateless flow) stays rare until the table itself is full.
+  return next_pow2((uint64_t{conn_capacity} + 7) / 8);
+}
+
+uint32_t Geometry::session_buckets() const noexcept {
+  return next_pow2((uint64_t{session_capacity} + 3) / 4);
+}
+
+uint64_t monotonic_ms() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+uint64_t realtime_ms() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+std::string object_name(const std::string& instance) { return "/gateway." + instance; }
+
+Plan plan(const Geometry& g) noexcept {
+  Plan p{};
+  uint64_t off = align_up(sizeof(gw_shm_header));
+  for (auto& s : p.off_snapshots) {
+    s = off;
+    off = align_up(off + sizeof(gw_snapshot));
+  }
+  p.off_workers = off;
+  p.worker_stride = align_up(sizeof(gw_worker));
+  off += p.worker_stride * g.n_workers;
+  p.off_conn_tables = off;
+  const uint64_t buckets = g.conn_buckets();
+  p.conn_table_stride =
+      align_up(buckets * sizeof(gw_conn_bucket) + buckets * GW_CONN_WAYS * sizeof(gw_conn));
+  off += p.conn_table_stride * g.n_workers;
+  p.off_sessions = off;
+  off = align_up(off + uint64_t{g.session_buckets()} * sizeof(gw_session_bucket));
+  p.total_size = off;
+  return p;
+}
+
+Result<Region> Region::open(const std::string& instance, const Geometry& g, uint32_t wait_ms) {
+  if (g.n_workers == 0 || g.n_workers > GW_MAX_WORKERS) {
+    return make_error("shared memory: " + std::to_string(g.n_workers) +
+                      " workers (1.." + std::to_string(GW_MAX_WORKERS) + " supported)");
+  }
+  if (instance.empty() || instance.size() >= sizeof(gw_shm_header::instance)) {
+    return make_error("shared memory: bad instance name '" + instance + "'");
+  }
+  const std::string name = object_name(instance);
+  const Plan p = plan(g);
+  int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0660);
+  if (fd >= 0) {
+    // We create it. Until the magic is stored, an attacher waits.
+    if (ftruncate(fd, static_cast<off_t>(p.total_size)) != 0) {
+      auto err = errno_text("cannot size shared memory", name);
+      close(fd);
+      shm_unlink(name.c_str());
+      return make_error(err);
+    }
+    void* m = mmap(nullptr, p.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) {
+      auto err = errno_text("cannot map shared memory", name);
+      shm_unlink(name.c_str());
+      return make_error(err);
+    }
+    Region r;
+    r.base_ = static_cast<uint8_t*>(m);
+    r.size_ = p.total_size;
+    r.created_ = true;
+    gw_shm_header* h = r.header();
+    h->layout_version = GW_SHM_LAYOUT_VERSION;
+    h->header_size = sizeof(gw_shm_header);
+    h->total_size = p.total_size;
+    std::memcpy(h->instance, instance.data(), instance.size());
+    h->n_workers = g.n_workers;
+    h->conn_buckets = g.conn_buckets();
+    h->conn_capacity = g.conn_capacity;
+    h->session_buckets = g.session_buckets();
+    h->session_capacity = g.session_capacity;
+    h->off_snapshots[0] = p.off_snapshots[0];
+    h->off_snapshots[1] = p.off_snapshots[1];
+    h->off_workers = p.off_workers;
+    h->worker_stride = p.worker_stride;
+    h->off_conn_tables = p.off_conn_tables;
+    h->conn_table_stride = p.conn_table_stride;
+    h->off_sessions = p.off_sessions;
+    h->created_ms = realtime_ms();
+    std::atomic_ref<uint64_t>(h->magic).store(GW_SHM_MAGIC, std::memory_order_release);
+    return r;
+  }
+  if (errno != EEXIST) {
+    return make_error(errno_text("cannot create shared memory", name));
+  }
+  auto r = attach_existing(instance, wait_ms);
+  if (!r) {
+    return r;
+  }
+  const Geometry have = r->geometry();
+  if (!(have == g)) {
+    return make_error("shared memory " + name + " was built for " + geometry_text(have) +
+                      ", this configuration needs " + geometry_text(g) +
+                      "; stop gateway-dataplane and gatewayd and remove /dev/shm" + name +
+                      " to change it (established flows are then forgotten)");
+  }
+  return r;
+}
+
+Result<Region> Region::attach_existing(const std::string& instance, uint32_t wait_ms) {
+  const std::string name = object_name(instance);
+  int fd = shm_open(name.c_str(), O_RDWR, 0);
+  if (fd < 0) {
+    return make_error(errno_text("cannot open shared memory", name));
+  }
+  // A concurrent creator may not have sized and initialised it yet.
+  const uint64_t deadline = monotonic_ms() + wait_ms;
+  struct stat st{};
+  for (;;) {
+    if (fstat(fd, &st) != 0) {
+      auto err = errno_text("cannot stat shared memory", name);
+      close(fd);
+      return make_error(err);
+    }
+    if (static_cast<size_t>(st.st_size) >= sizeof(gw_shm_header)) {
+      break;
+    }
+    if (monotonic_ms() >= deadline) {
+      close(fd);
+      return make_error("shared memory " + name + " exists but is " +
+                        std::to_string(st.st_size) +
+                        " bytes: its creator did not finish; remove /dev/shm" + name);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) {
+    return make_error(errno_text("cannot map shared memory", name));
+  }
+  Region r;
+  r.base_ = static_cast<uint8_t*>(m);
+  r.size_ = size;
+  gw_shm_header* h = r.header();
+  for (;;) {
+    const uint64_t magic = std::atomic_ref<uint64_t>(h->magic).load(std::memory_order_acquire);
+    if (magic == GW_SHM_MAGIC) {
+      break;
+    }
+    if (magic != 0 || monotonic_ms() >= deadline) {
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), "magic 0x%016llx, expected 0x%016llx",
+                    static_cast<unsigned long long>(magic),
+                    static_cast<unsigned long long>(GW_SHM_MAGIC));
+      return make_error("shared memory " + name + " is not a gateway object or was never " +
+                        "initialised (" + buf + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (h->layout_version != GW_SHM_LAYOUT_VERSION || h->header_size != sizeof(gw_shm_header)) {
+    return make_error("shared memory " + name + " has layout version " +
+                      std::to_string(h->layout_version) + " (header " +
+                      std::to_string(h->header_size) + " bytes), this build uses " +
+                      std::to_string(GW_SHM_LAYOUT_VERSION) + " (" +
+                      std::to_string(sizeof(gw_shm_header)) +
+                      " bytes); stop both processes and remove /dev/shm" + name);
+  }
+  const Geometry g = r.geometry();
+  const Plan p = plan(g);
+  if (h->total_size != size || p.total_size != size || h->off_sessions != p.off_sessions ||
+      h->n_workers == 0 || h->n_workers > GW_MAX_WORKERS) {
+    return make_error("shared memory " + name + " is " + std::to_string(size) +
+                      " bytes, its header says " + std::to_string(h->total_size) +
+                      " and its geometry needs " + std::to_string(p.total_size));
+  }
+  return r;
+}
+
+void Region::unlink(const std::string& instance) {
+  shm_unlink(object_name(instance).c_str());
+}
+
+Region::Region(Region&& o) noexcept : base_(o.base_), size_(o.size_), created_(o.created_) {
+  o.base_ = nullptr;
+  o.size_ = 0;
+}
+
+Region& Region::operator=(Region&& o) noexcept {
+  if (this != &o) {
+    if (base_ != nullptr) {
+      munmap(base_, size_);
+    }
+    base_ = o.base_;
+    size_ = o.size_;
+    created_ = o.created_;
+    o.base_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+Region::~Region() {
+  if (base_ != nullptr) {
+    munmap(base_, size_);
+  }
+}
+
+Geometry Region::geometry() const noexcept {
+  const gw_shm_header* h = header();
+  Geometry g;
+  g.n_workers = h->n_workers;
+  g.conn_capacity = h->conn_capacity;
+  g.session_capacity = h->session_capacity;
+  return g;
+}
+
+gw_snapshot* Region::snapshot(unsigned index) const noexcept {
+  return reinterpret_cast<gw_snapshot*>(base_ + header()->off_snapshots[index & 1]);
+}
+
+gw_worker* Region::worker(unsigned index) const noexcept {
+  const gw_shm_header* h = header();
+  return reinterpret_cast<gw_worker*>(base_ + h->off_workers + h->worker_stride * index);
+}
+
+gw_conn_bucket* Region::conn_buckets(unsigned worker) const noexcept {
+  const gw_shm_header* h = header();
+  return reinterpret_cast<gw_conn_bucket*>(base_ + h->off_conn_tables +
+                                           h->conn_table_stride * worker);
+}
+
+gw_conn* Region::conn_entries(unsigned worker) const noexcept {
+  const gw_shm_header* h = header();
+  return reinterpret_cast<gw_conn*>(base_ + h->off_conn_tables + h->conn_table_stride * worker +
+                                    uint64_t{h->conn_buckets} * sizeof(gw_conn_bucket));
+}
+
+gw_session_bucket* Region::session_buckets() const noexcept {
+  return reinterpret_cast<gw_session_bucket*>(base_ + header()->off_sessions);
+}
+
+// ---- publication ----------------------------------------------------------------------------
+
+Result<gw_snapshot*> SnapshotWriter::begin(uint32_t wait_ms, uint32_t liveness_ms) {
+  gw_shm_header* h = region_->header();
+  // seq_cst pairs with the worker's start(): either the worker's heartbeat is visible here (we
+  // wait for it), or its first load of `published` sees our latest store (it never reads the
+  // slot we are about to fill).
+  const uint64_t p = std::atomic_ref<uint64_t>(h->published).load(std::memory_order_seq_cst);
+  const uint64_t gen = p >> 1;
+  const unsigned next = p == 0 ? 0u : static_cast<unsigned>((p & 1) ^ 1);
+  const uint64_t deadline = monotonic_ms() + wait_ms;
+  for (unsigned w = 0; w < h->n_workers; ++w) {
+    gw_worker* wk = region_->worker(w);
+    for (;;) {
+      const uint64_t seen =
+          std::atomic_ref<uint64_t>(wk->seen_generation).load(std::memory_order_seq_cst);
+      const uint64_t beat =
+          std::atomic_ref<uint64_t>(wk->heartbeat_ms).load(std::memory_order_seq_cst);
+      const uint32_t running =
+          std::atomic_ref<uint32_t>(wk->running).load(std::memory_order_seq_cst);
+      const uint64_t now = monotonic_ms();
+      const bool live = running != 0 && beat != 0 && now < beat + liveness_ms;
+      if (!live || seen >= gen) {
+        break;
+      }
+      if (now >= deadline) {
+        return make_error("data-plane worker " + std::to_string(w) + " (lcore " +
+                          std::to_string(wk->lcore_id) + ") did not leave generation " +
+                          std::to_string(seen) + " within " + std::to_string(wait_ms) +
+                          " ms; snapshot not published");
+      }
+      std::this_thread::yield();
+    }
+  }
+  return region_->snapshot(next);
+}
+
+uint64_t SnapshotWriter::publish(gw_snapshot* slot) noexcept {
+  gw_shm_header* h = region_->header();
+  const uint64_t p = std::atomic_ref<uint64_t>(h->published).load(std::memory_order_relaxed);
+  const uint64_t gen = (p >> 1) + 1;
+  const unsigned index = slot == region_->snapshot(1) ? 1u : 0u;
+  slot->generation = gen;
+  std::atomic_ref<uint64_t>(h->published).store(gen << 1 | index, std::memory_order_seq_cst);
+  return gen;
+}
+
+uint64_t SnapshotWriter::published_generation() const noexcept {
+  return std::atomic_ref<uint64_t>(region_->header()->published).load(std::memory_order_acquire) >>
+         1;
+}
+
+const gw_snapshot* SnapshotWriter::current() const noexcept {
+  const uint64_t p =
+      std::atomic_ref<uint64_t>(region_->header()->published).load(std::memory_order_acquire);
+  return p == 0 ? nullptr : region_->snapshot(static_cast<unsigned>(p & 1));
+}
+
+SnapshotReader::SnapshotReader(const Region& region, unsigned worker) noexcept
+    : hdr_(region.header()),
+      w_(region.worker(worker)),
+      snaps_{region.snapshot(0), region.snapshot(1)} {}
+
+void SnapshotReader::start(uint64_t now_ms) noexcept {
+  std::atomic_ref<uint64_t>(w_->seen_generation).store(0, std::memory_order_seq_cst);
+  std::atomic_ref<uint64_t>(w_->heartbeat_ms).store(now_ms, std::memory_order_seq_cst);
+  std::atomic_ref<uint32_t>(w_->running).store(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void SnapshotReader::stop() noexcept {
+  std::atomic_ref<uint32_t>(w_->running).store(0, std::memory_order_release);
+}
+
+bool index_services(gw_snapshot& s) noexcept {
+  std::memset(s.service_slots, 0, sizeof(s.service_slots));
+  std::memset(s.vip_slots, 0, sizeof(s.vip_slots));
+  if (s.n_services > GW_MAX_SERVICES) {
+    return false;
+  }
+  for (uint32_t k = 0; k < s.n_services; ++k) {
+    const gw_service& svc = s.services[k];
+    if (find_service(s, svc.vip, svc.family, svc.port, svc.proto) != GW_NO_SERVICE) {
+      return false;
+    }
+    uint32_t i = service_slot_hash(svc.vip, svc.family, svc.port, svc.proto) &
+                 (GW_SERVICE_SLOTS - 1);
+    while (s.service_slots[i] != 0) {
+      i = (i + 1) & (GW_SERVICE_SLOTS - 1);
+    }
+    s.service_slots[i] = static_cast<uint16_t>(k + 1);
+    bool known = false;
+    i = service_slot_hash(svc.vip, svc.family, 0, 0) & (GW_SERVICE_SLOTS - 1);
+    while (s.vip_slots[i] != 0) {
+      const gw_service& o = s.services[s.vip_slots[i] - 1];
+      if (o.family == svc.family && std::memcmp(o.vip, svc.vip, 16) == 0) {
+        known = true;
+        break;
+      }
+      i = (i + 1) & (GW_SERVICE_SLOTS - 1);
+    }
+    if (!known) {
+      s.vip_slots[i] = static_cast<uint16_t>(k + 1);
+    }
+  }
+  return true;
+}
+
+}  // namespace gw::shm

@@ -1,0 +1,186 @@
+// Creating, attaching and publishing through the shared-memory object of one instance.
+//
+// Zone: slow path (creation, attach, the writer's wait) plus the worker's two per-pass calls
+// (SnapshotReader::enter / quiescent), which are fast-path code: one acquire load, one release
+// store.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "dataplane/core/result.h"
+#include "dataplane/shm/layout.h"
+
+namespace gw::shm {
+
+// What both processes derive from the configuration; attach refuses an object built with other
+// values (the message names both).
+struct Geometry {
+  uint32_t n_workers = 1;
+  uint32_t conn_capacity = 1u << 20;  // per worker
+  uint32_t session_capacity = 1u << 18;
+
+  uint32_t conn_buckets() const noexcept;     // per worker, power of two
+  uint32_t session_buckets() const noexcept;  // power of two
+  bool operator==(const Geometry&) const = default;
+};
+
+// CLOCK_MONOTONIC / CLOCK_REALTIME in milliseconds.
+uint64_t monotonic_ms() noexcept;
+uint64_t realtime_ms() noexcept;
+
+// "/gateway.<instance>", the POSIX shm name; the file is /dev/shm/gateway.<instance>.
+std::string object_name(const std::string& instance);
+
+class Region {
+ public:
+  // Creates the object if it does not exist, else attaches to it (waiting up to wait_ms for a
+  // concurrent creator to finish), checking magic, layout version, size and geometry.
+  static Result<Region> open(const std::string& instance, const Geometry& geometry,
+                             uint32_t wait_ms = 2000);
+  // Attaches to an existing object only, taking its geometry as it is (tools, gatewayctl).
+  static Result<Region> attach_existing(const std::string& instance, uint32_t wait_ms = 0);
+  // Removes the object's name; mappings stay valid until unmapped.
+  static void unlink(const std::string& instance);
+
+  Region(Region&& o) noexcept;
+  Region& operator=(Region&& o) noexcept;
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+  ~Region();
+
+  bool created() const noexcept { return created_; }  // this call made the object
+  Geometry geometry() const noexcept;
+  size_t size() const noexcept { return size_; }
+
+  gw_shm_header* header() const noexcept { return reinterpret_cast<gw_shm_header*>(base_); }
+  gw_snapshot* snapshot(unsigned index) const noexcept;
+  gw_worker* worker(unsigned index) const noexcept;
+  gw_conn_bucket* conn_buckets(unsigned worker) const noexcept;
+  gw_conn* conn_entries(unsigned worker) const noexcept;
+  gw_session_bucket* session_buckets() const noexcept;
+
+ private:
+  Region() = default;
+  uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  bool created_ = false;
+};
+
+// The layout of an object with this geometry: offsets and total size.
+struct Plan {
+  uint64_t off_snapshots[2];
+  uint64_t off_workers;
+  uint64_t worker_stride;
+  uint64_t off_conn_tables;
+  uint64_t conn_table_stride;
+  uint64_t off_sessions;
+  uint64_t total_size;
+};
+Plan plan(const Geometry& g) noexcept;
+
+// gatewayd's side of the publication protocol (layout.h, "Publication").
+class SnapshotWriter {
+ public:
+  explicit SnapshotWriter(const Region& region) noexcept : region_(&region) {}
+
+  // The slot no worker reads, once every live worker has passed the generation that retired
+  // it. A worker is live while its heartbeat is younger than liveness_ms. Fails if a live
+  // worker does not acknowledge within wait_ms.
+  Result<gw_snapshot*> begin(uint32_t wait_ms = 1000, uint32_t liveness_ms = 1000);
+  // Publishes the slot begin() returned, as the next generation. Returns that generation.
+  uint64_t publish(gw_snapshot* slot) noexcept;
+
+  uint64_t published_generation() const noexcept;
+  const gw_snapshot* current() const noexcept;  // nullptr before the first publish
+
+ private:
+  const Region* region_;
+};
+
+// A worker's side. enter() once per pass; quiescent() once the pass holds no snapshot pointer.
+class SnapshotReader {
+ public:
+  SnapshotReader() = default;
+  SnapshotReader(const Region& region, unsigned worker) noexcept;
+
+  // Marks the worker live and not yet on any generation, before the first enter() (so that a
+  // writer never reuses a slot this worker is about to read; see shm.cc).
+  void start(uint64_t now_ms) noexcept;
+  void stop() noexcept;
+
+  const gw_snapshot* enter() noexcept {
+    const uint64_t p = std::atomic_ref<uint64_t>(hdr_->published).load(std::memory_order_acquire);
+    gen_ = p >> 1;
+    if (p == 0) {
+      return nullptr;
+    }
+    return snaps_[p & 1];
+  }
+  void quiescent(uint64_t now_ms) noexcept {
+    std::atomic_ref<uint64_t>(w_->seen_generation).store(gen_, std::memory_order_release);
+    std::atomic_ref<uint64_t>(w_->heartbeat_ms).store(now_ms, std::memory_order_relaxed);
+  }
+  uint64_t generation() const noexcept { return gen_; }
+
+ private:
+  gw_shm_header* hdr_ = nullptr;
+  gw_worker* w_ = nullptr;
+  const gw_snapshot* snaps_[2] = {nullptr, nullptr};
+  uint64_t gen_ = 0;
+};
+
+// Snapshot content helpers shared by the writer (gatewayd, tests) and the fast path.
+inline uint32_t service_slot_hash(const uint8_t* vip16, uint8_t family, uint16_t port,
+                                  uint8_t proto) noexcept {
+  uint64_t a, b;
+  __builtin_memcpy(&a, vip16, 8);
+  __builtin_memcpy(&b, vip16 + 8, 8);
+  uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) + (uint64_t{port} << 16 | uint64_t{proto} << 8 |
+                                                    family);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h);
+}
+
+// Index of the service for (vip, port, proto), or GW_NO_SERVICE. vip_known (optional) tells
+// whether some service uses that address, to tell "no service here" from "not for us".
+inline uint16_t find_service(const gw_snapshot& s, const uint8_t* vip16, uint8_t family,
+                             uint16_t port, uint8_t proto, bool* vip_known = nullptr) noexcept {
+  uint32_t i = service_slot_hash(vip16, family, port, proto) & (GW_SERVICE_SLOTS - 1);
+  for (uint32_t n = 0; n < GW_SERVICE_SLOTS; ++n, i = (i + 1) & (GW_SERVICE_SLOTS - 1)) {
+    const uint16_t v = s.service_slots[i];
+    if (v == 0) {
+      break;
+    }
+    const gw_service& svc = s.services[v - 1];
+    if (svc.port == port && svc.proto == proto && svc.family == family &&
+        __builtin_memcmp(svc.vip, vip16, 16) == 0) {
+      return static_cast<uint16_t>(v - 1);
+    }
+  }
+  if (vip_known != nullptr) {
+    *vip_known = false;
+    i = service_slot_hash(vip16, family, 0, 0) & (GW_SERVICE_SLOTS - 1);
+    for (uint32_t n = 0; n < GW_SERVICE_SLOTS; ++n, i = (i + 1) & (GW_SERVICE_SLOTS - 1)) {
+      const uint16_t v = s.vip_slots[i];
+      if (v == 0) {
+        break;
+      }
+      const gw_service& svc = s.services[v - 1];
+      if (svc.family == family && __builtin_memcmp(svc.vip, vip16, 16) == 0) {
+        *vip_known = true;
+        break;
+      }
+    }
+  }
+  return GW_NO_SERVICE;
+}
+
+// Rebuilds service_slots from services[0..n_services). False if two services have the same
+// (vip, port, proto) or there are too many.
+bool index_services(gw_snapshot& s) noexcept;
+
+}  // namespace gw::shm
