@@ -28,6 +28,12 @@ class Be16 {
   constexpr uint16_t host() const noexcept {
     return static_cast<uint16_t>((uint16_t{b_[0]} << 8) | b_[1]);
   }
+  // A value already in wire order as it sits in memory (e.g. a checksum from csum()).
+  static Be16 from_raw(uint16_t wire) noexcept {
+    Be16 r;
+    std::memcpy(r.b_, &wire, 2);
+    return r;
+  }
   // The value as it sits in memory, for checksums and hashing over wire bytes.
   uint16_t raw() const noexcept {
     uint16_t v;

@@ -1,0 +1,475 @@
+#include "dataplane/core/forward.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/core/checksum.h"
+#include "dataplane/core/conn_table.h"
+#include "dataplane/core/encap.h"
+#include "dataplane/core/hash.h"
+#include "dataplane/core/session_table.h"
+#include "dataplane/shm/shm.h"
+
+namespace gw::dp {
+
+namespace {
+
+inline void bump(uint64_t& c, uint64_t d = 1) noexcept {
+  std::atomic_ref<uint64_t>(c).store(c + d, std::memory_order_relaxed);
+}
+
+inline Outcome drop(DropReason r) noexcept { return Outcome{nullptr, 0, 0, Action::Drop, r}; }
+
+inline Outcome consume() noexcept {
+  return Outcome{nullptr, 0, 0, Action::Consume, DropReason::None};
+}
+
+inline bool is_own(const PortInfo& p, const FlowKey& k) noexcept {
+  if (k.family == Family::V4) {
+    return p.addr4.family == Family::V4 && std::memcmp(p.addr4.addr.b, k.dst.b, 4) == 0;
+  }
+  return p.addr6.family == Family::V6 && std::memcmp(p.addr6.addr.b, k.dst.b, 16) == 0;
+}
+
+// Swaps Ethernet addresses so the frame goes back where it came from, with our MAC as source.
+inline void turn_around_eth(uint8_t* frame, const MacAddr& own) noexcept {
+  auto* eth = reinterpret_cast<EthHdr*>(frame);
+  eth->dst = eth->src;
+  eth->src = own;
+}
+
+// ---- answers for the balancer's own addresses (and ICMP echo to VIPs) ------------------------
+
+Outcome answer_arp(const Pkt& p, const Parsed& pr, const PortInfo& port) noexcept {
+  auto* arp = reinterpret_cast<ArpHdr*>(p.data + pr.l3_offset);
+  const uint16_t op = arp->op.host();
+  // Learn the next hop from anything it says about itself (request or reply).
+  if (port.neighbor != nullptr && !port.next_hop_static && port.next_hop.family == Family::V4 &&
+      std::memcmp(arp->spa, port.next_hop.addr.b, 4) == 0) {
+    port.neighbor->set(arp->sha);
+  }
+  const bool for_us =
+      port.addr4.family == Family::V4 && std::memcmp(arp->tpa, port.addr4.addr.b, 4) == 0;
+  if (op == 1 && for_us) {
+    arp->op = Be16::from_host(2);
+    arp->tha = arp->sha;
+    uint8_t ip[4];
+    std::memcpy(ip, arp->spa, 4);
+    std::memcpy(arp->spa, arp->tpa, 4);
+    std::memcpy(arp->tpa, ip, 4);
+    arp->sha = port.mac;
+    turn_around_eth(p.data, port.mac);
+    return Outcome{p.data, p.len, p.port, Action::Reply, DropReason::None};
+  }
+  if (op == 2 && for_us) {
+    return consume();
+  }
+  return drop(DropReason::ArpIgnored);
+}
+
+// Echo request -> echo reply in place: addresses swapped, type changed, checksum updated.
+Outcome answer_echo(const Pkt& p, const Parsed& pr, const PortInfo& port) noexcept {
+  uint8_t* l3 = p.data + pr.l3_offset;
+  auto* icmp = reinterpret_cast<IcmpHdr*>(p.data + pr.l4_offset);
+  if (pr.key.family == Family::V4) {
+    auto* ip = reinterpret_cast<Ipv4Hdr*>(l3);
+    uint8_t t[4];
+    std::memcpy(t, ip->src, 4);
+    std::memcpy(ip->src, ip->dst, 4);
+    std::memcpy(ip->dst, t, 4);
+    ip->ttl = 64;
+    ip->csum = Be16{};
+    ip->csum = Be16::from_raw(csum(ip, (ip->ver_ihl & 0x0f) * 4u));
+    icmp->type = kIcmpEchoReply;
+    icmp->csum = Be16{};
+    icmp->csum = Be16::from_raw(csum(icmp, pr.l4_len));
+  } else {
+    auto* ip = reinterpret_cast<Ipv6Hdr*>(l3);
+    uint8_t t[16];
+    std::memcpy(t, ip->src, 16);
+    std::memcpy(ip->src, ip->dst, 16);
+    std::memcpy(ip->dst, t, 16);
+    ip->hop_limit = 64;
+    icmp->type = kIcmp6EchoReply;
+    icmp->csum = Be16{};
+    const uint32_t ps = pseudo_sum_v6(ip->src, ip->dst, kProtoIcmpv6, pr.l4_len);
+    icmp->csum = Be16::from_raw(csum_fold(csum_partial(icmp, pr.l4_len, ps)));
+  }
+  turn_around_eth(p.data, port.mac);
+  // Ethernet padding after the IP packet is kept; the length stays the frame's.
+  return Outcome{p.data, p.len, p.port, Action::Reply, DropReason::None};
+}
+
+// Neighbour solicitation for our IPv6 address -> advertisement, rewritten in place. Also learns
+// the next hop's MAC from its solicitations and advertisements (source/target link-layer
+// address options).
+Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port) noexcept {
+  uint8_t* l3 = p.data + pr.l3_offset;
+  auto* ip = reinterpret_cast<Ipv6Hdr*>(l3);
+  uint8_t* icmp = p.data + pr.l4_offset;
+  // NS/NA: 8 bytes ICMPv6 header (type, code, csum, reserved/flags) + 16-byte target + options.
+  if (pr.l4_len < 24 || ip->hop_limit != 255 || p.len < pr.l4_offset + 32u) {
+    return drop(DropReason::IcmpIgnored);
+  }
+  const uint8_t* target = icmp + 8;
+  // Link-layer address option: type 1 (source) in NS, type 2 (target) in NA.
+  const uint8_t* lladdr = nullptr;
+  for (uint32_t off = 24; off + 8 <= pr.l4_len;) {
+    const uint8_t type = icmp[off];
+    const uint32_t len = icmp[off + 1] * 8u;
+    if (len == 0 || off + len > pr.l4_len) break;
+    if ((type == 1 || type == 2) && len >= 8) lladdr = icmp + off + 2;
+    off += len;
+  }
+  if (port.neighbor != nullptr && !port.next_hop_static && port.next_hop.family == Family::V6 &&
+      lladdr != nullptr) {
+    const uint8_t* who = pr.icmp_type == kIcmp6NeighborAdvert ? target : ip->src;
+    if (std::memcmp(who, port.next_hop.addr.b, 16) == 0) {
+      MacAddr m;
+      std::memcpy(m.b, lladdr, 6);
+      port.neighbor->set(m);
+    }
+  }
+  if (pr.icmp_type != kIcmp6NeighborSolicit) {
+    return consume();
+  }
+  if (port.addr6.family != Family::V6 || std::memcmp(target, port.addr6.addr.b, 16) != 0) {
+    return drop(DropReason::IcmpIgnored);
+  }
+  // NA: solicited + override, target = our address, option: target link-layer address. The
+  // reply goes to the solicitor (or all-nodes if it sent from ::).
+  static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
+                                            0,    0,    0, 0, 0, 0, 0, 1};
+  uint8_t dst[16];
+  const bool unspecified = std::all_of(ip->src, ip->src + 16, [](uint8_t b) { return b == 0; });
+  std::memcpy(dst, unspecified ? kAllNodes : ip->src, 16);
+  std::memcpy(ip->dst, dst, 16);
+  std::memcpy(ip->src, port.addr6.addr.b, 16);
+  const uint32_t na_len = 32;  // header 8 + target 16 + option 8
+  ip->payload_len = Be16::from_host(na_len);
+  icmp[0] = kIcmp6NeighborAdvert;
+  icmp[1] = 0;
+  icmp[4] = unspecified ? 0x20 : 0x60;  // S (unless unsolicited) and O flags
+  icmp[5] = icmp[6] = icmp[7] = 0;
+  // target stays at icmp + 8
+  icmp[24] = 2;  // target link-layer address
+  icmp[25] = 1;
+  std::memcpy(icmp + 26, port.mac.b, 6);
+  icmp[2] = icmp[3] = 0;
+  const uint32_t ps = pseudo_sum_v6(ip->src, ip->dst, kProtoIcmpv6, na_len);
+  const uint16_t c = csum_fold(csum_partial(icmp, na_len, ps));
+  std::memcpy(icmp + 2, &c, 2);
+  auto* eth = reinterpret_cast<EthHdr*>(p.data);
+  eth->dst = eth->src;
+  eth->src = port.mac;
+  return Outcome{p.data, pr.l4_offset + na_len, p.port, Action::Reply, DropReason::None};
+}
+
+// ---- host selection --------------------------------------------------------------------------
+
+inline const uint16_t* table_of(const gw_snapshot& s, uint16_t group, bool established) noexcept {
+  return s.maglev[group][established ? 1 : 0];
+}
+
+struct Choice {
+  uint16_t host;
+  DropReason reason;
+};
+
+// A flow without a usable connection entry. new_flow: TCP SYN or a UDP packet; otherwise the
+// `established` table serves (the data plane lost its table, or ECMP moved the flow here).
+Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey& key,
+                   bool new_flow, WorkerCtx& ctx) noexcept {
+  if (new_flow && (snap.quiesce & GW_QUIESCE_ALL) != 0) {
+    return {GW_NO_HOST, DropReason::Quiesced};
+  }
+  const uint16_t* table = table_of(snap, svc.group, !new_flow);
+  if ((svc.flags & GW_SERVICE_PERSIST) == 0) {
+    const uint16_t h = table[flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE];
+    return {h, h == GW_NO_HOST ? DropReason::NoHost : DropReason::None};
+  }
+  // Source-IP persistence: a live session wins while its host admits sessions; otherwise the
+  // client's address picks the host (so even without a session a client keeps its host while
+  // the table does not change), and the session is created or moved.
+  const uint64_t sh = source_hash64(key.family, key.src, kSessionSeed);
+  const uint16_t by_table = table[static_cast<uint32_t>(sh >> 32) % GW_MAGLEV_SIZE];
+  SessionTable* st = ctx.sessions;
+  if (st == nullptr) {
+    return {by_table, by_table == GW_NO_HOST ? DropReason::NoHost : DropReason::None};
+  }
+  const uint16_t timeout_s =
+      static_cast<uint16_t>(std::min<uint32_t>(svc.persist_timeout_s, 65535));
+  const SessionKey sk{key.src, svc.group, key.family};
+  const SessionHit hit = st->lookup(sk, sh, ctx.now_ms, /*refresh=*/false);
+  if (hit) {
+    const gw_host& hs = snap.hosts[hit.host];
+    if ((hs.flags & GW_HOST_SESSIONS) != 0 && hs.group == svc.group) {
+      st->refresh(hit, ctx.now_ms);
+      return {hit.host, DropReason::None};
+    }
+    if (by_table == GW_NO_HOST) {
+      return {GW_NO_HOST, DropReason::NoHost};
+    }
+    (void)st->reassign(hit, by_table, ctx.now_ms);
+    return {by_table, DropReason::None};
+  }
+  if (by_table == GW_NO_HOST) {
+    return {GW_NO_HOST, DropReason::NoHost};
+  }
+  const SessionInsert ins = st->insert(sk, sh, by_table, timeout_s, ctx.now_ms);
+  if (ins.status == SessionStatus::Existing) {
+    // Another worker created the client's session a moment ago: follow it.
+    const gw_host& hs = snap.hosts[ins.hit.host];
+    if ((hs.flags & GW_HOST_SESSIONS) != 0 && hs.group == svc.group) {
+      return {ins.hit.host, DropReason::None};
+    }
+  }
+  return {by_table, DropReason::None};
+}
+
+inline ConnState initial_state(const Parsed& pr) noexcept {
+  if (pr.key.proto == kProtoUdp) return ConnState::Udp;
+  return next_conn_state(ConnState::Empty, pr.tcp_flags);
+}
+
+Outcome encap_to(const Pkt& p, const Parsed& pr, const gw_snapshot& snap, uint16_t host,
+                 uint64_t hash, WorkerCtx& ctx) noexcept {
+  const gw_host& h = snap.hosts[host];
+  const PortInfo& port = ctx.ports[p.port];
+  EncapParams ep;
+  if (port.neighbor == nullptr || !port.neighbor->get(ep.dst_mac)) {
+    return drop(DropReason::NoNextHop);
+  }
+  ep.src_mac = port.mac;
+  if (pr.vlan_count > 0) {
+    ep.vlan = true;
+    ep.vlan_tci = pr.vlan_tci[0];
+  }
+  ep.own_v4 = port.addr4;
+  ep.own_v6 = port.addr6;
+  ep.mtu = port.mtu;
+  IpAddress dst;
+  dst.family = static_cast<Family>(h.family);
+  std::memcpy(dst.addr.b, h.addr, 16);
+  const EncapResult r = encapsulate(p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len,
+                                    pr.key.family, dst, static_cast<uint32_t>(hash), ctx.ip_id++,
+                                    ep);
+  if (!r.ok()) {
+    return drop(r.drop);
+  }
+  gw_host_counters& hc = ctx.stats->hosts[host];
+  bump(hc.packets);
+  bump(hc.bytes, pr.ip_len);
+  return Outcome{r.start, r.len, p.port, Action::Forward, DropReason::None};
+}
+
+// ICMP errors about a balanced flow (fragmentation needed, packet too big, unreachable) go to
+// the host of that flow, so path MTU discovery works through the balancer. Never creates state.
+Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap,
+                         WorkerCtx& ctx) noexcept {
+  FlowKey inner;
+  if (parse_icmp_inner(p.data, p.len, pr, inner) != DropReason::None) {
+    return drop(DropReason::IcmpIgnored);
+  }
+  const uint16_t si = shm::find_service(snap, inner.dst.b, static_cast<uint8_t>(inner.family),
+                                        inner.dst_port.host(), inner.proto);
+  if (si == GW_NO_SERVICE) {
+    return drop(DropReason::IcmpIgnored);
+  }
+  const gw_service& svc = snap.services[si];
+  const uint64_t h = flow_hash64(inner, kConnSeed);
+  uint16_t host = GW_NO_HOST;
+  if (gw_conn* e = ctx.conns->lookup(inner, h, ctx.now_ms)) {
+    host = e->host;
+  } else {
+    host = table_of(snap, svc.group, true)[flow_hash(inner, kMaglevSeed) % GW_MAGLEV_SIZE];
+  }
+  if (host == GW_NO_HOST || (snap.hosts[host].flags & GW_HOST_ESTABLISHED) == 0) {
+    return drop(DropReason::NoHost);
+  }
+  return encap_to(p, pr, snap, host, h, ctx);
+}
+
+Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason status,
+                   WorkerCtx& ctx) noexcept {
+  if (status != DropReason::None) {
+    return drop(status);
+  }
+  const PortInfo& port = ctx.ports[p.port];
+  if (pr.l3 == L3Kind::Arp) {
+    return answer_arp(p, pr, port);
+  }
+  const FlowKey& key = pr.key;
+  const bool icmp = key.proto == kProtoIcmp || key.proto == kProtoIcmpv6;
+  if (icmp) {
+    const bool echo = pr.icmp_type == (key.family == Family::V4 ? kIcmpEchoRequest
+                                                                 : kIcmp6EchoRequest);
+    if (key.proto == kProtoIcmpv6 &&
+        (pr.icmp_type == kIcmp6NeighborSolicit || pr.icmp_type == kIcmp6NeighborAdvert)) {
+      return answer_nd(p, pr, port);
+    }
+    if (is_own(port, key)) {
+      return echo ? answer_echo(p, pr, port) : drop(DropReason::IcmpIgnored);
+    }
+  }
+  const gw_snapshot* snap = ctx.snap;
+  if (snap == nullptr) {
+    return drop(is_own(port, key) ? DropReason::L4Unsupported : DropReason::NoService);
+  }
+  if (icmp) {
+    bool known = false;
+    (void)shm::find_service(*snap, key.dst.b, static_cast<uint8_t>(key.family), 0, 0, &known);
+    if (pr.inner_offset != 0) {
+      return route_icmp_error(p, pr, *snap, ctx);
+    }
+    if (known && pr.icmp_type == (key.family == Family::V4 ? kIcmpEchoRequest
+                                                            : kIcmp6EchoRequest)) {
+      return answer_echo(p, pr, port);
+    }
+    return drop(known ? DropReason::IcmpIgnored : DropReason::NotForUs);
+  }
+  if (key.proto != kProtoTcp && key.proto != kProtoUdp) {
+    return drop(DropReason::L4Unsupported);
+  }
+  bool known = false;
+  const uint16_t si = shm::find_service(*snap, key.dst.b, static_cast<uint8_t>(key.family),
+                                        key.dst_port.host(), key.proto, &known);
+  if (si == GW_NO_SERVICE) {
+    return drop(known ? DropReason::NoService : DropReason::NotForUs);
+  }
+  const gw_service& svc = snap->services[si];
+  const bool syn = key.proto == kProtoTcp && (pr.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+  ConnTable& ct = *ctx.conns;
+
+  gw_conn* e = ct.lookup(key, hash, ctx.now_ms);
+  if (e != nullptr) {
+    const uint16_t host = e->host;
+    const gw_host& hs = snap->hosts[host];
+    const bool host_ok = (hs.flags & GW_HOST_ESTABLISHED) != 0 && hs.group == svc.group;
+    if (syn && (e->state == static_cast<uint8_t>(ConnState::Closing) ||
+                (hs.flags & GW_HOST_NEW) == 0 || !host_ok)) {
+      // A reused port: a new connection, never the old one resurrected.
+      ct.remove(e);
+      e = nullptr;
+    } else if (!host_ok) {
+      if ((hs.flags & GW_HOST_DROP_ON_DISABLE) != 0 && (hs.flags & GW_HOST_IN_USE) != 0) {
+        return drop(DropReason::HostDisabled);
+      }
+      // Rescheduled: the next packet goes where the `established` table says.
+      const Choice c = choose_host(*snap, svc, key, false, ctx);
+      if (c.host == GW_NO_HOST) {
+        ct.remove(e);
+        return drop(c.reason);
+      }
+      ct.reassign(e, c.host);
+      ct.transition(e, pr.tcp_flags);
+      ct.touch(e, ctx.now_ms);
+      return encap_to(p, pr, *snap, c.host, hash, ctx);
+    } else {
+      if (key.proto == kProtoTcp) ct.transition(e, pr.tcp_flags);
+      ct.touch(e, ctx.now_ms);
+      return encap_to(p, pr, *snap, host, hash, ctx);
+    }
+  }
+  const bool new_flow = syn || key.proto == kProtoUdp;
+  const Choice c = choose_host(*snap, svc, key, new_flow, ctx);
+  if (c.host == GW_NO_HOST) {
+    return drop(c.reason);
+  }
+  if (ct.insert(key, hash, c.host, si, initial_state(pr), ctx.now_ms, ctx.now_s) == nullptr) {
+    bump(ctx.stats->conn_stateless);
+  }
+  if (new_flow) {
+    bump(ctx.stats->hosts[c.host].new_conns);
+  }
+  return encap_to(p, pr, *snap, c.host, hash, ctx);
+}
+
+}  // namespace
+
+void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept {
+  for (uint16_t i = 0; i < n; ++i) {
+    Parsed& pr = s.parsed[i];
+    s.status[i] = parse_packet(pkts[i].data, pkts[i].len, pr);
+    if (s.status[i] == DropReason::None && pr.l3 != L3Kind::Arp) {
+      s.hash[i] = flow_hash64(pr.key, kConnSeed);
+      if (ctx.conns != nullptr) {
+        ctx.conns->prefetch(s.hash[i]);
+      }
+    } else {
+      s.hash[i] = 0;
+    }
+  }
+}
+
+void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept {
+  for (uint16_t i = 0; i < n; ++i) {
+    out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], ctx);
+    if (out[i].action == Action::Drop) {
+      bump(ctx.stats->drops[static_cast<size_t>(out[i].reason)]);
+    }
+  }
+}
+
+void process_burst(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s,
+                   Outcome* out) noexcept {
+  for (uint16_t i = 0; i < n; ++i) {
+    gw_port_counters& pc = ctx.stats->ports[pkts[i].port % GW_MAX_PORTS];
+    bump(pc.rx_packets);
+    bump(pc.rx_bytes, pkts[i].len);
+  }
+  classify(pkts, n, ctx, s);
+  decide(pkts, n, ctx, s, out);
+}
+
+uint32_t build_arp_request(uint8_t* buf, const MacAddr& own_mac, const uint8_t* own_ip4,
+                           const uint8_t* target_ip4) noexcept {
+  std::memset(buf, 0, 60);
+  auto* eth = reinterpret_cast<EthHdr*>(buf);
+  std::memset(eth->dst.b, 0xff, 6);
+  eth->src = own_mac;
+  eth->type = Be16::from_host(kEtherTypeArp);
+  auto* arp = reinterpret_cast<ArpHdr*>(buf + sizeof(EthHdr));
+  arp->htype = Be16::from_host(1);
+  arp->ptype = Be16::from_host(kEtherTypeIpv4);
+  arp->hlen = 6;
+  arp->plen = 4;
+  arp->op = Be16::from_host(1);
+  arp->sha = own_mac;
+  std::memcpy(arp->spa, own_ip4, 4);
+  std::memcpy(arp->tpa, target_ip4, 4);
+  return 60;  // minimum Ethernet frame without FCS
+}
+
+uint32_t build_neighbor_solicit(uint8_t* buf, const MacAddr& own_mac, const uint8_t* own_ip6,
+                                const uint8_t* target_ip6) noexcept {
+  // Solicited-node multicast ff02::1:ffXX:XXXX and its MAC 33:33:ff:XX:XX:XX.
+  uint8_t dst[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, 0, 0, 0};
+  std::memcpy(dst + 13, target_ip6 + 13, 3);
+  auto* eth = reinterpret_cast<EthHdr*>(buf);
+  const MacAddr mdst{{0x33, 0x33, 0xff, target_ip6[13], target_ip6[14], target_ip6[15]}};
+  eth->dst = mdst;
+  eth->src = own_mac;
+  eth->type = Be16::from_host(kEtherTypeIpv6);
+  auto* ip = reinterpret_cast<Ipv6Hdr*>(buf + sizeof(EthHdr));
+  constexpr uint32_t kLen = 32;
+  ip->ver_tc_flow = Be32::from_host(6u << 28);
+  ip->payload_len = Be16::from_host(kLen);
+  ip->next_header = kProtoIcmpv6;
+  ip->hop_limit = 255;
+  std::memcpy(ip->src, own_ip6, 16);
+  std::memcpy(ip->dst, dst, 16);
+  uint8_t* icmp = buf + sizeof(EthHdr) + sizeof(Ipv6Hdr);
+  std::memset(icmp, 0, kLen);
+  icmp[0] = kIcmp6NeighborSolicit;
+  std::memcpy(icmp + 8, target_ip6, 16);
+  icmp[24] = 1;  // source link-layer address
+  icmp[25] = 1;
+  std::memcpy(icmp + 26, own_mac.b, 6);
+  const uint32_t ps = pseudo_sum_v6(ip->src, ip->dst, kProtoIcmpv6, kLen);
+  const uint16_t c = csum_fold(csum_partial(icmp, kLen, ps));
+  std::memcpy(icmp + 2, &c, 2);
+  return sizeof(EthHdr) + sizeof(Ipv6Hdr) + kLen;
+}
+
+}  // namespace gw::dp

@@ -1,0 +1,135 @@
+// The per-burst forwarding decision, engine-independent: parse, match a service, look the flow
+// up, pick a host (connection table, persistence session, Maglev `new` or `established`),
+// encapsulate. ARP and ICMP echo for the balancer's own addresses are answered in place.
+//
+// Zone: fast path. No allocation, lock, syscall or log. The DPDK worker wraps mbufs into Pkt and
+// applies each Outcome (transmit, free); tests drive the same function over plain buffers.
+//
+// Two phases per burst (STYLE.md): classify() parses, hashes and prefetches the connection-table
+// bucket of every packet; decide() then looks up, selects and rewrites.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "dataplane/core/drop_reason.h"
+#include "dataplane/core/flow.h"
+#include "dataplane/core/headers.h"
+#include "dataplane/core/parse.h"
+#include "dataplane/shm/layout.h"
+
+namespace gw::dp {
+
+class ConnTable;
+class SessionTable;
+
+inline constexpr uint16_t kMaxBurst = 256;
+// Maglev slot and connection-table hashes use fixed seeds: a restarted data plane must map a
+// flow exactly as before, so these never change.
+inline constexpr uint32_t kMaglevSeed = 0x6777u;
+inline constexpr uint32_t kConnSeed = 0x636fu;
+inline constexpr uint32_t kSessionSeed = 0x7365u;
+
+// The next hop's MAC, learned by ARP/ND or configured. One word: bit 63 = valid, bits 0..47 the
+// address. Written by whichever worker sees the next hop's ARP/NA (relaxed), read by all.
+class Neighbor {
+ public:
+  bool get(MacAddr& out) const noexcept {
+    const uint64_t v = word_.load(std::memory_order_relaxed);
+    if ((v >> 63) == 0) {
+      return false;
+    }
+    for (int i = 0; i < 6; ++i) out.b[i] = static_cast<uint8_t>(v >> (40 - 8 * i));
+    return true;
+  }
+  void set(const MacAddr& m) noexcept {
+    uint64_t v = uint64_t{1} << 63;
+    for (int i = 0; i < 6; ++i) v |= uint64_t{m.b[i]} << (40 - 8 * i);
+    word_.store(v, std::memory_order_relaxed);
+  }
+  void set_time_ms(uint64_t t) noexcept { learned_ms_.store(t, std::memory_order_relaxed); }
+  uint64_t time_ms() const noexcept { return learned_ms_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> word_{0};
+  std::atomic<uint64_t> learned_ms_{0};
+};
+
+// One port of the balancer as the fast path needs it; built at start-up from the configuration.
+struct PortInfo {
+  MacAddr mac{};
+  IpAddress addr4{};  // own IPv4 address (Family::None if none)
+  IpAddress addr6{};  // own IPv6 address (Family::None if none)
+  IpAddress next_hop{};
+  bool next_hop_static = false;  // next_hop_mac configured: never replaced by ARP/ND
+  uint16_t mtu = 1500;           // IP MTU towards the hosts
+  Neighbor* neighbor = nullptr;  // owned by the process, shared by workers
+};
+
+struct Pkt {
+  uint8_t* data;      // first byte of the frame
+  uint32_t len;       // frame bytes
+  uint32_t headroom;  // writable bytes before data
+  uint16_t port;      // index into WorkerCtx::ports
+};
+
+enum class Action : uint8_t {
+  Drop,     // free it; counted under reason
+  Forward,  // transmit start/len on tx_port (encapsulated towards a host)
+  Reply,    // transmit start/len on tx_port (an answer built in place: ARP, ICMP echo, NA)
+  Consume,  // free it, nothing to count as a drop (e.g. an ARP reply that taught us a MAC)
+};
+
+struct Outcome {
+  uint8_t* start;
+  uint32_t len;
+  uint16_t tx_port;
+  Action action;
+  DropReason reason;
+};
+
+// Connection-table timeouts in ms, by entry state.
+struct Timeouts {
+  uint32_t syn_ms = 5'000;
+  uint32_t established_ms = 300'000;
+  uint32_t closing_ms = 10'000;
+  uint32_t udp_ms = 30'000;
+};
+
+// Everything one worker's pass needs. The snapshot pointer is valid for one pass only
+// (SnapshotReader::enter .. quiescent).
+struct WorkerCtx {
+  const gw_snapshot* snap = nullptr;
+  ConnTable* conns = nullptr;
+  SessionTable* sessions = nullptr;  // may be null: persistence then acts statelessly
+  gw_worker* stats = nullptr;        // this worker's counters in shared memory
+  const PortInfo* ports = nullptr;
+  uint16_t n_ports = 0;
+  uint32_t now_ms = 0;  // CLOCK_MONOTONIC ms, wrapping
+  uint32_t now_s = 0;   // CLOCK_MONOTONIC s
+  uint64_t now_ms64 = 0;
+  uint16_t ip_id = 0;   // outer IPv4 identification, advanced per packet
+};
+
+// Per-packet scratch between the two phases.
+struct Scratch {
+  Parsed parsed[kMaxBurst];
+  uint64_t hash[kMaxBurst];
+  DropReason status[kMaxBurst];
+};
+
+void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept;
+void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept;
+
+// Both phases; counts rx per port, drops per reason, per-host packets/bytes in ctx.stats.
+void process_burst(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s,
+                   Outcome* out) noexcept;
+
+// Builds an ARP request (who-has target, tell own) into buf (>= 42 bytes); returns its length.
+uint32_t build_arp_request(uint8_t* buf, const MacAddr& own_mac, const uint8_t* own_ip4,
+                           const uint8_t* target_ip4) noexcept;
+// Builds an IPv6 neighbour solicitation for target into buf (>= 86 bytes); returns its length.
+uint32_t build_neighbor_solicit(uint8_t* buf, const MacAddr& own_mac, const uint8_t* own_ip6,
+                                const uint8_t* target_ip6) noexcept;
+
+}  // namespace gw::dp

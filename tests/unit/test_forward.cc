@@ -1,0 +1,516 @@
+// The forwarding decision of DESIGN.md, driven over plain buffers: what the data plane does with
+// each packet for every host mode, drain policy, persistence, quiesce and state loss. The DPDK
+// packet tests (tests/packet/) drive the same function through a real lcore loop.
+#include "dataplane/core/forward.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "ctl/config/config.h"
+#include "ctl/publish/publish.h"
+#include "dataplane/core/checksum.h"
+#include "dataplane/core/conn_table.h"
+#include "dataplane/core/session_table.h"
+#include "tests/support/packet_builder.h"
+
+namespace gw::dp {
+namespace {
+
+using test::PacketBuilder;
+
+constexpr const char* kConfig = R"(
+instance: fwdtest
+dataplane:
+  engine: dpdk
+  lcores: [1]
+  ports:
+    - {device: net_ring0, address: 10.99.1.2/24, address6: "fd00:99:1::2/64", next_hop: 10.99.1.1}
+  conn_table: {capacity: 4096, tcp_syn_timeout: 5s, tcp_established_timeout: 300s,
+               tcp_closing_timeout: 10s, udp_timeout: 30s, persistence_capacity: 4096}
+control:
+  state_dir: /tmp/gw-fwdtest
+services:
+  - {name: web, vip: 10.99.0.10, port: 80, protocol: tcp, backend_group: web}
+  - {name: dns, vip: 10.99.0.10, port: 53, protocol: udp, backend_group: web}
+  - {name: sticky, vip: 10.99.0.20, port: 80, protocol: tcp, backend_group: sticky,
+     persistence: {type: source_ip, timeout: 600s}}
+  - {name: web6, vip: "fd00:99::10", port: 80, protocol: tcp, backend_group: web6}
+backend_groups:
+  - name: web
+    hosts:
+      - {name: b1, address: 10.99.2.11}
+      - {name: b2, address: 10.99.2.12}
+      - {name: b3, address: 10.99.2.13}
+  - name: sticky
+    hosts:
+      - {name: s1, address: 10.99.2.21}
+      - {name: s2, address: 10.99.2.22}
+      - {name: s3, address: 10.99.2.23}
+  - name: web6
+    on_disable: drop
+    hosts:
+      - {name: v1, address: "fd00:99:2::11"}
+      - {name: v2, address: "fd00:99:2::12"}
+)";
+
+const MacAddr kPortMac{{0x02, 0xaa, 0, 0, 0, 0x02}};
+const MacAddr kRouterMac{{0x02, 0xbb, 0, 0, 0, 0x01}};
+
+struct Frame {
+  std::vector<uint8_t> buf;  // headroom + frame
+  uint32_t headroom = 128;
+  uint32_t len = 0;
+  uint8_t* data() { return buf.data() + headroom; }
+};
+
+struct Result1 {
+  Outcome out;
+  std::vector<uint8_t> bytes;  // start..start+len, when transmitted
+};
+
+class ForwardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = conf::load_config_string(kConfig, "forward-test");
+    ASSERT_TRUE(ids_.assign(config_));
+    snap_ = std::make_unique<gw_snapshot>();
+    worker_ = std::make_unique<gw_worker>();
+    n_buckets_ = 1024;
+    buckets_.assign(n_buckets_, gw_conn_bucket{});
+    entries_.assign(size_t{n_buckets_} * GW_CONN_WAYS, gw_conn{});
+    sessions_.assign(1024, gw_session_bucket{});
+    make_tables();
+    neighbor_.set(kRouterMac);
+    port_.mac = kPortMac;
+    port_.addr4 = *parse_ip("10.99.1.2");
+    port_.addr6 = *parse_ip("fd00:99:1::2");
+    port_.next_hop = *parse_ip("10.99.1.1");
+    port_.mtu = 1600;
+    port_.neighbor = &neighbor_;
+    publish();
+  }
+
+  void make_tables() {
+    conns_ = std::make_unique<ConnTable>(buckets_.data(), entries_.data(), n_buckets_, 4096,
+                                         worker_.get(), ConnTimeouts{});
+    session_table_ =
+        std::make_unique<SessionTable>(sessions_.data(), 1024, worker_->hosts);
+  }
+
+  // The data plane restarted: its connection table is gone (sessions live in their own table).
+  void lose_connection_table() {
+    std::fill(buckets_.begin(), buckets_.end(), gw_conn_bucket{});
+    std::fill(entries_.begin(), entries_.end(), gw_conn{});
+    for (auto& h : worker_->hosts) {
+      h.open_conns = h.open_established = h.open_closing = 0;
+    }
+    make_tables();
+  }
+
+  void set_mode(const std::string& g, const std::string& h, HostMode m, bool keep = true,
+                bool healthy = true) {
+    runtime_[{g, h}] = ctl::HostRuntime{m, healthy, keep};
+    publish();
+  }
+
+  void publish() {
+    ctl::SnapshotInputs in{&config_, &ids_, &runtime_, 1, quiesce_};
+    MaglevBuilder mb(GW_MAGLEV_SIZE);
+    auto r = ctl::build_snapshot(in, mb, *snap_);
+    ASSERT_TRUE(r) << r.error();
+  }
+
+  uint16_t host_id(const std::string& g, const std::string& h) { return ids_.host(g, h); }
+
+  Result1 send(const PacketBuilder& b, uint32_t now_ms = 1000) {
+    Frame f;
+    const std::vector<uint8_t> frame = b.build();
+    f.buf.assign(f.headroom, 0);
+    f.buf.insert(f.buf.end(), frame.begin(), frame.end());
+    f.len = static_cast<uint32_t>(frame.size());
+    Pkt p{f.data(), f.len, f.headroom, 0};
+    WorkerCtx ctx;
+    ctx.snap = snap_.get();
+    ctx.conns = conns_.get();
+    ctx.sessions = session_table_.get();
+    ctx.stats = worker_.get();
+    ctx.ports = &port_;
+    ctx.n_ports = 1;
+    ctx.now_ms = now_ms;
+    ctx.now_s = now_ms / 1000;
+    Outcome o;
+    process_burst(&p, 1, ctx, scratch_, &o);
+    Result1 r{o, {}};
+    if (o.action == Action::Forward || o.action == Action::Reply) {
+      EXPECT_GE(o.start, f.buf.data());
+      EXPECT_LE(o.start + o.len, f.buf.data() + f.buf.size());
+      r.bytes.assign(o.start, o.start + o.len);
+    }
+    last_sent_ = frame;
+    return r;
+  }
+
+  // The host an encapsulated frame is addressed to (outer destination), or "" if not IPIP.
+  std::string host_of(const Result1& r) {
+    if (r.out.action != Action::Forward) return "";
+    const auto& b = r.bytes;
+    const uint16_t et = static_cast<uint16_t>(b[12] << 8 | b[13]);
+    IpAddress dst;
+    if (et == kEtherTypeIpv4) {
+      dst = IpAddress::v4(&b[14 + 16]);
+    } else if (et == kEtherTypeIpv6) {
+      dst = IpAddress::v6(&b[14 + 24]);
+    } else {
+      return "?";
+    }
+    for (const auto& g : config_.backend_groups) {
+      for (const auto& h : g.hosts) {
+        if (h.address == dst) return h.name;
+      }
+    }
+    return "unknown " + format_ip(dst);
+  }
+
+  PacketBuilder tcp(const char* client, uint16_t sport, uint8_t flags,
+                    const char* vip = "10.99.0.10", uint16_t dport = 80) {
+    return PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4(client, vip).tcp(sport, dport, flags)
+        .payload(flags & kTcpSyn ? 0 : 100);
+  }
+
+  int64_t open_conns(uint16_t host) const { return worker_->hosts[host].open_conns; }
+  int64_t sum_open() const {
+    int64_t s = 0;
+    for (const auto& h : worker_->hosts) s += h.open_conns;
+    return s;
+  }
+  uint64_t drops(DropReason r) const { return worker_->drops[static_cast<size_t>(r)]; }
+
+  conf::Config config_;
+  ctl::IdMap ids_;
+  ctl::RuntimeMap runtime_;
+  uint32_t quiesce_ = 0;
+  std::unique_ptr<gw_snapshot> snap_;
+  std::unique_ptr<gw_worker> worker_;
+  uint32_t n_buckets_ = 0;
+  std::vector<gw_conn_bucket> buckets_;
+  std::vector<gw_conn> entries_;
+  std::vector<gw_session_bucket> sessions_;
+  std::unique_ptr<ConnTable> conns_;
+  std::unique_ptr<SessionTable> session_table_;
+  Neighbor neighbor_;
+  PortInfo port_;
+  Scratch scratch_;
+  std::vector<uint8_t> last_sent_;
+};
+
+TEST_F(ForwardTest, SynIsEncapsulatedToAHostWithTheInnerPacketIntact) {
+  const auto r = send(tcp("198.51.100.7", 40000, kTcpSyn));
+  ASSERT_EQ(r.out.action, Action::Forward) << drop_reason_label(r.out.reason);
+  const auto& b = r.bytes;
+  ASSERT_EQ(b.size(), last_sent_.size() + 20) << test::describe(b);
+  EXPECT_EQ(std::memcmp(&b[0], kRouterMac.b, 6), 0) << "to the next hop";
+  EXPECT_EQ(std::memcmp(&b[6], kPortMac.b, 6), 0) << "from the port";
+  EXPECT_EQ(b[23], kProtoIpip);
+  EXPECT_EQ(csum(&b[14], 20), 0) << "outer IPv4 checksum verifies";
+  EXPECT_EQ(std::memcmp(&b[14 + 12], port_.addr4.addr.b, 4), 0) << "outer source is the port";
+  // Inner: the client's IP packet, byte for byte.
+  EXPECT_TRUE(std::equal(b.begin() + 34, b.end(), last_sent_.begin() + 14));
+  const std::string h = host_of(r);
+  EXPECT_THAT(h, ::testing::AnyOf("b1", "b2", "b3"));
+  EXPECT_EQ(open_conns(host_id("web", h)), 1);
+  EXPECT_EQ(worker_->hosts[host_id("web", h)].new_conns, 1u);
+  EXPECT_EQ(worker_->hosts[host_id("web", h)].packets, 1u);
+}
+
+TEST_F(ForwardTest, NewFlowsSpreadOverAllActiveHosts) {
+  std::map<std::string, int> seen;
+  for (uint16_t port = 1000; port < 1600; ++port) {
+    seen[host_of(send(tcp("198.51.100.7", port, kTcpSyn)))]++;
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  for (const auto& [h, n] : seen) EXPECT_GT(n, 120) << h;
+  EXPECT_EQ(sum_open(), 600);
+  EXPECT_EQ(worker_->conn_entries, 600u);
+}
+
+TEST_F(ForwardTest, DrainKeepsEstablishedFlowsAndSendsNoNewFlow) {
+  // Flows on every host, handshake completed.
+  std::map<uint16_t, std::string> flow_host;
+  for (uint16_t port = 2000; port < 2060; ++port) {
+    flow_host[port] = host_of(send(tcp("198.51.100.7", port, kTcpSyn)));
+    EXPECT_EQ(host_of(send(tcp("198.51.100.7", port, kTcpAck))), flow_host[port]);
+  }
+  const int64_t b1_before = open_conns(host_id("web", "b1"));
+  ASSERT_GT(b1_before, 0);
+  set_mode("web", "b1", HostMode::NoNewSessions);
+
+  for (const auto& [port, h] : flow_host) {
+    EXPECT_EQ(host_of(send(tcp("198.51.100.7", port, kTcpAck | kTcpPsh))), h) << port;
+  }
+  for (uint16_t port = 3000; port < 3300; ++port) {
+    EXPECT_NE(host_of(send(tcp("198.51.100.7", port, kTcpSyn))), "b1") << port;
+  }
+  EXPECT_EQ(open_conns(host_id("web", "b1")), b1_before);
+  // The client closes: FIN then the entry expires after the closing timeout.
+  for (const auto& [port, h] : flow_host) {
+    if (h == "b1") send(tcp("198.51.100.7", port, kTcpFin | kTcpAck), 2000);
+  }
+  EXPECT_EQ(worker_->hosts[host_id("web", "b1")].open_closing, b1_before);
+  while (conns_->expire_step(n_buckets_, 2000 + 11'000) > 0) {
+  }
+  EXPECT_EQ(open_conns(host_id("web", "b1")), 0);
+  EXPECT_EQ(worker_->conn_entries, static_cast<uint64_t>(sum_open()));
+}
+
+TEST_F(ForwardTest, DrainSurvivesTheLossOfTheConnectionTable) {
+  std::map<uint16_t, std::string> flow_host;
+  for (uint16_t port = 2000; port < 2090; ++port) {
+    flow_host[port] = host_of(send(tcp("198.51.100.9", port, kTcpSyn)));
+  }
+  set_mode("web", "b2", HostMode::NoNewSessions);
+  lose_connection_table();
+  int on_b2 = 0;
+  for (const auto& [port, h] : flow_host) {
+    on_b2 += h == "b2";
+    EXPECT_EQ(host_of(send(tcp("198.51.100.9", port, kTcpAck))), h)
+        << "flow " << port << " must find its host again through the `established` table";
+  }
+  EXPECT_GT(on_b2, 0);
+  for (uint16_t port = 5000; port < 5200; ++port) {
+    EXPECT_NE(host_of(send(tcp("198.51.100.9", port, kTcpSyn))), "b2");
+  }
+}
+
+TEST_F(ForwardTest, DisabledHostFlowsAreRescheduledOrDroppedByGroupPolicy) {
+  uint16_t port = 7000;
+  std::string h;
+  do {
+    h = host_of(send(tcp("198.51.100.7", ++port, kTcpSyn)));
+  } while (h != "b3");
+  set_mode("web", "b3", HostMode::Disabled);
+  const std::string now = host_of(send(tcp("198.51.100.7", port, kTcpAck)));
+  EXPECT_THAT(now, ::testing::AnyOf("b1", "b2"));
+  EXPECT_EQ(open_conns(host_id("web", "b3")), 0) << "the entry moved with the flow";
+  EXPECT_EQ(open_conns(host_id("web", now)), 1);
+
+  // web6 has on_disable: drop.
+  uint16_t p6 = 100;
+  auto syn6 = [&](uint16_t sp, uint8_t fl) {
+    return PacketBuilder().eth(test::kMacSrc, kPortMac).ipv6("2001:db8::7", "fd00:99::10")
+        .tcp(sp, 80, fl);
+  };
+  std::string h6;
+  do {
+    h6 = host_of(send(syn6(++p6, kTcpSyn)));
+  } while (h6 != "v1");
+  set_mode("web6", "v1", HostMode::Disabled);
+  const auto r = send(syn6(p6, kTcpAck));
+  EXPECT_EQ(r.out.action, Action::Drop);
+  EXPECT_EQ(r.out.reason, DropReason::HostDisabled);
+  EXPECT_EQ(drops(DropReason::HostDisabled), 1u);
+}
+
+TEST_F(ForwardTest, Ipv6ServiceIsCarriedInIp6Ip6) {
+  const auto r = send(PacketBuilder().eth(test::kMacSrc, kPortMac)
+                          .ipv6("2001:db8::7", "fd00:99::10")
+                          .tcp(40000, 80, kTcpSyn));
+  ASSERT_EQ(r.out.action, Action::Forward) << drop_reason_label(r.out.reason);
+  const auto& b = r.bytes;
+  ASSERT_EQ(b.size(), last_sent_.size() + 40);
+  EXPECT_EQ(b[12], 0x86);
+  EXPECT_EQ(b[13], 0xdd);
+  EXPECT_EQ(b[14 + 6], kProtoIpv6) << "next header: IPv6 in IPv6";
+  EXPECT_EQ(std::memcmp(&b[14 + 8], port_.addr6.addr.b, 16), 0);
+  EXPECT_TRUE(std::equal(b.begin() + 54, b.end(), last_sent_.begin() + 14));
+  EXPECT_THAT(host_of(r), ::testing::AnyOf("v1", "v2"));
+}
+
+TEST_F(ForwardTest, PersistenceKeepsClientsOfADrainingHostWhenThePolicySaysKeep) {
+  // Find a client whose session lands on s1.
+  std::string client;
+  for (int i = 1; i < 250 && client.empty(); ++i) {
+    const std::string c = "198.51.100." + std::to_string(i);
+    if (host_of(send(tcp(c.c_str(), 1000, kTcpSyn, "10.99.0.20"))) == "s1") client = c;
+  }
+  ASSERT_FALSE(client.empty());
+  EXPECT_EQ(worker_->hosts[host_id("sticky", "s1")].sessions, 1);
+  set_mode("sticky", "s1", HostMode::NoNewSessions);
+  // Same client, new connections: still s1. Other clients: never s1.
+  for (uint16_t port = 2000; port < 2020; ++port) {
+    EXPECT_EQ(host_of(send(tcp(client.c_str(), port, kTcpSyn, "10.99.0.20"))), "s1");
+  }
+  for (int i = 1; i < 120; ++i) {
+    const std::string c = "203.0.113." + std::to_string(i);
+    EXPECT_NE(host_of(send(tcp(c.c_str(), 1000, kTcpSyn, "10.99.0.20"))), "s1") << c;
+  }
+  // --sessions expire: the client's next connection goes elsewhere.
+  set_mode("sticky", "s1", HostMode::NoNewSessions, /*keep=*/false);
+  EXPECT_NE(host_of(send(tcp(client.c_str(), 3000, kTcpSyn, "10.99.0.20"))), "s1");
+  EXPECT_EQ(worker_->hosts[host_id("sticky", "s1")].sessions, 0) << "the session moved";
+}
+
+TEST_F(ForwardTest, SynOnAClosingEntryStartsANewConnection) {
+  uint16_t port = 9000;
+  while (host_of(send(tcp("198.51.100.7", ++port, kTcpSyn))) != "b1") {
+  }
+  send(tcp("198.51.100.7", port, kTcpAck));
+  send(tcp("198.51.100.7", port, kTcpFin | kTcpAck));
+  set_mode("web", "b1", HostMode::NoNewSessions);
+  // The client reuses the port for a new connection while the old entry is closing.
+  EXPECT_NE(host_of(send(tcp("198.51.100.7", port, kTcpSyn))), "b1");
+  EXPECT_EQ(open_conns(host_id("web", "b1")), 0);
+}
+
+TEST_F(ForwardTest, QuiesceAllRefusesNewFlowsAndKeepsEstablishedOnes) {
+  const std::string h = host_of(send(tcp("198.51.100.7", 1234, kTcpSyn)));
+  quiesce_ = GW_QUIESCE_ALL;
+  publish();
+  EXPECT_EQ(host_of(send(tcp("198.51.100.7", 1234, kTcpAck))), h);
+  const auto r = send(tcp("198.51.100.7", 1235, kTcpSyn));
+  EXPECT_EQ(r.out.action, Action::Drop);
+  EXPECT_EQ(r.out.reason, DropReason::Quiesced);
+  quiesce_ = GW_QUIESCE_DESIGNTIME;
+  publish();
+  EXPECT_EQ(send(tcp("198.51.100.7", 1235, kTcpSyn)).out.action, Action::Forward);
+}
+
+TEST_F(ForwardTest, StandbyTakesNewFlowsOnlyWhenNoActiveHostIsLeft) {
+  set_mode("web", "b3", HostMode::Standby);
+  for (uint16_t port = 100; port < 300; ++port) {
+    EXPECT_NE(host_of(send(tcp("198.51.100.7", port, kTcpSyn))), "b3");
+  }
+  set_mode("web", "b1", HostMode::Disabled);
+  set_mode("web", "b2", HostMode::Active, true, /*healthy=*/false);
+  for (uint16_t port = 300; port < 340; ++port) {
+    EXPECT_EQ(host_of(send(tcp("198.51.100.7", port, kTcpSyn))), "b3");
+  }
+}
+
+TEST_F(ForwardTest, UdpFlowsAreBalancedAndPinned) {
+  auto udp = [&](uint16_t sp) {
+    return PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
+        .udp(sp, 53).payload(30);
+  };
+  const std::string h = host_of(send(udp(5353)));
+  EXPECT_THAT(h, ::testing::AnyOf("b1", "b2", "b3"));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(host_of(send(udp(5353))), h);
+  EXPECT_EQ(open_conns(host_id("web", h)), 1);
+}
+
+TEST_F(ForwardTest, AnswersArpAndEchoForItsOwnAddressesAndEchoForVips) {
+  auto arp = send(PacketBuilder().eth(kRouterMac, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                      .arp_request(kRouterMac, "10.99.1.1", "10.99.1.2"));
+  ASSERT_EQ(arp.out.action, Action::Reply);
+  EXPECT_EQ(std::memcmp(&arp.bytes[0], kRouterMac.b, 6), 0);
+  EXPECT_EQ(arp.bytes[14 + 7], 2) << "ARP op reply";
+  EXPECT_EQ(std::memcmp(&arp.bytes[14 + 8], kPortMac.b, 6), 0) << "sender MAC is ours";
+
+  auto other = send(PacketBuilder().eth(kRouterMac, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                        .arp_request(kRouterMac, "10.99.1.1", "10.99.1.99"));
+  EXPECT_EQ(other.out.reason, DropReason::ArpIgnored);
+
+  for (const char* dst : {"10.99.1.2", "10.99.0.10"}) {
+    auto echo = send(PacketBuilder().eth(kRouterMac, kPortMac).ipv4("198.51.100.7", dst)
+                         .icmp_echo(77, 3).payload(24));
+    ASSERT_EQ(echo.out.action, Action::Reply) << dst;
+    const auto& b = echo.bytes;
+    EXPECT_EQ(b[14 + 20], kIcmpEchoReply);
+    EXPECT_EQ(csum(&b[14], 20), 0);
+    EXPECT_EQ(csum(&b[34], b.size() - 34), 0) << "ICMP checksum verifies";
+    EXPECT_EQ(format_ip(IpAddress::v4(&b[14 + 16])), "198.51.100.7");
+  }
+  auto echo6 = send(PacketBuilder().eth(kRouterMac, kPortMac).ipv6("2001:db8::7", "fd00:99:1::2")
+                        .icmp_echo(5, 1).payload(8));
+  ASSERT_EQ(echo6.out.action, Action::Reply);
+  EXPECT_EQ(echo6.bytes[14 + 40], kIcmp6EchoReply);
+}
+
+TEST_F(ForwardTest, LearnsTheNextHopFromArpAndDropsUntilThen) {
+  Neighbor fresh;
+  port_.neighbor = &fresh;
+  const auto r = send(tcp("198.51.100.7", 4000, kTcpSyn));
+  EXPECT_EQ(r.out.reason, DropReason::NoNextHop);
+  const MacAddr router2{{0x02, 0xcc, 0, 0, 0, 0x01}};
+  auto reply = send(PacketBuilder().eth(router2, kPortMac)
+                        .arp_reply(router2, "10.99.1.1", kPortMac, "10.99.1.2"));
+  EXPECT_EQ(reply.out.action, Action::Consume);
+  const auto again = send(tcp("198.51.100.7", 4000, kTcpSyn));
+  ASSERT_EQ(again.out.action, Action::Forward);
+  EXPECT_EQ(std::memcmp(&again.bytes[0], router2.b, 6), 0);
+}
+
+TEST_F(ForwardTest, IcmpErrorsAboutAFlowReachItsHost) {
+  uint16_t port = 6000;
+  std::string h;
+  do {
+    h = host_of(send(tcp("198.51.100.7", ++port, kTcpSyn)));
+  } while (h != "b2");
+  // A router on the way back says the host's reply was too big: the quoted packet is
+  // VIP:80 -> client:port.
+  const auto quoted = PacketBuilder().ipv4("10.99.0.10", "198.51.100.7").tcp(80, port, kTcpAck)
+                          .payload(1400);
+  const auto r = send(PacketBuilder().eth(kRouterMac, kPortMac).ipv4("192.0.2.1", "10.99.0.10")
+                          .icmp_unreachable(4, quoted));
+  EXPECT_EQ(host_of(r), "b2");
+}
+
+TEST_F(ForwardTest, EveryOtherPacketIsDroppedWithItsReason) {
+  EXPECT_EQ(send(tcp("198.51.100.7", 1, kTcpSyn, "10.99.0.10", 81)).out.reason,
+            DropReason::NoService);
+  EXPECT_EQ(send(tcp("198.51.100.7", 1, kTcpSyn, "10.99.0.99", 80)).out.reason,
+            DropReason::NotForUs);
+  EXPECT_EQ(send(PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
+                     .tcp(1, 80, kTcpSyn).bad_checksum().payload(0))
+                .out.action,
+            Action::Forward)
+      << "the balancer does not own the TCP checksum; the host checks it";
+  auto bad = PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
+                 .tcp(1, 80, kTcpSyn);
+  bad.checksum(0x1234);
+  EXPECT_EQ(send(PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
+                     .bad_checksum().tcp(1, 80, kTcpSyn))
+                .out.reason,
+            DropReason::Ipv4BadChecksum);
+  EXPECT_EQ(send(PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
+                     .proto(47).payload(20))
+                .out.reason,
+            DropReason::L4Unsupported);
+  EXPECT_EQ(drops(DropReason::NoService), 1u);
+  EXPECT_EQ(drops(DropReason::NotForUs), 1u);
+  EXPECT_EQ(drops(DropReason::Ipv4BadChecksum), 1u);
+}
+
+TEST_F(ForwardTest, TooBigForThePathIsDroppedAndCounted) {
+  port_.mtu = 1500;
+  auto big = PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
+                 .tcp(1, 80, kTcpSyn).payload(1460);
+  EXPECT_EQ(send(big).out.reason, DropReason::TooBig);
+}
+
+TEST_F(ForwardTest, WithoutASnapshotNothingIsForwardedButArpIsAnswered) {
+  snap_.reset(new gw_snapshot());
+  std::memset(snap_.get(), 0, sizeof(gw_snapshot));
+  Frame f;
+  const auto frame = tcp("198.51.100.7", 1, kTcpSyn).build();
+  f.buf.assign(f.headroom, 0);
+  f.buf.insert(f.buf.end(), frame.begin(), frame.end());
+  Pkt p{f.data(), static_cast<uint32_t>(frame.size()), f.headroom, 0};
+  WorkerCtx ctx;
+  ctx.snap = nullptr;
+  ctx.conns = conns_.get();
+  ctx.stats = worker_.get();
+  ctx.ports = &port_;
+  ctx.n_ports = 1;
+  Outcome o;
+  process_burst(&p, 1, ctx, scratch_, &o);
+  EXPECT_EQ(o.action, Action::Drop);
+  EXPECT_EQ(o.reason, DropReason::NoService);
+}
+
+}  // namespace
+}  // namespace gw::dp
