@@ -46,9 +46,19 @@ struct Endpoint {
   uint16_t port = 0;  // tcp; 0 = any free port (tests), see Server::bound_port()
 };
 
+// What the server accepts. A request over a limit is answered (431 head too large, 413 body too
+// large) and its connection closed.
+struct Limits {
+  size_t max_header_bytes = 64 * 1024;        // request line and header fields
+  size_t max_body_bytes = 16 * 1024 * 1024;   // Content-Length
+  size_t max_connections = 256;               // further clients wait in the listen backlog
+  uint32_t idle_timeout_ms = 60'000;          // no byte received: the connection is closed
+};
+
 // Runs handlers on one thread of its own (poll loop); requests are handled one at a time, so
-// handlers need no locking among themselves. Limits: headers 64 KiB, body 16 MiB; malformed
-// requests get 400 and the connection is closed.
+// handlers need no locking among themselves. Malformed requests get 400 and the connection is
+// closed. Error bodies the server writes itself have the API's shape:
+// {"error": {"code": "bad_request", "message": "..."}}. A handler that throws gets 500 `internal`.
 class Server {
  public:
   Server();
@@ -56,12 +66,18 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds now (so a second gatewayd fails here, with a clear error), serves after start().
-  // A Unix socket path is unlinked first only if nothing answers on it; its mode is set to 0660.
+  // Binds now (so a second gatewayd fails here, with a clear error), serves after start(); call
+  // it before start(). A Unix socket's parent directory is created (0755) when missing; an
+  // existing socket file is replaced only if nothing answers on it (a stale file from a process
+  // that died), never when another process is serving it, and never when it is not a socket.
+  // The socket's mode is 0660; stop() removes the file if it is still the one bound here.
   Result<void> listen(const Endpoint& ep);
+  void set_limits(const Limits& limits);  // before start()
   void start(Handler handler);
   void stop();
-  uint16_t bound_port(size_t listener = 0) const;  // TCP listeners
+  // The port of the `listener`-th TCP listener, counted in listen() order over TCP listeners
+  // only (Unix listeners are skipped); 0 when there is no such listener.
+  uint16_t bound_port(size_t listener = 0) const;
 
  private:
   struct Impl;
@@ -75,8 +91,11 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // One request/response; reconnects as needed. Errors: cannot connect (the message says whether
-  // the socket is missing or refused, i.e. gatewayd is not running), timeout, malformed reply.
+  // One request/response over a kept-alive connection; reconnects as needed. The Response holds
+  // every status the server sent (4xx and 5xx are not errors here), its headers lower-cased and
+  // content_type from Content-Type. Errors: cannot connect ("gatewayd is not running (no socket
+  // at PATH)", "... (connection refused on PATH)", TCP: "cannot connect to gatewayd at
+  // HOST:PORT: connection refused"), timeout, malformed reply. timeout_ms bounds the whole call.
   Result<Response> request(const std::string& method, const std::string& path_and_query,
                            const std::string& body = "",
                            const std::string& content_type = "application/json",
@@ -87,8 +106,12 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
-Result<Endpoint> parse_endpoint(const std::string& text);  // "unix:PATH", "tcp:HOST:PORT", URL
-std::string status_text(int status);
-std::string url_decode(const std::string& s);
+// "unix:PATH", "/absolute/path" (Unix), "tcp:HOST:PORT", "HOST:PORT", "http://HOST[:PORT][/]"
+// (IPv6 hosts in brackets). https is refused: the API has no TLS (put it behind a proxy).
+Result<Endpoint> parse_endpoint(const std::string& text);
+std::string format_endpoint(const Endpoint& ep);  // "unix:PATH", "tcp:HOST:PORT"
+std::string status_text(int status);              // 404 -> "Not Found"
+std::string url_decode(const std::string& s);     // %XX escapes; a bad escape stays as it is
+std::string url_encode(const std::string& s);     // all but unreserved characters escaped
 
 }  // namespace gw::http
