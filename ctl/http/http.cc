@@ -40,7 +40,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kListenBacklog = 128;
 constexpr size_t kReadChunk = 64 * 1024;
-constexpr size_t kReadPerWakeup = 1024 * 1024;   // fairness between connections
+constexpr size_t kReadPerWakeup = 1024 * 1024;     // fairness between connections
 constexpr size_t kMaxPendingOutput = 1024 * 1024;  // stop parsing requests past this backlog
 constexpr uint32_t kLingerMs = 2000;  // after an error reply: drain input before closing
 constexpr size_t kMaxResponseHead = 64 * 1024;
@@ -66,11 +66,21 @@ std::string json_string(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -88,8 +98,8 @@ std::string json_string(std::string_view s) {
 Response error_response(int status, const std::string& code, const std::string& message) {
   Response r;
   r.status = status;
-  r.body = "{\"error\": {\"code\": " + json_string(code) + ", \"message\": " +
-           json_string(message) + "}}";
+  r.body = "{\"error\": {\"code\": " + json_string(code) +
+           ", \"message\": " + json_string(message) + "}}";
   return r;
 }
 
@@ -131,9 +141,8 @@ Result<void> check_unix_path(const std::string& path) {
     return make_error("empty Unix socket path");
   }
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return make_error("Unix socket path " + path + " is too long (" +
-                      std::to_string(path.size()) + " bytes, at most " +
-                      std::to_string(sizeof(sockaddr_un::sun_path) - 1) + ")");
+    return make_error("Unix socket path " + path + " is too long (" + std::to_string(path.size()) +
+                      " bytes, at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + ")");
   }
   return {};
 }
@@ -154,7 +163,7 @@ Result<void> make_parent_dirs(const std::string& path) {
                         ": " + errno_text(errno));
     }
   }
-  struct stat st{};
+  struct stat st {};
   if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return make_error(parent.string() + " is not a directory (socket " + path + ")");
   }
@@ -224,8 +233,8 @@ struct Server::Impl {
     uint32_t uid = 0;
     uint32_t pid = 0;
     std::string addr;
-    std::string in;       // received, not yet consumed
-    std::string out;      // to send; out_off bytes of it already sent
+    std::string in;   // received, not yet consumed
+    std::string out;  // to send; out_off bytes of it already sent
     size_t out_off = 0;
     bool have_head = false;  // `req` holds a parsed head whose body may still be arriving
     Request req;
@@ -276,7 +285,7 @@ Result<void> Server::Impl::listen_unix(const std::string& path) {
   if (Result<void> r = make_parent_dirs(path); !r) {
     return r;
   }
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       return make_error(path + " exists and is not a socket; not replacing it");
@@ -340,15 +349,15 @@ Result<void> Server::Impl::listen_tcp(const std::string& host, uint16_t port) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   const std::string port_text = std::to_string(port);
-  const int gai = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints,
-                                &res);
+  const int gai =
+      ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints, &res);
   if (gai != 0) {
     return make_error("cannot resolve " + host + ": " + ::gai_strerror(gai));
   }
   std::string last_error = "no address for " + host;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                      ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) {
       last_error = "socket(): " + errno_text(errno);
       continue;
@@ -468,7 +477,7 @@ void Server::Impl::shutdown_all() {
   for (Listener& l : listeners) {
     close_fd(l.fd);
     if (l.unix_socket) {
-      struct stat st{};
+      struct stat st {};
       if (::lstat(l.path.c_str(), &st) == 0 && st.st_dev == l.dev && st.st_ino == l.ino) {
         ::unlink(l.path.c_str());
       }
@@ -581,7 +590,8 @@ void Server::Impl::process(Conn& c) {
         }
         break;
       }
-      Result<wire::RequestHead> head = wire::parse_request_head(std::string_view(c.in).substr(0, end));
+      Result<wire::RequestHead> head =
+          wire::parse_request_head(std::string_view(c.in).substr(0, end));
       if (!head) {
         fail(c, 400, "malformed request: " + head.error());
         break;
@@ -762,8 +772,8 @@ struct Client::Impl {
   Result<void> connect_unix();
   Result<void> connect_tcp(Clock::time_point deadline);
   // `received_any` tells the caller whether a retry on a fresh connection is safe.
-  Result<Response> exchange(const std::string& request, bool head_only,
-                            Clock::time_point deadline, uint32_t timeout_ms, bool& received_any);
+  Result<Response> exchange(const std::string& request, bool head_only, Clock::time_point deadline,
+                            uint32_t timeout_ms, bool& received_any);
 };
 
 namespace {
@@ -827,8 +837,7 @@ Result<void> Client::Impl::connect_tcp(Clock::time_point deadline) {
   }
   std::string error = "no address for " + ep.host;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                  ai->ai_protocol);
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) {
       error = "socket(): " + errno_text(errno);
       continue;
@@ -855,11 +864,10 @@ Result<void> Client::Impl::connect_tcp(Clock::time_point deadline) {
       return {};
     }
     close_fd(fd);
-    error = err == ECONNREFUSED
-                ? "cannot connect to gatewayd at " + ep.host + ":" + port_text +
-                      ": connection refused"
-                : "cannot connect to gatewayd at " + ep.host + ":" + port_text + ": " +
-                      errno_text(err);
+    error =
+        err == ECONNREFUSED
+            ? "cannot connect to gatewayd at " + ep.host + ":" + port_text + ": connection refused"
+            : "cannot connect to gatewayd at " + ep.host + ":" + port_text + ": " + errno_text(err);
   }
   ::freeaddrinfo(res);
   return make_error(error);
@@ -874,8 +882,8 @@ Result<Response> Client::Impl::exchange(const std::string& request, bool head_on
                                         Clock::time_point deadline, uint32_t timeout_ms,
                                         bool& received_any) {
   received_any = false;
-  const std::string timed_out = "timed out after " + std::to_string(timeout_ms) +
-                                " ms waiting for gatewayd at " + where();
+  const std::string timed_out =
+      "timed out after " + std::to_string(timeout_ms) + " ms waiting for gatewayd at " + where();
   const std::string closed = "gatewayd closed the connection (" + where() + ")";
   std::string in;
   size_t sent = 0;
@@ -895,8 +903,8 @@ Result<Response> Client::Impl::exchange(const std::string& request, bool head_on
     if (p.revents & POLLIN) {
       break;
     }
-    const ssize_t w = ::send(fd, request.data() + sent, request.size() - sent,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t w =
+        ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) {
       sent += static_cast<size_t>(w);
     } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -959,7 +967,8 @@ Result<Response> Client::Impl::exchange(const std::string& request, bool head_on
       }
       end = wire::find_head_end(in);
     }
-    Result<wire::ResponseHead> head = wire::parse_response_head(std::string_view(in).substr(0, end));
+    Result<wire::ResponseHead> head =
+        wire::parse_response_head(std::string_view(in).substr(0, end));
     if (!head) {
       return make_error("malformed reply from gatewayd at " + where() + ": " + head.error());
     }
@@ -1027,11 +1036,12 @@ Result<Response> Client::request(const std::string& method, const std::string& p
                                  uint32_t timeout_ms) {
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   std::string req = method + " " + path_and_query + " HTTP/1.1\r\n";
-  req += "Host: " + (impl_->ep.unix_socket ? std::string("localhost")
-                                            : (impl_->ep.host.find(':') != std::string::npos
-                                                   ? "[" + impl_->ep.host + "]"
-                                                   : impl_->ep.host) +
-                                                  ":" + std::to_string(impl_->ep.port)) +
+  req += "Host: " +
+         (impl_->ep.unix_socket
+              ? std::string("localhost")
+              : (impl_->ep.host.find(':') != std::string::npos ? "[" + impl_->ep.host + "]"
+                                                               : impl_->ep.host) +
+                    ":" + std::to_string(impl_->ep.port)) +
          "\r\n";
   req += "User-Agent: gateway/1\r\nAccept: application/json\r\n";
   if (!impl_->token.empty()) {
@@ -1124,10 +1134,10 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
       }
       rest = rest.substr(0, slash);
     }
-    const bool has_port = !rest.empty() && rest.back() != ']' &&
-                          rest.find(':', rest.rfind(']') == std::string_view::npos
-                                             ? 0
-                                             : rest.rfind(']')) != std::string_view::npos;
+    const bool has_port =
+        !rest.empty() && rest.back() != ']' &&
+        rest.find(':', rest.rfind(']') == std::string_view::npos ? 0 : rest.rfind(']')) !=
+            std::string_view::npos;
     if (!has_port) {
       return tcp(std::string(rest) + ":80");
     }
@@ -1150,32 +1160,58 @@ std::string format_endpoint(const Endpoint& ep) {
 
 std::string status_text(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: break;
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      break;
   }
   if (status >= 200 && status < 300) {
     return "Success";
@@ -1194,8 +1230,8 @@ std::string url_decode(const std::string& s) {
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size()) {
-      const std::optional<std::string> d = wire::decode_strict(std::string_view(s).substr(i, 3),
-                                                               false);
+      const std::optional<std::string> d =
+          wire::decode_strict(std::string_view(s).substr(i, 3), false);
       if (d) {
         out += *d;
         i += 2;

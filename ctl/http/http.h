@@ -17,8 +17,8 @@
 namespace gw::http {
 
 struct Request {
-  std::string method;  // "GET", "POST", "PUT", ...
-  std::string path;    // without the query, percent-decoded
+  std::string method;                          // "GET", "POST", "PUT", ...
+  std::string path;                            // without the query, percent-decoded
   std::map<std::string, std::string> query;    // decoded
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
@@ -26,7 +26,7 @@ struct Request {
   bool unix_peer = false;  // came over the Unix socket
   uint32_t peer_uid = 0;   // SO_PEERCRED uid (Unix socket only)
   uint32_t peer_pid = 0;
-  std::string peer_addr;   // "ip:port" (TCP only)
+  std::string peer_addr;  // "ip:port" (TCP only)
 };
 
 struct Response {
@@ -49,10 +49,10 @@ struct Endpoint {
 // What the server accepts. A request over a limit is answered (431 head too large, 413 body too
 // large) and its connection closed.
 struct Limits {
-  size_t max_header_bytes = 64 * 1024;        // request line and header fields
-  size_t max_body_bytes = 16 * 1024 * 1024;   // Content-Length
-  size_t max_connections = 256;               // further clients wait in the listen backlog
-  uint32_t idle_timeout_ms = 60'000;          // no byte received: the connection is closed
+  size_t max_header_bytes = 64 * 1024;       // request line and header fields
+  size_t max_body_bytes = 16 * 1024 * 1024;  // Content-Length
+  size_t max_connections = 256;              // further clients wait in the listen backlog
+  uint32_t idle_timeout_ms = 60'000;         // no byte received: the connection is closed
 };
 
 // Runs handlers on one thread of its own (poll loop); requests are handled one at a time, so

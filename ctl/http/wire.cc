@@ -14,8 +14,21 @@ bool is_tchar(char c) noexcept {
     return true;
   }
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -179,8 +192,7 @@ Result<RequestHead> parse_request_head(std::string_view head) {
     }
   }
   if (minor < 0) {
-    return make_error("unsupported protocol version '" + std::string(line.substr(sp2 + 1)) +
-                      "'");
+    return make_error("unsupported protocol version '" + std::string(line.substr(sp2 + 1)) + "'");
   }
   r.minor_version = minor;
   Result<std::map<std::string, std::string>> fields = parse_fields(lines);
@@ -221,8 +233,7 @@ Result<ResponseHead> parse_response_head(std::string_view head) {
   return r;
 }
 
-Result<std::optional<uint64_t>> content_length(
-    const std::map<std::string, std::string>& headers) {
+Result<std::optional<uint64_t>> content_length(const std::map<std::string, std::string>& headers) {
   if (headers.count("transfer-encoding") != 0) {
     return make_error("Transfer-Encoding is not supported; send a Content-Length body");
   }
@@ -333,9 +344,9 @@ Result<void> split_target(std::string_view target, std::string& path,
     if (!item.empty()) {
       const size_t eq = item.find('=');
       const std::optional<std::string> k = decode_strict(item.substr(0, eq), true);
-      const std::optional<std::string> v =
-          eq == std::string_view::npos ? std::optional<std::string>("")
-                                       : decode_strict(item.substr(eq + 1), true);
+      const std::optional<std::string> v = eq == std::string_view::npos
+                                               ? std::optional<std::string>("")
+                                               : decode_strict(item.substr(eq + 1), true);
       if (!k || !v) {
         return make_error("bad percent-escape in query");
       }
@@ -374,8 +385,8 @@ Result<std::pair<std::string, uint16_t>> split_host_port(std::string_view text) 
     return make_error("'" + std::string(text) + "' has no host");
   }
   unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(),
-                                         port);
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
       port > 65535) {
     return make_error("'" + std::string(text) + "': bad port '" + std::string(port_text) + "'");

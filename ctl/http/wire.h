@@ -23,8 +23,8 @@ size_t find_head_end(std::string_view buf) noexcept;
 
 struct RequestHead {
   std::string method;
-  std::string target;  // as sent: "/v1/status?x=1"
-  int minor_version = 1;  // HTTP/1.<minor>
+  std::string target;                          // as sent: "/v1/status?x=1"
+  int minor_version = 1;                       // HTTP/1.<minor>
   std::map<std::string, std::string> headers;  // names lower-cased; repeats joined by ", "
 };
 

@@ -1,9 +1,8 @@
 // The control API's HTTP transport: wire parsing, endpoints, and the server and client talking
 // over real sockets (TCP on 127.0.0.1 port 0, Unix sockets in a fresh temporary directory).
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -46,8 +45,8 @@ class TempDir {
  public:
   TempDir() {
     const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") +
-                       "/gwhttp.XXXXXX";
+    std::string tmpl =
+        std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") + "/gwhttp.XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) {
       ADD_FAILURE() << "mkdtemp failed";
     }
@@ -249,18 +248,18 @@ TEST(HttpWire, ParsesARequestHead) {
 
 TEST(HttpWire, RefusesMalformedRequestHeads) {
   for (const char* bad : {
-           "\r\n\r\n",                                    // empty request line
-           "GET /\r\n\r\n",                               // no version
-           "GET / HTTP/1.1 extra\r\n\r\n",                // four parts
-           "GET  / HTTP/1.1\r\n\r\n",                     // double space
-           "G(T / HTTP/1.1\r\n\r\n",                      // bad method
-           "GET / HTTP/2.0\r\n\r\n",                      // not HTTP/1.x
-           "GET / FTP/1.1\r\n\r\n",                       //
-           "GET / HTTP/1.1\r\nNoColon\r\n\r\n",           // header without ':'
-           "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",       // space in name
-           "GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",   // obsolete folding
-           "GET / HTTP/1.1\r\nA: b\x01c\r\n\r\n",         // control character
-           "GET /a\x7f HTTP/1.1\r\n\r\n",                 // bad target character
+           "\r\n\r\n",                                   // empty request line
+           "GET /\r\n\r\n",                              // no version
+           "GET / HTTP/1.1 extra\r\n\r\n",               // four parts
+           "GET  / HTTP/1.1\r\n\r\n",                    // double space
+           "G(T / HTTP/1.1\r\n\r\n",                     // bad method
+           "GET / HTTP/2.0\r\n\r\n",                     // not HTTP/1.x
+           "GET / FTP/1.1\r\n\r\n",                      //
+           "GET / HTTP/1.1\r\nNoColon\r\n\r\n",          // header without ':'
+           "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",      // space in name
+           "GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",  // obsolete folding
+           "GET / HTTP/1.1\r\nA: b\x01c\r\n\r\n",        // control character
+           "GET /a\x7f HTTP/1.1\r\n\r\n",                // bad target character
        }) {
     EXPECT_FALSE(wire::parse_request_head(bad).ok()) << bad;
   }
@@ -305,8 +304,8 @@ TEST(HttpWire, SplitsTargetsAndDecodes) {
   std::map<std::string, std::string> query;
   ASSERT_TRUE(wire::split_target("/v1/a%20b/c?limit=10&x=a+b%2Bc&flag", path, query).ok());
   EXPECT_EQ(path, "/v1/a b/c");
-  EXPECT_EQ(query, (std::map<std::string, std::string>{{"limit", "10"}, {"x", "a b+c"},
-                                                       {"flag", ""}}));
+  EXPECT_EQ(query,
+            (std::map<std::string, std::string>{{"limit", "10"}, {"x", "a b+c"}, {"flag", ""}}));
   ASSERT_TRUE(wire::split_target("/a+b", path, query).ok());
   EXPECT_EQ(path, "/a+b");  // '+' is a space only in a query
   EXPECT_TRUE(query.empty());
@@ -399,8 +398,8 @@ TEST(HttpServer, RoundTripOverTcp) {
   server.start(echo);
 
   Client client(tcp_client(port), "s3cret-token-0123");
-  Result<Response> r = client.request("POST", "/v1/backend-groups/web%20app/host-mode?limit=5",
-                                      R"({"host": "b1"})");
+  Result<Response> r =
+      client.request("POST", "/v1/backend-groups/web%20app/host-mode?limit=5", R"({"host": "b1"})");
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->content_type, "text/plain");
@@ -599,7 +598,8 @@ TEST(HttpServer, AnswersExpect100Continue) {
   ASSERT_TRUE(server.listen(tcp_any()).ok());
   server.start(echo);
   Raw raw(server.bound_port());
-  raw.send("PUT /v1/config/candidate HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  raw.send(
+      "PUT /v1/config/candidate HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
   const std::string interim =
       raw.read_until([](const std::string& s) { return s.find("\r\n\r\n") != std::string::npos; });
   EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -672,8 +672,8 @@ TEST(HttpServer, MalformedRequestsGet400AndTheConnectionCloses) {
       {"bad version", "GET / HTTP/2.0\r\n\r\n", 400},
       {"no colon", "GET / HTTP/1.1\r\nHost\r\n\r\n", 400},
       {"bad length", "POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400},
-      {"conflicting lengths",
-       "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+      {"conflicting lengths", "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+       400},
       {"bad escape", "GET /v1/%zz HTTP/1.1\r\n\r\n", 400},
       {"absolute form", "GET http://x/ HTTP/1.1\r\n\r\n", 400},
       {"chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501},
@@ -831,7 +831,7 @@ TEST(HttpUnixSocket, CreatesTheParentDirectoryAndSetsMode0660) {
   Server server;
   Result<void> r = server.listen(unix_at(path));
   ASSERT_TRUE(r.ok()) << r.error();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 07777, 0660u);
