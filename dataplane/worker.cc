@@ -162,7 +162,7 @@ uint32_t Worker::poll_port(uint16_t pi) noexcept {
       gw_port_counters& pc = s_.stats->ports[pi];
       bump(pc.rx_packets);
       bump(pc.rx_bytes, m->pkt_len);
-      bump(s_.stats->drops[static_cast<size_t>(DropReason::TooBig)]);
+      bump(s_.stats->drops[static_cast<size_t>(DropReason::MultiSegment)]);
       free_[n_free++] = m;
       continue;
     }

@@ -104,9 +104,10 @@ class Demo {
   void restart_dataplane() {
     std::fill(buckets_.begin(), buckets_.end(), gw_conn_bucket{});
     std::fill(entries_.begin(), entries_.end(), gw_conn{});
-    std::memset(worker_->hosts, 0, sizeof(worker_->hosts));
     conns_ = std::make_unique<dp::ConnTable>(buckets_.data(), entries_.data(), 8192, 65536,
                                              worker_.get(), dp::ConnTimeouts{});
+    // As a restarted worker does on attach: counts from the entries that are left (none).
+    conns_->rebuild_counts();
   }
 
   // Sends frames in bursts of 32 through the real burst function; returns the host each went
@@ -240,6 +241,7 @@ int main() {
   }
   std::printf("  back_end_1's flows found again through the `established` Maglev table: %u of %u\n",
               found, pinned);
+  d.table("after the restart: entries re-created from the flows' next packets");
 
   std::printf("\n> back_end_1's clients close their connections (FIN), entries expire\n");
   std::vector<std::vector<uint8_t>> fins;

@@ -45,7 +45,8 @@
   X(TxFull, "tx_full", "transmit queue full")                                               \
   X(IcmpIgnored, "icmp_ignored", "ICMP not answered and not related to a flow")             \
   X(ArpIgnored, "arp_ignored", "ARP not for an own address")                                \
-  X(FamilyMismatch, "family_mismatch", "host address family cannot carry this packet")
+  X(FamilyMismatch, "family_mismatch", "host address family cannot carry this packet")       \
+  X(MultiSegment, "multi_segment", "frame spread over several buffers (scatter is off)")
 
 namespace gw {
 

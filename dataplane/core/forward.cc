@@ -40,13 +40,14 @@ inline void turn_around_eth(uint8_t* frame, const MacAddr& own) noexcept {
 
 // ---- answers for the balancer's own addresses (and ICMP echo to VIPs) ------------------------
 
-Outcome answer_arp(const Pkt& p, const Parsed& pr, const PortInfo& port) noexcept {
+Outcome answer_arp(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t now_ms) noexcept {
   auto* arp = reinterpret_cast<ArpHdr*>(p.data + pr.l3_offset);
   const uint16_t op = arp->op.host();
   // Learn the next hop from anything it says about itself (request or reply).
   if (port.neighbor != nullptr && !port.next_hop_static && port.next_hop.family == Family::V4 &&
       std::memcmp(arp->spa, port.next_hop.addr.b, 4) == 0) {
     port.neighbor->set(arp->sha);
+    port.neighbor->set_time_ms(now_ms);
   }
   const bool for_us =
       port.addr4.family == Family::V4 && std::memcmp(arp->tpa, port.addr4.addr.b, 4) == 0;
@@ -103,7 +104,7 @@ Outcome answer_echo(const Pkt& p, const Parsed& pr, const PortInfo& port) noexce
 // Neighbour solicitation for our IPv6 address -> advertisement, rewritten in place. Also learns
 // the next hop's MAC from its solicitations and advertisements (source/target link-layer
 // address options).
-Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port) noexcept {
+Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t now_ms) noexcept {
   uint8_t* l3 = p.data + pr.l3_offset;
   auto* ip = reinterpret_cast<Ipv6Hdr*>(l3);
   uint8_t* icmp = p.data + pr.l4_offset;
@@ -128,6 +129,7 @@ Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port) noexcept
       MacAddr m;
       std::memcpy(m.b, lladdr, 6);
       port.neighbor->set(m);
+      port.neighbor->set_time_ms(now_ms);
     }
   }
   if (pr.icmp_type != kIcmp6NeighborSolicit) {
@@ -227,9 +229,14 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   return {by_table, DropReason::None};
 }
 
+// The state of a new entry, from the packet that creates it: a SYN starts a handshake, FIN or
+// RST a closing flow, any other TCP packet an established one (the table was lost, or ECMP moved
+// the flow here).
 inline ConnState initial_state(const Parsed& pr) noexcept {
   if (pr.key.proto == kProtoUdp) return ConnState::Udp;
-  return next_conn_state(ConnState::Empty, pr.tcp_flags);
+  if ((pr.tcp_flags & (kTcpFin | kTcpRst)) != 0) return ConnState::Closing;
+  if ((pr.tcp_flags & kTcpSyn) != 0) return ConnState::Syn;
+  return ConnState::Established;
 }
 
 Outcome encap_to(const Pkt& p, const Parsed& pr, const gw_snapshot& snap, uint16_t host,
@@ -297,7 +304,7 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   }
   const PortInfo& port = ctx.ports[p.port];
   if (pr.l3 == L3Kind::Arp) {
-    return answer_arp(p, pr, port);
+    return answer_arp(p, pr, port, ctx.now_ms64);
   }
   const FlowKey& key = pr.key;
   const bool icmp = key.proto == kProtoIcmp || key.proto == kProtoIcmpv6;
@@ -306,7 +313,7 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
                                                                  : kIcmp6EchoRequest);
     if (key.proto == kProtoIcmpv6 &&
         (pr.icmp_type == kIcmp6NeighborSolicit || pr.icmp_type == kIcmp6NeighborAdvert)) {
-      return answer_nd(p, pr, port);
+      return answer_nd(p, pr, port, ctx.now_ms64);
     }
     if (is_own(port, key)) {
       return echo ? answer_echo(p, pr, port) : drop(DropReason::IcmpIgnored);

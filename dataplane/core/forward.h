@@ -88,14 +88,6 @@ struct Outcome {
   DropReason reason;
 };
 
-// Connection-table timeouts in ms, by entry state.
-struct Timeouts {
-  uint32_t syn_ms = 5'000;
-  uint32_t established_ms = 300'000;
-  uint32_t closing_ms = 10'000;
-  uint32_t udp_ms = 30'000;
-};
-
 // Everything one worker's pass needs. The snapshot pointer is valid for one pass only
 // (SnapshotReader::enter .. quiescent).
 struct WorkerCtx {

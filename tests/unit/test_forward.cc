@@ -292,11 +292,16 @@ TEST_F(ForwardTest, DisabledHostFlowsAreRescheduledOrDroppedByGroupPolicy) {
   do {
     h = host_of(send(tcp("198.51.100.7", ++port, kTcpSyn)));
   } while (h != "b3");
+  EXPECT_EQ(open_conns(host_id("web", "b3")), 1);
+  const int64_t before_b1 = open_conns(host_id("web", "b1"));
+  const int64_t before_b2 = open_conns(host_id("web", "b2"));
   set_mode("web", "b3", HostMode::Disabled);
   const std::string now = host_of(send(tcp("198.51.100.7", port, kTcpAck)));
   EXPECT_THAT(now, ::testing::AnyOf("b1", "b2"));
   EXPECT_EQ(open_conns(host_id("web", "b3")), 0) << "the entry moved with the flow";
-  EXPECT_EQ(open_conns(host_id("web", now)), 1);
+  EXPECT_EQ(open_conns(host_id("web", "b1")) + open_conns(host_id("web", "b2")),
+            before_b1 + before_b2 + 1);
+  EXPECT_EQ(host_of(send(tcp("198.51.100.7", port, kTcpAck))), now) << "and stays there";
 
   // web6 has on_disable: drop.
   uint16_t p6 = 100;
