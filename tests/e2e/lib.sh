@@ -1,0 +1,161 @@
+# Shared set-up for the end-to-end scenarios: a namespace topology (tools/topology) with real
+# back ends, gateway-dataplane on the balancer's veth through net_af_packet, gatewayd, and
+# helpers that talk to them as an operator would (gatewayctl) and as clients would (curl, wrk,
+# gw-testclient). Everything a scenario starts is stopped by the EXIT trap, also on failure.
+#
+# Environment: GW_BUILD (build directory), GW_ROOT (source tree); both set by meson.
+set -euo pipefail
+
+if [[ $(id -u) != 0 ]]; then
+  echo "skipped: end-to-end scenarios need root (network namespaces, DPDK)"
+  exit 77
+fi
+
+GW_ROOT=${GW_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+GW_BUILD=${GW_BUILD:-$GW_ROOT/build}
+P=${GW_PREFIX:-e$(printf '%04x' $((RANDOM % 65536)))$$}
+P=${P:0:12}
+RUN=/run/gateway-topology/$P
+CFG=$RUN.yaml
+SOCK=$RUN/gatewayd.sock
+DP_PID=
+GWD_PID=
+BG_PIDS=()
+SCENARIO=$(basename "$0" .sh)
+
+log() { printf '[%s %s] %s\n' "$(date +%T)" "$SCENARIO" "$*"; }
+fail() {
+  log "FAIL: $*"
+  dump_logs
+  exit 1
+}
+dump_logs() {
+  for f in "$RUN.dataplane.log" "$RUN.gatewayd.log"; do
+    [[ -f $f ]] && { echo "--- $f (last 30 lines)"; tail -30 "$f"; }
+  done
+  return 0
+}
+
+teardown() {
+  local rc=$?
+  set +e
+  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  [[ -n $GWD_PID ]] && kill "$GWD_PID" 2>/dev/null
+  [[ -n $DP_PID ]] && kill "$DP_PID" 2>/dev/null
+  for pid in $GWD_PID $DP_PID; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  done
+  "$GW_ROOT/tools/topology" down -p "$P" >/dev/null 2>&1
+  rm -f "/dev/shm/gateway.$P" "$CFG" "$RUN".*.log
+  rm -rf "/run/gateway-topology/$P"
+  exit $rc
+}
+trap teardown EXIT
+
+# in NS CMD...: runs CMD in one of the topology's namespaces.
+in() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
+
+setup_topology() {  # [BACKENDS]
+  local n=${1:-3}
+  "$GW_ROOT/tools/topology" up -p "$P" -n "$n" -b "$GW_BUILD" >/dev/null
+  "$GW_ROOT/tools/topology" config -p "$P" -n "$n" >"$CFG"
+  mkdir -p "$RUN"
+  log "topology $P up with $n back ends"
+}
+
+start_dataplane() {
+  in lb "$GW_BUILD/dataplane/gateway-dataplane" --config "$CFG" >>"$RUN.dataplane.log" 2>&1 &
+  DP_PID=$!
+  # Up when the balancer answers ARP and ping for its own address.
+  for _ in $(seq 100); do
+    if in client ping -c1 -W1 -q 10.99.1.2 >/dev/null 2>&1; then
+      log "gateway-dataplane running (pid $DP_PID)"
+      return 0
+    fi
+    kill -0 "$DP_PID" 2>/dev/null || fail "gateway-dataplane exited"
+    sleep 0.2
+  done
+  fail "gateway-dataplane did not answer ping on 10.99.1.2"
+}
+
+stop_dataplane() {  # [SIGNAL]
+  kill -"${1:-TERM}" "$DP_PID"
+  for _ in $(seq 100); do kill -0 "$DP_PID" 2>/dev/null || break; sleep 0.1; done
+  DP_PID=
+}
+
+start_gatewayd() {
+  in lb "$GW_BUILD/ctl/gatewayd" --config "$CFG" >>"$RUN.gatewayd.log" 2>&1 &
+  GWD_PID=$!
+  for _ in $(seq 100); do
+    ctl status >/dev/null 2>&1 && { log "gatewayd running (pid $GWD_PID)"; return 0; }
+    kill -0 "$GWD_PID" 2>/dev/null || fail "gatewayd exited"
+    sleep 0.1
+  done
+  fail "gatewayd did not answer on $SOCK"
+}
+
+stop_gatewayd() {  # [SIGNAL]
+  kill -"${1:-TERM}" "$GWD_PID"
+  for _ in $(seq 100); do kill -0 "$GWD_PID" 2>/dev/null || break; sleep 0.1; done
+  GWD_PID=
+}
+
+ctl() { in lb "$GW_BUILD/ctl/gatewayctl" --socket "$SOCK" "$@"; }
+
+# host_field GROUP HOST JQ_PATH: a field of one host from `gatewayctl --json backends GROUP`.
+host_field() {
+  ctl --json backends "$1" | jq -r --arg h "$2" ".hosts[] | select(.name == \$h) | $3"
+}
+
+# The back end that answers one HTTP request through the VIP (curl from the client).
+who_answers() { in client curl -s -m 3 http://10.99.0.10/ || echo "ERROR"; }
+
+# wait_for SECONDS DESCRIPTION CMD...: polls CMD until it succeeds.
+wait_for() {
+  local secs=$1 what=$2
+  shift 2
+  local end=$((SECONDS + secs))
+  while ((SECONDS < end)); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  fail "timed out after ${secs}s waiting for: $what"
+}
+
+expect_eq() {  # ACTUAL EXPECTED DESCRIPTION
+  [[ $1 == "$2" ]] || fail "$3: got '$1', expected '$2'"
+  log "ok: $3 ($1)"
+}
+
+expect_ne() {  # ACTUAL UNEXPECTED DESCRIPTION
+  [[ $1 != "$2" ]] || fail "$3: got '$1'"
+  log "ok: $3 ($1)"
+}
+
+expect_gt() {  # ACTUAL BOUND DESCRIPTION
+  (($1 > $2)) || fail "$3: got $1, expected more than $2"
+  log "ok: $3 ($1 > $2)"
+}
+
+# Long-lived connections from the client: start_streams NAME CONNECTIONS SECONDS
+start_streams() {
+  local name=$1 n=$2 secs=$3
+  rm -f "$RUN.$name.ready"
+  in client "$GW_BUILD/tools/gw-testclient" --target 10.99.0.10:9000 --connections "$n" \
+    --interval-ms 200 --duration-s "$secs" --ready-file "$RUN.$name.ready" \
+    >"$RUN.$name.json" 2>"$RUN.$name.err" &
+  BG_PIDS+=($!)
+  eval "STREAM_$name=$!"
+  wait_for 10 "$n streams connected" test -f "$RUN.$name.ready"
+}
+
+# wait_streams NAME: waits for the client to finish; prints its JSON summary.
+wait_streams() {
+  local pid_var=STREAM_$1
+  local rc=0
+  wait "${!pid_var}" || rc=$?
+  cat "$RUN.$1.json"
+  return $rc
+}
