@@ -120,6 +120,8 @@ constexpr uint32_t kRingSlots = 1024;
 constexpr uint32_t kSlotBytes = 256;
 constexpr uint32_t kHeadroom = 128;
 constexpr uint32_t kNowMs = 10'000'000;  // fixed clock: nothing expires during a run
+bool g_prefetch_entries = false;         // --prefetch-entries (see Options)
+uint64_t g_prefetch_misses = 0;          // packets whose harness-side hash was not the parser's
 
 // ---- hardware counters ---------------------------------------------------------------------------
 class PerfCounters {
@@ -349,6 +351,20 @@ RepResult run_rep(World& w, const Scenario& sc, uint64_t packets, uint64_t seed,
   const FrameTemplate& ack = sc.kind == Kind::NoService ? w.tmpl_nosvc : w.tmpl_ack;
   const uint32_t flows = w.flows;
   uint64_t fwd = 0;
+  uint32_t ids[kBurst];
+  FlowKey key{};  // the key the parser derives from write_frame's frames (for the experiment)
+  key.proto = kProtoTcp;
+  key.dst_port = Be16::from_host(sc.kind == Kind::NoService ? kNoServicePort : kServicePort);
+  if (sc.v6) {
+    key.family = Family::V6;
+    static constexpr uint8_t kClientPrefix[16] = {0xfd, 0, 0, 5};
+    std::memcpy(key.src.b, kClientPrefix, 16);
+    std::memcpy(key.dst.b, kVip6, 16);
+  } else {
+    key.family = Family::V4;
+    key.src.b[0] = 11;
+    std::memcpy(key.dst.b, kVip4, 4);
+  }
   RepResult r;
   g_allocs.store(0, std::memory_order_relaxed);
   g_count_allocs.store(true, std::memory_order_relaxed);
@@ -381,8 +397,32 @@ RepResult run_rep(World& w, const Scenario& sc, uint64_t packets, uint64_t seed,
       uint8_t* s = w.slot(pos++);
       write_frame(s + kHeadroom, ack, id, flags);
       pkts[i] = Pkt{s + kHeadroom, ack.len, kHeadroom, 0};
+      ids[i] = id;
     }
-    fn(pkts, kBurst, &w.ctx, w.scratch.get(), out);
+    if (g_prefetch_entries && fn == gw_bench_measured_burst) {
+      uint64_t h[kBurst];
+      for (uint16_t i = 0; i < kBurst; ++i) {
+        key.src_port = Be16::from_host(flow_sport(ids[i]));
+        if (sc.v6) {
+          key.src.b[12] = 11;
+          key.src.b[13] = static_cast<uint8_t>(ids[i] >> 16);
+          key.src.b[14] = static_cast<uint8_t>(ids[i] >> 8);
+          key.src.b[15] = static_cast<uint8_t>(ids[i]);
+        } else {
+          key.src.b[1] = static_cast<uint8_t>(ids[i] >> 16);
+          key.src.b[2] = static_cast<uint8_t>(ids[i] >> 8);
+          key.src.b[3] = static_cast<uint8_t>(ids[i]);
+        }
+        h[i] = flow_hash64(key, dp::kConnSeed);
+        w.conns->prefetch(h[i]);
+      }
+      for (uint16_t i = 0; i < kBurst; ++i) w.conns->prefetch_entry(h[i]);
+      fn(pkts, kBurst, &w.ctx, w.scratch.get(), out);
+      // The harness's key must be the parser's, or the experiment prefetches the wrong lines.
+      for (uint16_t i = 0; i < kBurst; ++i) g_prefetch_misses += h[i] != w.scratch->hash[i];
+    } else {
+      fn(pkts, kBurst, &w.ctx, w.scratch.get(), out);
+    }
     for (uint16_t i = 0; i < kBurst; ++i) fwd += out[i].action == Action::Forward;
   }
   const uint64_t t1 = now_ns();
@@ -409,6 +449,10 @@ struct Options {
   bool scale = false;
   bool scale_insert = true;
   uint32_t flows_override = 0;  // --flows: every selected scenario uses this many flows
+  // Experiment: before each burst the harness hashes every packet's key and prefetches its
+  // bucket, then (second pass) the matching entries with ConnTable::prefetch_entry, which
+  // process_burst itself does not call. Shows what an entry prefetch in classify() would buy.
+  bool prefetch_entries = false;
 };
 
 std::string fmt(double v, int prec = 1) {
@@ -432,6 +476,10 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
   std::printf("# fastpath: process_burst, bursts of %u, cpu %d, memory %s, %d runs of %" PRIu64
               " packets each\n",
               kBurst, o.cpu, page_kind_name(o.mem), o.reps, o.packets);
+  if (o.prefetch_entries) {
+    std::printf("# experiment: the harness prefetches each packet's bucket and entry before "
+                "process_burst (its hashing is inside the measured time)\n");
+  }
   std::printf("# hardware counters: %s\n",
               pc.ok() ? (pc.cycles_ok() ? "instructions, cycles" : "instructions")
                       : ("not counted here (" + pc.why() + ")").c_str());
@@ -526,8 +574,11 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
                   allocs, 100.0 * summarize(oncpu).min, cpu_net,
                   100.0 * static_cast<double>(fwd) / static_cast<double>(pkts),
                   drop.c_str());
-      std::printf("# %s: packets through gw_bench_measured_burst so far: %" PRIu64 "\n",
-                  sc.name.c_str(), gw_bench_measured_packets);
+      std::printf("# %s: packets through gw_bench_measured_burst so far: %" PRIu64 "%s\n",
+                  sc.name.c_str(), gw_bench_measured_packets,
+                  !g_prefetch_entries           ? ""
+                  : g_prefetch_misses == 0 ? " (prefetch keys verified)"
+                                           : " (PREFETCH KEYS WRONG: experiment invalid)");
       std::fflush(stdout);
     }
   }
@@ -607,7 +658,8 @@ void run_scale(const Options& o) {
 void usage() {
   std::printf(
       "fastpath [--mem=4k|thp|huge] [--cpu=N] [--reps=N] [--packets=N] [--only=a,b]\n"
-      "         [--max-flows=N] [--flows=N] [--no-rebuild] [--scale] [--scale-no-insert]\n"
+      "         [--max-flows=N] [--flows=N] [--no-rebuild] [--prefetch-entries]\n"
+      "         [--scale] [--scale-no-insert]\n"
       "Scenarios:\n");
   for (const Scenario& s : all_scenarios()) {
     std::printf("  %-10s IPv%c, %u flows: %s\n", s.name.c_str(), s.v6 ? '6' : '4', s.flows,
@@ -642,6 +694,8 @@ int main(int argc, char** argv) {
       std::stringstream ss(val);
       std::string item;
       while (std::getline(ss, item, ',')) o.only.push_back(item);
+    } else if (a == "--prefetch-entries") {
+      o.prefetch_entries = true;
     } else if (a == "--no-rebuild") {
       o.rebuild = false;
     } else if (a == "--scale") {
@@ -654,6 +708,7 @@ int main(int argc, char** argv) {
       return a == "--help" ? 0 : 2;
     }
   }
+  g_prefetch_entries = o.prefetch_entries;
   if (!pin_to_cpu(o.cpu)) {
     std::fprintf(stderr, "fastpath: cannot pin to cpu %d: %s\n", o.cpu, std::strerror(errno));
     return 1;
