@@ -39,12 +39,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kListenBacklog = 128;
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr size_t kReadPerWakeup = 1024 * 1024;     // fairness between connections
-constexpr size_t kMaxPendingOutput = 1024 * 1024;  // stop parsing requests past this backlog
+constexpr size_t kReadChunk = size_t{64} * 1024;
+constexpr size_t kReadPerWakeup = size_t{1024} * 1024;  // fairness between connections
+constexpr size_t kMaxPendingOutput =
+    size_t{1024} * 1024;              // stop parsing requests past this backlog
 constexpr uint32_t kLingerMs = 2000;  // after an error reply: drain input before closing
-constexpr size_t kMaxResponseHead = 64 * 1024;
-constexpr size_t kMaxResponseBody = 256 * 1024 * 1024;
+constexpr size_t kMaxResponseHead = size_t{64} * 1024;
+constexpr size_t kMaxResponseBody = size_t{256} * 1024 * 1024;
 
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
@@ -120,7 +121,7 @@ std::string serialize(const Response& r, bool keep, bool keep_explicit, bool hea
     out += "Connection: keep-alive\r\n";
   }
   for (const auto& [name, value] : r.headers) {
-    out += name + ": " + value + "\r\n";
+    out.append(name).append(": ").append(value).append("\r\n");
   }
   out += "\r\n";
   if (body_allowed && !head_only) {
@@ -368,7 +369,8 @@ Result<void> Server::Impl::listen_tcp(const std::string& host, uint16_t port) {
       ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
     if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, kListenBacklog) != 0) {
-      last_error = "cannot listen on " + host + ":" + port_text + ": " + errno_text(errno);
+      last_error = "cannot listen on ";
+      last_error.append(host).append(":").append(port_text).append(": ").append(errno_text(errno));
       close_fd(fd);
       continue;
     }

@@ -49,10 +49,10 @@ struct Endpoint {
 // What the server accepts. A request over a limit is answered (431 head too large, 413 body too
 // large) and its connection closed.
 struct Limits {
-  size_t max_header_bytes = 64 * 1024;       // request line and header fields
-  size_t max_body_bytes = 16 * 1024 * 1024;  // Content-Length
-  size_t max_connections = 256;              // further clients wait in the listen backlog
-  uint32_t idle_timeout_ms = 60'000;         // no byte received: the connection is closed
+  size_t max_header_bytes = size_t{64} * 1024;       // request line and header fields
+  size_t max_body_bytes = size_t{16} * 1024 * 1024;  // Content-Length
+  size_t max_connections = 256;                      // further clients wait in the listen backlog
+  uint32_t idle_timeout_ms = 60'000;                 // no byte received: the connection is closed
 };
 
 // Runs handlers on one thread of its own (poll loop); requests are handled one at a time, so

@@ -89,10 +89,10 @@ Response echo(const Request& r) {
   resp.content_type = "text/plain";
   std::string b = "method=" + r.method + "\npath=" + r.path + "\n";
   for (const auto& [k, v] : r.query) {
-    b += "query." + k + "=" + v + "\n";
+    b.append("query.").append(k).append("=").append(v).append("\n");
   }
   for (const auto& [k, v] : r.headers) {
-    b += "header." + k + "=" + v + "\n";
+    b.append("header.").append(k).append("=").append(v).append("\n");
   }
   b += "unix=" + std::to_string(r.unix_peer) + "\nuid=" + std::to_string(r.peer_uid) +
        "\npid=" + std::to_string(r.peer_pid) + "\naddr=" + r.peer_addr +
@@ -716,7 +716,7 @@ TEST(HttpServer, BigBodiesRoundTrip) {
     std::reverse(resp.body.begin(), resp.body.end());
     return resp;
   });
-  std::string body(8 * 1024 * 1024, '\0');
+  std::string body(size_t{8} * 1024 * 1024, '\0');
   for (size_t i = 0; i < body.size(); ++i) {
     body[i] = static_cast<char>('a' + (i * 7919) % 26);
   }
@@ -735,7 +735,7 @@ TEST(HttpServer, BodyOverTheLimitGets413) {
   Server server;
   ASSERT_TRUE(server.listen(tcp_any()).ok());
   Limits limits;
-  limits.max_body_bytes = 1024 * 1024;
+  limits.max_body_bytes = size_t{1024} * 1024;
   server.set_limits(limits);
   std::atomic<int> handled{0};
   server.start([&handled](const Request&) {
@@ -743,13 +743,13 @@ TEST(HttpServer, BodyOverTheLimitGets413) {
     return Response{};
   });
   Client client(tcp_client(server.bound_port()));
-  Result<Response> big = client.request("PUT", "/v1/config/candidate",
-                                        std::string(4 * 1024 * 1024, 'y'), "application/yaml");
+  Result<Response> big = client.request(
+      "PUT", "/v1/config/candidate", std::string(size_t{4} * 1024 * 1024, 'y'), "application/yaml");
   ASSERT_TRUE(big.ok()) << big.error();
   EXPECT_EQ(big->status, 413);
   EXPECT_THAT(big->body, HasSubstr("larger than the limit of 1048576 bytes"));
   // Exactly at the limit is fine, and the client reconnects on its own.
-  Result<Response> ok = client.request("PUT", "/x", std::string(1024 * 1024, 'y'));
+  Result<Response> ok = client.request("PUT", "/x", std::string(size_t{1024} * 1024, 'y'));
   ASSERT_TRUE(ok.ok()) << ok.error();
   EXPECT_EQ(ok->status, 200);
   EXPECT_EQ(handled.load(), 1);
@@ -801,6 +801,7 @@ TEST(HttpServer, ManyClientsInParallel) {
   const uint16_t port = server.bound_port();
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([t, port, &failures] {
       Client client(tcp_client(port));
