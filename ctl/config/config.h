@@ -1,0 +1,245 @@
+// The configuration model: one YAML file describes one instance (DESIGN.md, "Configuration").
+//
+// Zone: slow path (gatewayd, gateway-dataplane start-up, gatewayctl). Loading throws ConfigError
+// naming file, line, column and the full key path; a Config that was returned passed every rule
+// listed in config.cc's header comment, so its users check nothing again.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/core/flow.h"
+#include "dataplane/core/headers.h"
+#include "dataplane/core/mode.h"
+#include "dataplane/core/result.h"
+
+namespace gw::conf {
+
+// Durations are written "300ms", "5s", "10m", "1h" (one whole number and one unit).
+using Duration = std::chrono::milliseconds;
+
+// A configuration that breaks a rule. what() is "file:line:column: key: message"; the position
+// is left out when there is none (line == 0, e.g. the file cannot be read) and the key when the
+// error concerns the document as a whole.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string file, int line, int column, std::string key, std::string message);
+
+  const std::string& file() const noexcept { return file_; }
+  int line() const noexcept { return line_; }      // 1-based; 0 = no position
+  int column() const noexcept { return column_; }  // 1-based; 0 = no position
+  // The full key path, e.g. "backend_groups[0].hosts[1].address"; empty for the whole document.
+  const std::string& key() const noexcept { return key_; }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string file_;
+  int line_;
+  int column_;
+  std::string key_;
+  std::string message_;
+};
+
+enum class Engine : uint8_t { Dpdk, Xdp };
+enum class IdlePolicy : uint8_t { Busy, Adaptive };  // lcores poll always, or back off when idle
+enum class Protocol : uint8_t { Tcp, Udp };
+enum class HealthCheckType : uint8_t { None, Tcp };
+enum class PersistenceType : uint8_t { SourceIp };
+
+std::string_view engine_name(Engine e) noexcept;                      // "dpdk", "xdp"
+std::string_view idle_policy_name(IdlePolicy p) noexcept;             // "busy", "adaptive"
+std::string_view protocol_name(Protocol p) noexcept;                  // "tcp", "udp"
+std::string_view health_check_type_name(HealthCheckType t) noexcept;  // "none", "tcp"
+std::string_view persistence_type_name(PersistenceType t) noexcept;   // "source_ip"
+uint8_t protocol_number(Protocol p) noexcept;                         // kProtoTcp, kProtoUdp
+
+// One NIC port (dpdk: a device name or PCI address; xdp: an interface name).
+struct PortConfig {
+  std::string device;
+  IpAddress address;       // own address, from "10.99.1.2/24" or "fd00:99:1::2/64"
+  uint8_t prefix_len = 0;  // 1..32 (IPv4) or 1..128 (IPv6)
+  // Key `address6`: a second own address for a dual-stack port; IPv6, and only beside an IPv4
+  // `address`. Written with its prefix, like `address`.
+  std::optional<IpAddress> address6;
+  uint8_t prefix_len6 = 0;  // set when address6 is
+  // Inside the subnet of the own address of its family. Its MAC is learnt by ARP/ND unless
+  // next_hop_mac ("aa:bb:cc:dd:ee:ff") is given; that MAC carries both families.
+  IpAddress next_hop;
+  std::optional<MacAddr> next_hop_mac;
+  uint16_t mtu = 1500;  // 576..9216
+
+  bool operator==(const PortConfig&) const = default;
+};
+
+// The port's own address of `f`, if it has one.
+std::optional<IpAddress> own_address(const PortConfig& p, Family f);
+
+// Connection and persistence tables. Each lcore owns one connection table of `capacity` entries
+// (memory grows with lcores × capacity); the persistence table is one, shared by all lcores.
+struct ConnTableConfig {
+  uint32_t capacity = 1u << 20;     // power of two, 1024 .. 2^28, per lcore
+  Duration tcp_syn_timeout{5'000};  // > 0 each
+  Duration tcp_established_timeout{300'000};
+  Duration tcp_closing_timeout{10'000};
+  Duration udp_timeout{30'000};
+  uint32_t persistence_capacity = 1u << 18;  // power of two, 1024 .. 2^28
+
+  bool operator==(const ConnTableConfig&) const = default;
+};
+
+struct DataplaneConfig {
+  Engine engine = Engine::Dpdk;
+  std::vector<std::string> eal;   // rte_eal_init arguments; dpdk only
+  std::vector<unsigned> lcores;   // non-empty, unique, each < 1024; one RX/TX queue pair each
+  std::vector<PortConfig> ports;  // non-empty; devices and own addresses unique
+  ConnTableConfig conn_table;
+  IdlePolicy idle = IdlePolicy::Busy;
+  uint32_t mbufs = 0;              // 0 = sized from ports, lcores and descriptors
+  uint16_t rx_descriptors = 1024;  // power of two, 64..16384
+  uint16_t tx_descriptors = 1024;  // power of two, 64..16384
+  uint16_t burst = 32;             // 1..256
+
+  bool operator==(const DataplaneConfig&) const = default;
+};
+
+// "127.0.0.1:9180" or "[::1]:9180". Port 0 lets the kernel pick one (tests).
+struct HostPort {
+  IpAddress address;
+  uint16_t port = 0;
+
+  bool operator==(const HostPort&) const = default;
+};
+
+std::optional<HostPort> parse_host_port(std::string_view text);
+std::string format_host_port(const HostPort& hp);
+
+// A bearer token for the TCP API: exactly one of `token` (the secret inline, at least 16
+// characters, no whitespace) and `token_file` (absolute path, read by gatewayd) is set.
+struct Token {
+  std::string name;
+  std::string token;
+  std::string token_file;
+  bool read_only = false;  // GETs only
+
+  bool operator==(const Token&) const = default;
+};
+
+struct ControlConfig {
+  std::string socket;               // absolute; default /run/gateway/<instance>.sock
+  std::optional<HostPort> http;     // TCP API; requires at least one token
+  std::optional<HostPort> metrics;  // Prometheus listener; differs from http
+  std::string state_dir;            // absolute; default /var/lib/gateway/<instance>
+  std::vector<Token> tokens;        // names unique
+
+  bool operator==(const ControlConfig&) const = default;
+};
+
+struct Persistence {
+  PersistenceType type = PersistenceType::SourceIp;
+  Duration timeout{0};  // required, > 0
+
+  bool operator==(const Persistence&) const = default;
+};
+
+struct ServiceConfig {
+  std::string name;
+  IpAddress vip;      // not an own port address; same family as every host of its group
+  uint16_t port = 0;  // 1..65535
+  Protocol protocol = Protocol::Tcp;
+  std::string backend_group;  // names an existing group
+  std::optional<Persistence> persistence;
+
+  bool operator==(const ServiceConfig&) const = default;
+};
+
+// `health_check` absent means type none; with type none no other key is accepted.
+struct HealthCheck {
+  HealthCheckType type = HealthCheckType::None;
+  uint16_t port = 0;         // type tcp: required, 1..65535
+  Duration interval{2'000};  // > 0
+  Duration timeout{1'000};   // > 0 and <= interval
+  uint32_t rise = 2;         // 1..100
+  uint32_t fall = 3;         // 1..100
+
+  bool operator==(const HealthCheck&) const = default;
+};
+
+struct HostConfig {
+  std::string name;
+  IpAddress address;      // a port has an own address of this family (the encapsulation source)
+  uint32_t weight = 100;  // 0..65535; 0 takes no new flows
+  HostMode mode = HostMode::Active;
+  std::map<std::string, std::string> tags;  // keys and values as in parse_selector
+
+  bool operator==(const HostConfig&) const = default;
+};
+
+struct BackendGroupConfig {
+  std::string name;
+  OnDisable on_disable = OnDisable::Reschedule;
+  HealthCheck health_check;
+  std::vector<HostConfig> hosts;  // non-empty; names and addresses unique within the group
+
+  bool operator==(const BackendGroupConfig&) const = default;
+};
+
+// Names of services, groups, hosts and tokens: [A-Za-z0-9][A-Za-z0-9._-]{0,63} (they appear in
+// API paths and metric labels). The instance: [a-z0-9][a-z0-9_-]{0,31} (it names /dev/shm
+// objects and directories).
+struct Config {
+  std::string instance;
+  DataplaneConfig dataplane;
+  ControlConfig control;
+  std::vector<ServiceConfig> services;             // optional key, may be empty
+  std::vector<BackendGroupConfig> backend_groups;  // optional key, may be empty
+  std::string source;  // the file path, or the name given to load_config_string; not in YAML
+
+  bool operator==(const Config&) const = default;
+};
+
+// Throw ConfigError on anything the rules reject, including YAML syntax errors and, for the
+// file variant, a file that cannot be read.
+Config load_config_file(const std::string& path);
+Config load_config_string(std::string_view yaml, std::string_view source_name);
+
+struct EmitOptions {
+  // Inline token secrets become "<redacted>" (API output; the result no longer loads back equal).
+  bool redact_tokens = false;
+};
+
+// Deterministic YAML of the whole model: every key written, defaults included, fixed key order,
+// durations in their largest exact unit. load_config_string(canonical_yaml(c), c.source) == c.
+std::string canonical_yaml(const Config& c, const EmitOptions& opts = {});
+
+// "300ms", "5s", "10m", "1h". nullopt for anything else, including a number without a unit.
+std::optional<Duration> parse_duration(std::string_view text);
+std::string format_duration(Duration d);  // largest unit that divides exactly: 300000ms -> "5m"
+
+const ServiceConfig* find_service(const Config& c, std::string_view name);
+const BackendGroupConfig* find_group(const Config& c, std::string_view name);
+BackendGroupConfig* find_group(Config& c, std::string_view name);
+const HostConfig* find_host(const BackendGroupConfig& g, std::string_view name);
+HostConfig* find_host(BackendGroupConfig& g, std::string_view name);
+
+// A tag selector: a host matches when it carries every key with exactly that value.
+using Selector = std::map<std::string, std::string>;
+
+// "k=v" or "k=v,k2=v2" (spaces around items are ignored). Keys: [A-Za-z0-9_.-]{1,63}; values:
+// 1..255 printable characters other than ',', '=' and whitespace. The error names the offending
+// item: an empty selector, a missing '=', an empty key or value, a bad character, a repeated key.
+Result<Selector> parse_selector(std::string_view text);
+// The same rules for a selector that arrived as a map (the JSON API).
+Result<void> validate_selector(const Selector& s);
+std::string format_selector(const Selector& s);  // "k=v,k2=v2", keys sorted
+
+// True when the host carries every pair of the selector (an empty selector matches every host;
+// parse_selector and validate_selector refuse one).
+bool selector_matches(const HostConfig& h, const Selector& s);
+
+}  // namespace gw::conf
