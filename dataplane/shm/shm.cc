@@ -1,6 +1,7 @@
 #include "dataplane/shm/shm.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -305,7 +306,14 @@ Result<gw_snapshot*> SnapshotWriter::begin(uint32_t wait_ms, uint32_t liveness_m
       const uint32_t running =
           std::atomic_ref<uint32_t>(wk->running).load(std::memory_order_seq_cst);
       const uint64_t now = monotonic_ms();
-      const bool live = running != 0 && beat != 0 && now < beat + liveness_ms;
+      // A worker of a data-plane process that is alive is waited for even when its heartbeat
+      // is old (a starved thread may still hold the slot); without a recorded process, the
+      // heartbeat decides.
+      const uint64_t pid = std::atomic_ref<uint64_t>(h->dp_pid).load(std::memory_order_acquire);
+      const bool process_alive =
+          pid != 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+      const bool live = running != 0 && beat != 0 &&
+                        (process_alive || (pid == 0 && now < beat + liveness_ms));
       if (!live || seen >= gen) {
         break;
       }

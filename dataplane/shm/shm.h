@@ -86,8 +86,9 @@ class SnapshotWriter {
   explicit SnapshotWriter(const Region& region) noexcept : region_(&region) {}
 
   // The slot no worker reads, once every live worker has passed the generation that retired
-  // it. A worker is live while its heartbeat is younger than liveness_ms. Fails if a live
-  // worker does not acknowledge within wait_ms.
+  // it. A worker is live while it runs in a data-plane process that exists (header dp_pid), or,
+  // when no process is recorded, while its heartbeat is younger than liveness_ms. Fails if a
+  // live worker does not acknowledge within wait_ms.
   Result<gw_snapshot*> begin(uint32_t wait_ms = 1000, uint32_t liveness_ms = 1000);
   // Publishes the slot begin() returned, as the next generation. Returns that generation.
   uint64_t publish(gw_snapshot* slot) noexcept;
