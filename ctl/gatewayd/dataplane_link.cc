@@ -1,0 +1,141 @@
+#include "ctl/gatewayd/dataplane_link.h"
+
+#include <atomic>
+
+#include "dataplane/core/conn_table.h"
+
+namespace gw::gatewayd {
+
+namespace {
+
+// Fields the data plane writes with relaxed atomic stores.
+template <typename T>
+T load(const T& field) {
+  return std::atomic_ref<T>(const_cast<T&>(field)).load(std::memory_order_relaxed);
+}
+template <typename T>
+void store(T& field, T v) {
+  std::atomic_ref<T>(field).store(v, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+shm::Geometry geometry_of(const conf::Config& c) {
+  shm::Geometry g;
+  g.n_workers = static_cast<uint32_t>(c.dataplane.lcores.size());
+  g.conn_capacity = c.dataplane.conn_table.capacity;
+  g.session_capacity = c.dataplane.conn_table.persistence_capacity;
+  return g;
+}
+
+ShmLink::ShmLink(shm::Region region) : region_(std::move(region)), writer_(region_) {}
+
+Result<gw_snapshot*> ShmLink::begin() { return writer_.begin(wait_ms, liveness_ms); }
+
+uint64_t ShmLink::publish(gw_snapshot* slot) { return writer_.publish(slot); }
+
+uint64_t ShmLink::generation() const { return writer_.published_generation(); }
+
+const gw_snapshot* ShmLink::current() const { return writer_.current(); }
+
+void ShmLink::read_host_counters(std::vector<HostCounters>& out) const {
+  out.assign(GW_MAX_HOSTS, HostCounters{});
+  const uint32_t n = region_.header()->n_workers;
+  for (uint32_t w = 0; w < n; ++w) {
+    const gw_worker* wk = region_.worker(w);
+    for (uint32_t h = 0; h < GW_MAX_HOSTS; ++h) {
+      const gw_host_counters& c = wk->hosts[h];
+      HostCounters& o = out[h];
+      o.open_conns += load(c.open_conns);
+      o.open_established += load(c.open_established);
+      o.open_closing += load(c.open_closing);
+      o.sessions += load(c.sessions);
+      o.new_conns += load(c.new_conns);
+      o.packets += load(c.packets);
+      o.bytes += load(c.bytes);
+    }
+  }
+}
+
+void ShmLink::for_each_conn(const ConnFn& f) const {
+  const gw_shm_header* h = region_.header();
+  for (uint32_t w = 0; w < h->n_workers; ++w) {
+    dp::for_each_conn(region_.conn_buckets(w), region_.conn_entries(w), h->conn_buckets,
+                      [&](const gw_conn& c) { f(w, c); });
+  }
+}
+
+DataplaneInfo ShmLink::info() const {
+  const gw_shm_header* h = region_.header();
+  DataplaneInfo d;
+  d.attached = true;
+  d.pid = load(h->dp_pid);
+  d.started_ms = load(h->dp_started_ms);
+  d.heartbeat_ms = load(h->dp_heartbeat_ms);
+  d.restarts = load(h->dp_restarts);
+  d.conn_capacity = h->conn_capacity;
+  d.drops.assign(GW_MAX_DROP_REASONS, 0);
+  for (uint32_t w = 0; w < h->n_workers; ++w) {
+    const gw_worker* wk = region_.worker(w);
+    WorkerInfo wi;
+    wi.index = w;
+    wi.lcore = load(wk->lcore_id);
+    wi.running = load(wk->running) != 0;
+    wi.heartbeat_ms = load(wk->heartbeat_ms);
+    wi.seen_generation = load(wk->seen_generation);
+    wi.conn_entries = load(wk->conn_entries);
+    wi.conn_stateless = load(wk->conn_stateless);
+    for (const gw_port_counters& p : wk->ports) {
+      wi.rx_packets += load(p.rx_packets);
+      wi.tx_packets += load(p.tx_packets);
+    }
+    for (uint32_t r = 0; r < GW_MAX_DROP_REASONS; ++r) {
+      d.drops[r] += load(wk->drops[r]);
+    }
+    d.workers.push_back(wi);
+  }
+  return d;
+}
+
+void ShmLink::heartbeat(uint64_t pid, uint64_t monotonic_ms) {
+  gw_shm_header* h = region_.header();
+  store(h->ctl_pid, pid);
+  store(h->ctl_heartbeat_ms, monotonic_ms);
+}
+
+MemoryLink::MemoryLink() : slots_(std::make_unique<gw_snapshot[]>(2)) {
+  counters.assign(GW_MAX_HOSTS, HostCounters{});
+  dp.attached = true;
+  dp.drops.assign(GW_MAX_DROP_REASONS, 0);
+}
+
+Result<gw_snapshot*> MemoryLink::begin() {
+  if (!fail_begin.empty()) {
+    return make_error(fail_begin);
+  }
+  return &slots_[current_ == 0 ? 1 : 0];
+}
+
+uint64_t MemoryLink::publish(gw_snapshot* slot) {
+  slot->generation = ++generation_;
+  current_ = slot == &slots_[1] ? 1 : 0;
+  ++publishes;
+  return generation_;
+}
+
+const gw_snapshot* MemoryLink::current() const {
+  return current_ < 0 ? nullptr : &slots_[current_];
+}
+
+void MemoryLink::read_host_counters(std::vector<HostCounters>& out) const {
+  out = counters;
+  out.resize(GW_MAX_HOSTS);
+}
+
+void MemoryLink::for_each_conn(const ConnFn& f) const {
+  for (const auto& [w, c] : conns) {
+    f(w, c);
+  }
+}
+
+}  // namespace gw::gatewayd

@@ -1,0 +1,139 @@
+// gatewayd's side of the shared-memory object: publishing snapshots, reading what the data plane
+// writes (counters, heartbeats, the connection tables).
+//
+// Zone: slow path. DataplaneLink is the seam between gatewayd's logic (daemon.h) and shared
+// memory: ShmLink works on the real object, MemoryLink on plain memory for tests and tools.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ctl/config/config.h"
+#include "dataplane/core/result.h"
+#include "dataplane/shm/layout.h"
+#include "dataplane/shm/shm.h"
+
+namespace gw::gatewayd {
+
+// Per host, summed over workers.
+struct HostCounters {
+  int64_t open_conns = 0;
+  int64_t open_established = 0;
+  int64_t open_closing = 0;
+  int64_t sessions = 0;
+  uint64_t new_conns = 0;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+
+struct WorkerInfo {
+  unsigned index = 0;
+  uint32_t lcore = 0;
+  bool running = false;
+  uint64_t heartbeat_ms = 0;  // CLOCK_MONOTONIC; 0 = never ran
+  uint64_t seen_generation = 0;
+  uint64_t conn_entries = 0;
+  uint64_t conn_stateless = 0;
+  uint64_t rx_packets = 0;
+  uint64_t tx_packets = 0;
+};
+
+// The data plane's process facts as the header and the worker records hold them.
+struct DataplaneInfo {
+  bool attached = false;
+  uint64_t pid = 0;
+  uint64_t started_ms = 0;    // CLOCK_REALTIME
+  uint64_t heartbeat_ms = 0;  // CLOCK_MONOTONIC; 0 = never ran
+  uint64_t restarts = 0;
+  uint32_t conn_capacity = 0;  // per worker
+  std::vector<WorkerInfo> workers;
+  std::vector<uint64_t> drops;  // by gw::DropReason, summed over workers
+};
+
+class DataplaneLink {
+ public:
+  virtual ~DataplaneLink() = default;
+
+  // The snapshot slot no worker reads (waits for the workers' acknowledgement, see
+  // shm::SnapshotWriter). The caller fills it, then publish()es it or simply never does.
+  virtual Result<gw_snapshot*> begin() = 0;
+  // Publishes the slot begin() returned; returns its generation.
+  virtual uint64_t publish(gw_snapshot* slot) = 0;
+  virtual uint64_t generation() const = 0;
+  virtual const gw_snapshot* current() const = 0;  // nullptr before the first publish
+
+  // out is resized to GW_MAX_HOSTS and filled.
+  virtual void read_host_counters(std::vector<HostCounters>& out) const = 0;
+  // Every live connection entry of every worker's table (lock-free reads; consistent copies).
+  using ConnFn = std::function<void(unsigned worker, const gw_conn& c)>;
+  virtual void for_each_conn(const ConnFn& f) const = 0;
+  virtual DataplaneInfo info() const = 0;
+  // gatewayd's own facts in the header: ctl_pid, ctl_heartbeat_ms.
+  virtual void heartbeat(uint64_t pid, uint64_t monotonic_ms) = 0;
+};
+
+shm::Geometry geometry_of(const conf::Config& c);
+
+class ShmLink final : public DataplaneLink {
+ public:
+  explicit ShmLink(shm::Region region);
+  ShmLink(const ShmLink&) = delete;
+  ShmLink& operator=(const ShmLink&) = delete;
+
+  Result<gw_snapshot*> begin() override;
+  uint64_t publish(gw_snapshot* slot) override;
+  uint64_t generation() const override;
+  const gw_snapshot* current() const override;
+  void read_host_counters(std::vector<HostCounters>& out) const override;
+  void for_each_conn(const ConnFn& f) const override;
+  DataplaneInfo info() const override;
+  void heartbeat(uint64_t pid, uint64_t monotonic_ms) override;
+
+  const shm::Region& region() const { return region_; }
+
+  // How long begin() waits for live workers, and when a worker counts as live.
+  uint32_t wait_ms = 1000;
+  uint32_t liveness_ms = 1000;
+
+ private:
+  shm::Region region_;
+  shm::SnapshotWriter writer_;
+};
+
+// Plain memory standing in for the data plane: two snapshot slots, and counters, connections
+// and process facts that the owner sets.
+class MemoryLink final : public DataplaneLink {
+ public:
+  MemoryLink();
+
+  Result<gw_snapshot*> begin() override;
+  uint64_t publish(gw_snapshot* slot) override;
+  uint64_t generation() const override { return generation_; }
+  const gw_snapshot* current() const override;
+  void read_host_counters(std::vector<HostCounters>& out) const override;
+  void for_each_conn(const ConnFn& f) const override;
+  DataplaneInfo info() const override { return dp; }
+  void heartbeat(uint64_t pid, uint64_t monotonic_ms) override {
+    ctl_pid = pid;
+    ctl_heartbeat_ms = monotonic_ms;
+  }
+
+  std::vector<HostCounters> counters;               // by host id
+  std::vector<std::pair<unsigned, gw_conn>> conns;  // (worker, entry)
+  DataplaneInfo dp;
+  std::string fail_begin;  // non-empty: begin() fails with this message
+  uint64_t ctl_pid = 0;
+  uint64_t ctl_heartbeat_ms = 0;
+  uint64_t publishes = 0;
+
+ private:
+  std::unique_ptr<gw_snapshot[]> slots_;
+  uint64_t generation_ = 0;
+  int current_ = -1;
+};
+
+}  // namespace gw::gatewayd

@@ -1,0 +1,358 @@
+// gatewayd's state directory: versions, history, runtime state and candidate survive a restart,
+// a kill -9 between any two writes leaves a consistent state (simulated by building the directory
+// as an interrupted operation would leave it, then opening State over it), and a failed write
+// changes nothing. Also the small helpers (atomic writes, the line diff, token redaction).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/util.h"
+
+namespace gw::gatewayd {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/gwstate.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed";
+    }
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+void write(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+std::string slurp(const std::string& path) {
+  auto r = read_file(path);
+  return r ? *r : std::string("<missing>");
+}
+
+RuntimeState runtime_with(uint64_t version) {
+  RuntimeState rs;
+  rs.active_version = version;
+  HostOverride o;
+  o.mode = HostMode::NoNewSessions;
+  o.set_ms = 1000;
+  o.by = "uid 0";
+  o.keep_sessions = false;
+  o.drain_started_ms = 900;
+  o.deadline_ms = 5000;
+  o.then = DrainThen::Disable;
+  rs.hosts[{"web", "b1"}] = o;
+  rs.quiesce = {true, QuiesceBlock::Designtime, 777};
+  EXPECT_TRUE(rs.ids.restore({{"web", 0}}, {{{"web", "b1"}, 0}, {{"web", "b2"}, 1}}).ok());
+  return rs;
+}
+
+VersionRecord record(uint64_t v, std::optional<uint64_t> rollback_of = std::nullopt) {
+  VersionRecord r;
+  r.version = v;
+  r.activated_ms = 1000 * v;
+  r.by = "uid 0";
+  r.source = v == 1 ? "file /etc/gateway/gw1.yaml" : "candidate";
+  r.rollback_of = rollback_of;
+  return r;
+}
+
+// A directory with versions 1 and 2 committed (2 active).
+State two_versions(const std::string& dir) {
+  auto s = State::open(dir);
+  EXPECT_TRUE(s.ok()) << s.error();
+  EXPECT_TRUE(s->add_version("v: 1\n", record(1), runtime_with(1), false).ok());
+  EXPECT_TRUE(s->save_candidate("v: 2\n").ok());
+  EXPECT_TRUE(s->add_version("v: 2\n", record(2), runtime_with(2), true).ok());
+  return std::move(*s);
+}
+
+TEST(GatewaydState, RuntimeJsonRoundTrips) {
+  const RuntimeState rs = runtime_with(4);
+  auto back = runtime_from_json(runtime_to_json(rs));
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(back->active_version, 4u);
+  EXPECT_EQ(back->hosts, rs.hosts);
+  EXPECT_EQ(back->quiesce, rs.quiesce);
+  EXPECT_EQ(back->ids.groups(), rs.ids.groups());
+  EXPECT_EQ(back->ids.hosts(), rs.ids.hosts());
+}
+
+TEST(GatewaydState, HistoryJsonRoundTrips) {
+  const std::vector<VersionRecord> h = {record(1), record(2), record(3, 1)};
+  auto back = history_from_json(history_to_json(h));
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(*back, h);
+}
+
+TEST(GatewaydState, FreshDirectoryHasNothingActive) {
+  TempDir t;
+  auto s = State::open(t.path() + "/a/b");
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_FALSE(s->has_active());
+  EXPECT_EQ(s->next_version(), 1u);
+  EXPECT_TRUE(s->history().empty());
+  EXPECT_FALSE(s->candidate());
+  EXPECT_TRUE(std::filesystem::is_directory(t.path() + "/a/b/versions"));
+}
+
+TEST(GatewaydState, VersionsHistoryRuntimeAndCandidateSurviveReopen) {
+  TempDir t;
+  {
+    State s = two_versions(t.path());
+    EXPECT_FALSE(s.candidate());  // cleared by the activation
+    ASSERT_TRUE(s.save_candidate("v: 3\n").ok());
+  }
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_TRUE(s->repairs().empty());
+  EXPECT_EQ(s->runtime().active_version, 2u);
+  EXPECT_EQ(s->runtime().hosts, runtime_with(2).hosts);
+  EXPECT_EQ(s->runtime().quiesce, runtime_with(2).quiesce);
+  ASSERT_EQ(s->history().size(), 2u);
+  EXPECT_EQ(s->history()[0], record(1));
+  EXPECT_EQ(s->history()[1], record(2));
+  EXPECT_EQ(s->version_yaml(1).value(), "v: 1\n");
+  EXPECT_EQ(s->version_yaml(2).value(), "v: 2\n");
+  EXPECT_FALSE(s->version_yaml(3).ok());
+  ASSERT_TRUE(s->candidate());
+  EXPECT_EQ(*s->candidate(), "v: 3\n");
+  EXPECT_EQ(s->version_path(2), t.path() + "/versions/000002.yaml");
+}
+
+TEST(GatewaydState, AddVersionRefusesAnythingButTheNextNumber) {
+  TempDir t;
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->add_version("x", record(2), runtime_with(2), false).ok());
+  EXPECT_FALSE(s->add_version("x", record(1), runtime_with(2), false).ok());
+  EXPECT_FALSE(s->has_active());
+}
+
+// ---- kill -9 between the steps of an operation -----------------------------------------------
+
+TEST(GatewaydStateCrash, LeftoverTmpFilesAreRemoved) {
+  TempDir t;
+  { two_versions(t.path()); }
+  // Interrupted writes of every kind: the old content must win.
+  write(t.path() + "/runtime.json.tmp", "{\"format\": 1, \"active_v");
+  write(t.path() + "/history.json.tmp", "garbage");
+  write(t.path() + "/candidate.yaml.tmp", "half a yaml");
+  write(t.path() + "/versions/000003.yaml.tmp", "half");
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_EQ(s->runtime().active_version, 2u);
+  EXPECT_EQ(s->repairs().size(), 4u);
+  EXPECT_FALSE(std::filesystem::exists(t.path() + "/runtime.json.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(t.path() + "/versions/000003.yaml.tmp"));
+  EXPECT_FALSE(s->candidate());
+}
+
+TEST(GatewaydStateCrash, ActivationKilledAfterTheVersionFile) {
+  TempDir t;
+  { two_versions(t.path()); }
+  write(t.path() + "/versions/000003.yaml", "v: 3\n");
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_EQ(s->runtime().active_version, 2u);
+  EXPECT_EQ(s->history().size(), 2u);
+  EXPECT_FALSE(std::filesystem::exists(t.path() + "/versions/000003.yaml"));
+  // The next activation reuses number 3.
+  EXPECT_EQ(s->next_version(), 3u);
+  ASSERT_TRUE(s->add_version("v: 3b\n", record(3), runtime_with(3), false).ok());
+  EXPECT_EQ(s->version_yaml(3).value(), "v: 3b\n");
+}
+
+TEST(GatewaydStateCrash, ActivationKilledAfterTheHistory) {
+  TempDir t;
+  { two_versions(t.path()); }
+  write(t.path() + "/versions/000003.yaml", "v: 3\n");
+  write(t.path() + "/history.json", history_to_json({record(1), record(2), record(3)}));
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_EQ(s->runtime().active_version, 2u);
+  ASSERT_EQ(s->history().size(), 2u);
+  EXPECT_EQ(s->history().back().version, 2u);
+  EXPECT_EQ(s->find_version(3), nullptr);
+  EXPECT_FALSE(s->version_yaml(3).ok());
+}
+
+TEST(GatewaydStateCrash, ActivationKilledAfterTheCommitBeforeTheCandidateWasRemoved) {
+  TempDir t;
+  { two_versions(t.path()); }
+  write(t.path() + "/candidate.yaml", "v: 2\n");  // equal to the active version
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_FALSE(s->candidate());
+  EXPECT_FALSE(std::filesystem::exists(t.path() + "/candidate.yaml"));
+  // A different candidate is kept.
+  write(t.path() + "/candidate.yaml", "v: 9\n");
+  auto s2 = State::open(t.path());
+  ASSERT_TRUE(s2.ok());
+  ASSERT_TRUE(s2->candidate());
+  EXPECT_EQ(*s2->candidate(), "v: 9\n");
+}
+
+TEST(GatewaydStateCrash, FirstStartKilledBeforeItsCommitIsAFirstStartAgain) {
+  TempDir t;
+  std::filesystem::create_directories(t.path() + "/versions");
+  write(t.path() + "/versions/000001.yaml", "v: 1\n");
+  write(t.path() + "/history.json", history_to_json({record(1)}));
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_FALSE(s->has_active());
+  EXPECT_TRUE(s->history().empty());
+  ASSERT_TRUE(s->add_version("v: 1 again\n", record(1), runtime_with(1), false).ok());
+  auto s2 = State::open(t.path());
+  ASSERT_TRUE(s2.ok());
+  EXPECT_EQ(s2->history().size(), 1u);
+  EXPECT_EQ(s2->version_yaml(1).value(), "v: 1 again\n");
+}
+
+TEST(GatewaydStateCrash, DamagedRuntimeFileIsAnErrorNotAFreshStart) {
+  TempDir t;
+  { two_versions(t.path()); }
+  write(t.path() + "/runtime.json", "{\"format\": 1}");
+  auto s = State::open(t.path());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().find("runtime.json is damaged"), std::string::npos) << s.error();
+}
+
+TEST(GatewaydStateCrash, MissingActiveVersionFileIsAnError) {
+  TempDir t;
+  { two_versions(t.path()); }
+  std::filesystem::remove(t.path() + "/versions/000002.yaml");
+  auto s = State::open(t.path());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().find("000002.yaml"), std::string::npos) << s.error();
+}
+
+// ---- a failed write changes nothing ------------------------------------------------------------
+
+TEST(GatewaydStateFault, FailedRuntimeWriteKeepsDiskAndMemory) {
+  TempDir t;
+  State s = two_versions(t.path());
+  const std::string before = slurp(t.path() + "/runtime.json");
+  s.set_write_fault([](std::string_view p) { return p.ends_with("runtime.json"); });
+  RuntimeState rs = s.runtime();
+  rs.hosts.clear();
+  EXPECT_FALSE(s.save_runtime(rs).ok());
+  EXPECT_EQ(s.runtime().hosts.size(), 1u);
+  EXPECT_EQ(slurp(t.path() + "/runtime.json"), before);
+}
+
+TEST(GatewaydStateFault, ActivationFailingAtEachStepChangesNothing) {
+  for (const char* failing : {"000003.yaml", "history.json", "runtime.json"}) {
+    SCOPED_TRACE(failing);
+    TempDir t;
+    State s = two_versions(t.path());
+    ASSERT_TRUE(s.save_candidate("v: 3\n").ok());
+    s.set_write_fault([&](std::string_view p) { return p.ends_with(failing); });
+    EXPECT_FALSE(s.add_version("v: 3\n", record(3), runtime_with(3), true).ok());
+    EXPECT_EQ(s.runtime().active_version, 2u);
+    EXPECT_EQ(s.history().size(), 2u);
+    EXPECT_TRUE(s.candidate());
+    // And what is on disk reads back as version 2 with its candidate.
+    auto r = State::open(t.path());
+    ASSERT_TRUE(r.ok()) << r.error();
+    EXPECT_EQ(r->runtime().active_version, 2u);
+    EXPECT_EQ(r->history().size(), 2u);
+    ASSERT_TRUE(r->candidate());
+    EXPECT_EQ(*r->candidate(), "v: 3\n");
+  }
+}
+
+TEST(GatewaydStateFault, FailedCandidateWriteKeepsTheOldCandidate) {
+  TempDir t;
+  State s = two_versions(t.path());
+  ASSERT_TRUE(s.save_candidate("old\n").ok());
+  s.set_write_fault([](std::string_view p) { return p.ends_with("candidate.yaml"); });
+  EXPECT_FALSE(s.save_candidate("new\n").ok());
+  EXPECT_EQ(*s.candidate(), "old\n");
+  EXPECT_EQ(slurp(t.path() + "/candidate.yaml"), "old\n");
+}
+
+TEST(GatewaydState, AuditAppendsLines) {
+  TempDir t;
+  State s = two_versions(t.path());
+  ASSERT_TRUE(s.append_audit("{\"a\":1}").ok());
+  ASSERT_TRUE(s.append_audit("{\"a\":2}").ok());
+  EXPECT_EQ(slurp(t.path() + "/audit.log"), "{\"a\":1}\n{\"a\":2}\n");
+}
+
+// ---- helpers
+// -------------------------------------------------------------------------------------
+
+TEST(GatewaydUtil, AtomicWriteReplacesAndLeavesNoTemporary) {
+  TempDir t;
+  const std::string p = t.path() + "/f";
+  ASSERT_TRUE(write_file_atomic(p, "one", 0640).ok());
+  ASSERT_TRUE(write_file_atomic(p, "two", 0640).ok());
+  EXPECT_EQ(slurp(p), "two");
+  EXPECT_FALSE(std::filesystem::exists(p + ".tmp"));
+  EXPECT_FALSE(write_file_atomic(t.path() + "/no/such/dir/f", "x", 0640).ok());
+}
+
+TEST(GatewaydUtil, IsoTime) {
+  EXPECT_EQ(iso_time(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(iso_time(1'795'255'200'999), "2026-11-21T10:00:00Z");
+}
+
+TEST(GatewaydUtil, UnifiedDiff) {
+  EXPECT_EQ(unified_diff("a\nb\n", "a\nb\n", "x", "y"), "");
+  EXPECT_EQ(unified_diff("a\nb\nc\n", "a\nB\nc\n", "version 1", "candidate"),
+            "--- version 1\n+++ candidate\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n");
+  // Far apart changes make two hunks with three lines of context.
+  std::string a;
+  std::string b;
+  for (int i = 0; i < 20; ++i) {
+    a += "l" + std::to_string(i) + "\n";
+    b += (i == 2 || i == 17 ? "X" : "l") + std::to_string(i) + "\n";
+  }
+  const std::string d = unified_diff(a, b, "a", "b");
+  EXPECT_NE(d.find("@@ -1,6 +1,6 @@\n l0\n l1\n-l2\n+X2\n l3\n l4\n l5\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("@@ -15,6 +15,6 @@\n l14\n l15\n l16\n-l17\n+X17\n l18\n l19\n"),
+            std::string::npos)
+      << d;
+  // Pure insertion at the end.
+  EXPECT_EQ(unified_diff("a\n", "a\nb\n", "x", "y"), "--- x\n+++ y\n@@ -1,1 +1,2 @@\n a\n+b\n");
+}
+
+TEST(GatewaydUtil, RedactsInlineTokens) {
+  const std::string y =
+      "control:\n  tokens:\n    - {name: demo, token: demo-token-not-a-secret}\n"
+      "    - name: x\n      token: \"quoted secret\"\n    - {name: f, token_file: /etc/t}\n";
+  const std::string r = redact_yaml_tokens(y);
+  EXPECT_EQ(r.find("demo-token-not-a-secret"), std::string::npos) << r;
+  EXPECT_EQ(r.find("quoted secret"), std::string::npos) << r;
+  EXPECT_NE(r.find("token_file: /etc/t"), std::string::npos) << r;
+  EXPECT_NE(r.find("tokens:"), std::string::npos) << r;
+  EXPECT_EQ(redact_yaml_tokens("token: 'single' # c\nmytoken: keep\n"),
+            "token: \"<redacted>\" # c\nmytoken: keep\n");
+  EXPECT_EQ(redact_yaml_tokens("- {token: abc,name: n}"), "- {token: \"<redacted>\",name: n}");
+  EXPECT_EQ(redact_yaml_tokens("no secrets here"), "no secrets here");
+}
+
+TEST(GatewaydUtil, SecureEqual) {
+  EXPECT_TRUE(secure_equal("abc", "abc"));
+  EXPECT_FALSE(secure_equal("abc", "abd"));
+  EXPECT_FALSE(secure_equal("abc", "abcd"));
+  EXPECT_FALSE(secure_equal("", "a"));
+}
+
+}  // namespace
+}  // namespace gw::gatewayd
