@@ -1,0 +1,239 @@
+// The connection table's colder paths: removal, reassignment, state changes, the sweep, re-attach,
+// and the reader's bucket copy. Invariants: conn_table.h.
+#include "dataplane/core/conn_table.h"
+
+#include <algorithm>
+
+namespace gw::dp {
+
+namespace detail {
+
+bool read_conn_bucket(const gw_conn_bucket& bucket, const gw_conn* ways, gw_conn* out,
+                      uint32_t* n) noexcept {
+  const uint32_t seq =
+      std::atomic_ref<uint32_t>(const_cast<uint32_t&>(bucket.seq)).load(std::memory_order_acquire);
+  if ((seq & 1) != 0) {
+    return false;
+  }
+  uint32_t k = 0;
+  for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+    if (load_relaxed(bucket.sig[w]) != 0) {
+      load_conn(out[k], ways[w]);
+      ++k;
+    }
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (load_relaxed(bucket.seq) != seq) {
+    return false;
+  }
+  // A consistent copy of a live way always passes; the check keeps a reader safe from a table
+  // that is not one (wrong geometry, foreign bytes).
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < k; ++i) {
+    if (is_live_state(static_cast<ConnState>(out[i].state)) && out[i].host < GW_MAX_HOSTS) {
+      if (kept != i) {
+        out[kept] = out[i];
+      }
+      ++kept;
+    }
+  }
+  *n = kept;
+  return true;
+}
+
+}  // namespace detail
+
+ConnCounts count_conns(const gw_conn_bucket* buckets, const gw_conn* entries, uint32_t n_buckets,
+                       uint16_t host) noexcept {
+  ConnCounts c;
+  c.skipped_buckets = for_each_conn(buckets, entries, n_buckets, [&](const gw_conn& e) noexcept {
+    if (host != GW_NO_HOST && e.host != host) {
+      return;
+    }
+    ++c.total;
+    switch (static_cast<ConnState>(e.state)) {
+      case ConnState::Syn:
+        ++c.syn;
+        break;
+      case ConnState::Established:
+        ++c.established;
+        break;
+      case ConnState::Closing:
+        ++c.closing;
+        break;
+      case ConnState::Udp:
+        ++c.udp;
+        break;
+      case ConnState::Empty:
+        break;
+    }
+  });
+  return c;
+}
+
+ConnTable::ConnTable(gw_conn_bucket* buckets, gw_conn* entries, uint32_t n_buckets,
+                     uint32_t capacity, gw_worker* worker, const ConnTimeouts& timeouts) noexcept
+    : buckets_(buckets),
+      entries_(entries),
+      worker_(worker),
+      mask_(n_buckets - 1),
+      capacity_(
+          static_cast<uint32_t>(std::min<uint64_t>(capacity, uint64_t{n_buckets} * GW_CONN_WAYS))) {
+  set_timeouts(timeouts);
+}
+
+void ConnTable::set_timeouts(const ConnTimeouts& t) noexcept {
+  // EMPTY and the unused values keep 0: such an entry is always expired.
+  timeout_ms_[GW_CONN_SYN] = t.syn_ms;
+  timeout_ms_[GW_CONN_ESTABLISHED] = t.established_ms;
+  timeout_ms_[GW_CONN_CLOSING] = t.closing_ms;
+  timeout_ms_[GW_CONN_UDP] = t.udp_ms;
+}
+
+void ConnTable::count_state(uint16_t host, uint8_t state, int64_t d) noexcept {
+  gw_host_counters& c = worker_->hosts[host];
+  if (state == GW_CONN_ESTABLISHED) {
+    detail::counter_add(c.open_established, d);
+  } else if (state == GW_CONN_CLOSING) {
+    detail::counter_add(c.open_closing, d);
+  }
+}
+
+void ConnTable::count(uint16_t host, uint8_t state, int64_t d) noexcept {
+  detail::counter_add(worker_->hosts[host].open_conns, d);
+  count_state(host, state, d);
+}
+
+void ConnTable::publish_size() noexcept {
+  detail::store_relaxed(worker_->conn_entries, uint64_t{live_});
+}
+
+uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
+  gw_conn_bucket& bucket = buckets_[b];
+  gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
+  uint32_t removed = 0;
+  begin_write(bucket);
+  for (uint32_t m = ways; m != 0; m &= m - 1) {
+    const auto w = static_cast<uint32_t>(std::countr_zero(m));
+    gw_conn& e = base[w];
+    count(e.host, e.state, -1);
+    detail::store_relaxed(bucket.sig[w], uint32_t{0});
+    detail::store_relaxed(e.state, uint8_t{GW_CONN_EMPTY});
+    ++removed;
+  }
+  end_write(bucket);
+  live_ -= removed;
+  publish_size();
+  return removed;
+}
+
+void ConnTable::remove(gw_conn* e) noexcept {
+  const auto i = static_cast<size_t>(e - entries_);
+  remove_ways(static_cast<uint32_t>(i / GW_CONN_WAYS), 1u << (i % GW_CONN_WAYS));
+}
+
+ConnState ConnTable::transition(gw_conn* e, uint8_t tcp_flags) noexcept {
+  const auto old_state = static_cast<ConnState>(e->state);
+  const ConnState s = next_conn_state(old_state, tcp_flags);
+  if (s == old_state) {
+    return s;
+  }
+  gw_conn_bucket& bucket = buckets_[static_cast<size_t>(e - entries_) / GW_CONN_WAYS];
+  begin_write(bucket);
+  detail::store_relaxed(e->state, static_cast<uint8_t>(s));
+  end_write(bucket);
+  count_state(e->host, static_cast<uint8_t>(old_state), -1);
+  count_state(e->host, static_cast<uint8_t>(s), +1);
+  return s;
+}
+
+bool ConnTable::reassign(gw_conn* e, uint16_t new_host) noexcept {
+  if (new_host >= GW_MAX_HOSTS) {
+    return false;
+  }
+  const uint16_t old_host = e->host;
+  if (new_host == old_host) {
+    return true;
+  }
+  gw_conn_bucket& bucket = buckets_[static_cast<size_t>(e - entries_) / GW_CONN_WAYS];
+  begin_write(bucket);
+  detail::store_relaxed(e->host, new_host);
+  end_write(bucket);
+  count(old_host, e->state, -1);
+  count(new_host, e->state, +1);
+  return true;
+}
+
+uint32_t ConnTable::expire_step(uint32_t max_buckets, uint32_t now_ms) noexcept {
+  const uint32_t n = max_buckets < mask_ + 1 ? max_buckets : mask_ + 1;
+  uint32_t removed = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t b = cursor_;
+    cursor_ = (cursor_ + 1) & mask_;
+    const gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
+    uint32_t dead = 0;
+    for (uint32_t m = ~detail::sig_match(buckets_[b], 0) & ((1u << GW_CONN_WAYS) - 1); m != 0;
+         m &= m - 1) {
+      const auto w = static_cast<uint32_t>(std::countr_zero(m));
+      if (expired(base[w], now_ms)) {
+        dead |= 1u << w;
+      }
+    }
+    if (dead != 0) {
+      removed += remove_ways(b, dead);
+    }
+  }
+  return removed;
+}
+
+uint64_t ConnTable::rebuild_counts() noexcept {
+  for (gw_host_counters& c : worker_->hosts) {
+    detail::store_relaxed(c.open_conns, int64_t{0});
+    detail::store_relaxed(c.open_established, int64_t{0});
+    detail::store_relaxed(c.open_closing, int64_t{0});
+  }
+  live_ = 0;
+  for (uint32_t b = 0; b <= mask_; ++b) {
+    gw_conn_bucket& bucket = buckets_[b];
+    gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
+    // A crash between begin_write and end_write leaves seq odd and the bucket possibly half
+    // changed: drop its ways. Any way that is not well formed is dropped too.
+    const bool torn = (bucket.seq & 1) != 0;
+    uint32_t bad = 0;
+    for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+      const gw_conn& e = base[w];
+      const bool used = bucket.sig[w] != 0;
+      const bool ok = is_live_state(static_cast<ConnState>(e.state)) && e.host < GW_MAX_HOSTS;
+      if ((used && (torn || !ok)) || (!used && e.state != GW_CONN_EMPTY)) {
+        bad |= 1u << w;
+      }
+    }
+    if (torn) {
+      // Readers skip a bucket while seq is odd: clear it inside the window, then close it.
+      for (uint32_t m = bad; m != 0; m &= m - 1) {
+        const auto w = static_cast<uint32_t>(std::countr_zero(m));
+        detail::store_relaxed(bucket.sig[w], uint32_t{0});
+        detail::store_relaxed(base[w].state, uint8_t{GW_CONN_EMPTY});
+      }
+      end_write(bucket);
+    } else if (bad != 0) {
+      begin_write(bucket);
+      for (uint32_t m = bad; m != 0; m &= m - 1) {
+        const auto w = static_cast<uint32_t>(std::countr_zero(m));
+        detail::store_relaxed(bucket.sig[w], uint32_t{0});
+        detail::store_relaxed(base[w].state, uint8_t{GW_CONN_EMPTY});
+      }
+      end_write(bucket);
+    }
+    for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+      if (bucket.sig[w] != 0) {
+        count(base[w].host, base[w].state, +1);
+        ++live_;
+      }
+    }
+  }
+  publish_size();
+  return live_;
+}
+
+}  // namespace gw::dp

@@ -1,0 +1,441 @@
+// The per-worker connection table: the writer (one data-plane worker) and the lock-free reader
+// (gatewayd, another process) of one table in the shared-memory object.
+//
+// Zone: fast path. noexcept, no allocation, no locks, no syscalls. Operates on raw memory laid out
+// by dataplane/shm/layout.h; the object owns nothing.
+//
+// Geometry. n_buckets (a power of two) gw_conn_bucket lines, then n_buckets * GW_CONN_WAYS gw_conn
+// entries; way i of bucket b is entries[b * GW_CONN_WAYS + i]. Both arrays start 64-byte aligned
+// (the shared-memory regions are 4 KiB aligned) and are zero-filled before first use (a new
+// shared-memory object is). A key lives only in bucket (hash & (n_buckets - 1)); its signature is
+// the upper 32 bits of the hash, forced non-zero. At most `capacity` (<= n_buckets * GW_CONN_WAYS)
+// entries are live; insert fails when the key's bucket is full or the capacity is reached, and the
+// caller forwards the flow statelessly and counts it.
+//
+// Invariants (who writes what, and why the bucket seq covers what):
+//  - Single writer: the worker that owns the table writes every byte of its buckets and entries
+//    and the table's counters in its gw_worker (conn_entries; open_conns, open_established,
+//    open_closing of hosts[]). Counter stores are plain read-modify-write by that one thread, made
+//    visible to gatewayd by relaxed std::atomic_ref stores (no fetch_add: nobody else writes).
+//  - Way w of bucket b is live iff sig[w] != 0; a live way's entry has state SYN, ESTABLISHED,
+//    CLOSING or UDP and a host id < GW_MAX_HOSTS. A free way's entry has state EMPTY.
+//  - Bucket seq: the writer makes it odd (relaxed store, then a release fence) before it changes a
+//    signature or any entry field other than last_ms, and even again (release store) afterwards.
+//    A reader loads seq (acquire), copies the signatures and live entries, issues an acquire
+//    fence, reloads seq, and keeps the copy only when both loads saw the same even value; so every
+//    copy it keeps is a state of the bucket the writer produced between two updates, never a mix
+//    of two. last_ms is the one field outside seq: touch() runs per packet and must not dirty the
+//    bucket line; a reader's copy may hold a last_ms a few packets old, which a listing tolerates.
+//  - Every store into the table is an atomic store (relaxed; byte arrays as 8-byte words), so the
+//    reader's concurrent loads are not data races and ThreadSanitizer can check the protocol. The
+//    writer's own loads are plain: nobody else writes.
+//  - Time: now_ms is CLOCK_MONOTONIC in ms truncated to 32 bits and wraps every 49.7 days; ages are
+//    differences (uint32 subtraction). The worker's now_ms never decreases from call to call (one
+//    thread, one clock), so last_ms is never ahead of it. An entry idle for timeout_ms of its state
+//    is expired. The incremental sweep (expire_step) visits every bucket far more often than once
+//    per 49 days, so no live entry's age is ambiguous.
+//  - Re-attach: the memory outlives the data-plane process. A restarted worker constructs the
+//    table over the same memory and calls rebuild_counts(), which repairs a bucket left odd by a
+//    crash (its ways are dropped: their flows are rescheduled through the `established` Maglev
+//    table, DESIGN.md "Drain that survives state loss") and recomputes every counter.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "dataplane/core/flow.h"
+#include "dataplane/core/headers.h"
+#include "dataplane/shm/layout.h"
+
+namespace gw::dp {
+
+// gw_conn.state as a type. Values are the GW_CONN_* numbers stored in shared memory.
+enum class ConnState : uint8_t {
+  Empty = GW_CONN_EMPTY,
+  Syn = GW_CONN_SYN,
+  Established = GW_CONN_ESTABLISHED,
+  Closing = GW_CONN_CLOSING,
+  Udp = GW_CONN_UDP,
+};
+
+constexpr bool is_live_state(ConnState s) noexcept {
+  return s == ConnState::Syn || s == ConnState::Established || s == ConnState::Closing ||
+         s == ConnState::Udp;
+}
+
+// The TCP state machine, from the client side only (direct server return: the balancer never
+// sees the server's packets). FIN or RST from the client closes. A SYN opens: on a new or
+// half-open flow, and on a CLOSING flow whose client reuses the port. A SYN on an ESTABLISHED
+// flow does not demote it (a retransmitted or spoofed SYN must not shorten an established
+// connection's timeout; the server answers it with a challenge ACK). Any other packet of a
+// SYN-state flow confirms the handshake. UDP and EMPTY entries are not TCP and never change.
+constexpr ConnState next_conn_state(ConnState s, uint8_t tcp_flags) noexcept {
+  if (s == ConnState::Udp || s == ConnState::Empty) {
+    return s;
+  }
+  if ((tcp_flags & (kTcpFin | kTcpRst)) != 0) {
+    return ConnState::Closing;
+  }
+  if ((tcp_flags & kTcpSyn) != 0) {
+    return s == ConnState::Established ? ConnState::Established : ConnState::Syn;
+  }
+  return s == ConnState::Syn ? ConnState::Established : s;
+}
+
+// Idle timeouts per state, in ms (DESIGN.md, conn_table in the configuration).
+struct ConnTimeouts {
+  uint32_t syn_ms = 5'000;
+  uint32_t established_ms = 300'000;
+  uint32_t closing_ms = 10'000;
+  uint32_t udp_ms = 30'000;
+};
+
+// Bytes of a gw_conn (and of a FlowKey) that form the key: src, dst, src_port, dst_port, proto,
+// family. FlowKey's pad bytes are not part of it.
+inline constexpr size_t kConnKeyBytes = 38;
+static_assert(offsetof(gw_conn, src) == offsetof(FlowKey, src));
+static_assert(offsetof(gw_conn, dst) == offsetof(FlowKey, dst));
+static_assert(offsetof(gw_conn, src_port) == offsetof(FlowKey, src_port));
+static_assert(offsetof(gw_conn, dst_port) == offsetof(FlowKey, dst_port));
+static_assert(offsetof(gw_conn, proto) == offsetof(FlowKey, proto));
+static_assert(offsetof(gw_conn, family) == offsetof(FlowKey, family));
+static_assert(offsetof(gw_conn, state) == kConnKeyBytes);
+static_assert(sizeof(gw_conn_bucket) == sizeof(uint32_t) * (1 + GW_CONN_WAYS));
+
+namespace detail {
+
+// 8-byte words of shared byte arrays (addresses), accessed atomically. may_alias: the objects
+// there are uint8_t arrays, so the word type must not let the optimizer assume otherwise.
+using AliasWord = uint64_t __attribute__((may_alias));
+
+inline uint64_t load_word(const void* p) noexcept {
+  return __atomic_load_n(static_cast<const AliasWord*>(p), __ATOMIC_RELAXED);
+}
+inline void store_word(void* p, uint64_t v) noexcept {
+  __atomic_store_n(static_cast<AliasWord*>(p), v, __ATOMIC_RELAXED);
+}
+
+template <class T>
+T load_relaxed(const T& x) noexcept {
+  return std::atomic_ref<T>(const_cast<T&>(x)).load(std::memory_order_relaxed);
+}
+template <class T>
+void store_relaxed(T& x, T v) noexcept {
+  std::atomic_ref<T>(x).store(v, std::memory_order_relaxed);
+}
+
+// Single-writer counter update: the writer is the only thread that stores to c.
+inline void counter_add(int64_t& c, int64_t d) noexcept {
+  std::atomic_ref<int64_t>(c).store(c + d, std::memory_order_relaxed);
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// Bit w set: sig[w] == sig. sig 0 gives the free ways.
+inline uint32_t sig_match(const gw_conn_bucket& b, uint32_t sig) noexcept {
+#if defined(__SSE2__)
+  const __m128i s = _mm_set1_epi32(static_cast<int>(sig));
+  const auto* p = reinterpret_cast<const __m128i*>(&b);
+  const auto m = [&](int i) {
+    return static_cast<uint32_t>(
+        _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(p + i), s))));
+  };
+  // Word 0 of the line is seq: drop its bit.
+  return (m(0) | (m(1) << 4) | (m(2) << 8) | (m(3) << 12)) >> 1;
+#else
+  uint32_t mask = 0;
+  for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+    mask |= static_cast<uint32_t>(b.sig[w] == sig) << w;
+  }
+  return mask;
+#endif
+}
+
+inline bool key_equal(const gw_conn& e, const FlowKey& k) noexcept {
+  uint64_t a[4], b[4];
+  uint32_t a4, b4;
+  uint16_t a5, b5;
+  std::memcpy(a, &e, 32);
+  std::memcpy(b, &k, 32);
+  std::memcpy(&a4, reinterpret_cast<const uint8_t*>(&e) + 32, 4);
+  std::memcpy(&b4, reinterpret_cast<const uint8_t*>(&k) + 32, 4);
+  std::memcpy(&a5, reinterpret_cast<const uint8_t*>(&e) + 36, 2);
+  std::memcpy(&b5, reinterpret_cast<const uint8_t*>(&k) + 36, 2);
+  return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a4 ^ b4) | (a5 ^ b5)) ==
+         0;
+}
+
+// Whole-entry copies with atomic accesses, field by field at their own widths, so that the writer
+// and readers never access one byte with two different access sizes.
+inline void store_conn(gw_conn& dst, const gw_conn& v) noexcept {
+  for (size_t i = 0; i < 2; ++i) {
+    uint64_t w;
+    std::memcpy(&w, v.src + 8 * i, 8);
+    store_word(dst.src + 8 * i, w);
+    std::memcpy(&w, v.dst + 8 * i, 8);
+    store_word(dst.dst + 8 * i, w);
+  }
+  store_relaxed(dst.src_port, v.src_port);
+  store_relaxed(dst.dst_port, v.dst_port);
+  store_relaxed(dst.proto, v.proto);
+  store_relaxed(dst.family, v.family);
+  store_relaxed(dst.state, v.state);
+  store_relaxed(dst.flags, v.flags);
+  store_relaxed(dst.host, v.host);
+  store_relaxed(dst.service, v.service);
+  store_relaxed(dst.created_s, v.created_s);
+  store_relaxed(dst.last_ms, v.last_ms);
+}
+
+inline void load_conn(gw_conn& out, const gw_conn& src) noexcept {
+  std::memset(&out, 0, sizeof(out));
+  for (size_t i = 0; i < 2; ++i) {
+    uint64_t w = load_word(src.src + 8 * i);
+    std::memcpy(out.src + 8 * i, &w, 8);
+    w = load_word(src.dst + 8 * i);
+    std::memcpy(out.dst + 8 * i, &w, 8);
+  }
+  out.src_port = load_relaxed(src.src_port);
+  out.dst_port = load_relaxed(src.dst_port);
+  out.proto = load_relaxed(src.proto);
+  out.family = load_relaxed(src.family);
+  out.state = load_relaxed(src.state);
+  out.flags = load_relaxed(src.flags);
+  out.host = load_relaxed(src.host);
+  out.service = load_relaxed(src.service);
+  out.created_s = load_relaxed(src.created_s);
+  out.last_ms = load_relaxed(src.last_ms);
+}
+
+// Reader side: copies bucket b's live entries into out[] (state and host validated) and sets *n.
+// False when the writer was changing the bucket (seq odd or moved): the copy must be discarded.
+bool read_conn_bucket(const gw_conn_bucket& bucket, const gw_conn* ways, gw_conn* out,
+                      uint32_t* n) noexcept;
+
+}  // namespace detail
+
+// A reader gives up on a bucket after this many attempts (the writer died in mid-update, or keeps
+// rewriting it); for_each_conn() counts such buckets.
+inline constexpr uint32_t kConnReadAttempts = 1000;
+
+// Lock-free reader (gatewayd, tests): calls f(const gw_conn&) for every live entry, each a
+// consistent copy (see "Bucket seq" above). Each bucket is copied at one instant; the walk as a
+// whole is not a snapshot (a key lives in one bucket, so no flow is seen twice, but flows created
+// or removed while the walk runs may or may not appear). It never blocks the writer. Returns the
+// number of buckets skipped because no consistent copy was obtained in kConnReadAttempts
+// attempts.
+template <class F>
+uint32_t for_each_conn(const gw_conn_bucket* buckets, const gw_conn* entries, uint32_t n_buckets,
+                       F&& f) noexcept(noexcept(f(std::declval<const gw_conn&>()))) {
+  uint32_t skipped = 0;
+  gw_conn copy[GW_CONN_WAYS];
+  for (uint32_t b = 0; b < n_buckets; ++b) {
+    uint32_t n = 0;
+    uint32_t attempt = 0;
+    while (!detail::read_conn_bucket(buckets[b], entries + size_t{b} * GW_CONN_WAYS, copy, &n)) {
+      if (++attempt == kConnReadAttempts) {
+        break;
+      }
+      detail::cpu_relax();
+    }
+    if (attempt == kConnReadAttempts) {
+      ++skipped;
+      continue;
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+      f(static_cast<const gw_conn&>(copy[i]));
+    }
+  }
+  return skipped;
+}
+
+// Live entries by state, as a reader sees them in one walk.
+struct ConnCounts {
+  uint64_t total = 0;
+  uint64_t syn = 0;
+  uint64_t established = 0;
+  uint64_t closing = 0;
+  uint64_t udp = 0;
+  uint32_t skipped_buckets = 0;
+};
+
+// Counts the live entries of `host`, or of every host when host == GW_NO_HOST.
+ConnCounts count_conns(const gw_conn_bucket* buckets, const gw_conn* entries, uint32_t n_buckets,
+                       uint16_t host = GW_NO_HOST) noexcept;
+
+// The writer side. One object per worker over that worker's table; only the worker calls it.
+//
+// Two-phase bursts: phase 1 hashes every packet of the burst and calls prefetch(hash) (bucket
+// line); phase 2 calls lookup() / insert() and uses the entry. Optionally, prefetch_entry(hash)
+// reads the bucket's signatures and prefetches the entries they match; it loads the bucket line, so
+// it pays only once that line has arrived (a few packets after its prefetch). A pointer returned by
+// lookup()/insert() designates that flow until the entry is removed (by remove(), or by expiry in
+// lookup() or expire_step()); the caller reads its fields directly but changes them only through
+// touch(), transition(), reassign() and remove().
+class ConnTable {
+ public:
+  // worker: this worker's gw_worker (counters). capacity is clamped to n_buckets * GW_CONN_WAYS.
+  // Preconditions (checked by the caller at start-up, see geometry_ok()): n_buckets is a power of
+  // two, the memory is as described at the top of this file.
+  ConnTable(gw_conn_bucket* buckets, gw_conn* entries, uint32_t n_buckets, uint32_t capacity,
+            gw_worker* worker, const ConnTimeouts& timeouts) noexcept;
+
+  static constexpr bool geometry_ok(uint32_t n_buckets, uint32_t capacity) noexcept {
+    return n_buckets != 0 && std::has_single_bit(n_buckets) &&
+           uint64_t{capacity} <= uint64_t{n_buckets} * GW_CONN_WAYS;
+  }
+
+  void set_timeouts(const ConnTimeouts& t) noexcept;
+  uint32_t timeout_ms(ConnState s) const noexcept {
+    return timeout_ms_[static_cast<uint8_t>(s) & 7];
+  }
+
+  void prefetch(uint64_t hash) const noexcept { __builtin_prefetch(&buckets_[hash & mask_], 0, 3); }
+  void prefetch_entry(uint64_t hash) const noexcept;
+
+  // The live entry of key, or nullptr. An expired entry found here is removed (counted as every
+  // removal) and reported as a miss.
+  gw_conn* lookup(const FlowKey& key, uint64_t hash, uint32_t now_ms) noexcept;
+
+  // Creates the entry of key in `state` (SYN, ESTABLISHED, CLOSING or UDP). Precondition: key has
+  // no live entry (the caller's lookup missed, or it removed the entry). nullptr when the bucket is
+  // full, the capacity is reached, or state/host is out of range; nothing changes then.
+  gw_conn* insert(const FlowKey& key, uint64_t hash, uint16_t host, uint16_t service,
+                  ConnState state, uint32_t now_ms, uint32_t now_s) noexcept;
+
+  // Per packet, on a live entry: its idle time restarts. Outside seq (see the invariants).
+  void touch(gw_conn* e, uint32_t now_ms) noexcept { detail::store_relaxed(e->last_ms, now_ms); }
+
+  // Applies next_conn_state() for a packet with these TCP flags, keeping the per-state counters;
+  // returns the new state.
+  ConnState transition(gw_conn* e, uint8_t tcp_flags) noexcept;
+
+  // Removes a live entry.
+  void remove(gw_conn* e) noexcept;
+
+  // Moves a live entry to new_host (its host stopped admitting established flows and the group
+  // reschedules): the counts move with it; state and age are kept. False when new_host is out of
+  // range (nothing changes).
+  bool reassign(gw_conn* e, uint16_t new_host) noexcept;
+
+  // Incremental sweep: examines the next max_buckets buckets after the cursor (wrapping) and
+  // removes the expired entries. Returns the number removed.
+  uint32_t expire_step(uint32_t max_buckets, uint32_t now_ms) noexcept;
+
+  // Re-attach: repairs buckets left mid-update, drops malformed ways, and recomputes
+  // conn_entries and every host's open_conns/open_established/open_closing from the live entries
+  // (other counters are untouched). Returns the number of live entries.
+  uint64_t rebuild_counts() noexcept;
+
+  bool expired(const gw_conn& e, uint32_t now_ms) const noexcept {
+    return static_cast<uint32_t>(now_ms - e.last_ms) >= timeout_ms_[e.state & 7];
+  }
+
+  uint32_t size() const noexcept { return live_; }
+  uint32_t capacity() const noexcept { return capacity_; }
+  uint32_t n_buckets() const noexcept { return mask_ + 1; }
+
+ private:
+  static uint32_t sig_of(uint64_t hash) noexcept {
+    const auto s = static_cast<uint32_t>(hash >> 32);
+    return s != 0 ? s : 1;
+  }
+  void begin_write(gw_conn_bucket& b) noexcept {
+    detail::store_relaxed(b.seq, b.seq + 1);
+    std::atomic_thread_fence(std::memory_order_release);
+  }
+  void end_write(gw_conn_bucket& b) noexcept {
+    std::atomic_ref<uint32_t>(b.seq).store(b.seq + 1, std::memory_order_release);
+  }
+  void count(uint16_t host, uint8_t state, int64_t d) noexcept;
+  void count_state(uint16_t host, uint8_t state, int64_t d) noexcept;
+  void publish_size() noexcept;
+  // Clears the ways in `ways` (a mask) of bucket b in one seq window and counts them. Returns how
+  // many were cleared.
+  uint32_t remove_ways(uint32_t b, uint32_t ways) noexcept;
+
+  gw_conn_bucket* buckets_;
+  gw_conn* entries_;
+  gw_worker* worker_;
+  uint32_t mask_;
+  uint32_t capacity_;
+  uint32_t live_ = 0;
+  uint32_t cursor_ = 0;
+  uint32_t timeout_ms_[8] = {};
+};
+
+inline void ConnTable::prefetch_entry(uint64_t hash) const noexcept {
+  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  uint32_t m = detail::sig_match(buckets_[b], sig_of(hash));
+  const gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
+  while (m != 0) {
+    __builtin_prefetch(base + std::countr_zero(m), 0, 3);
+    m &= m - 1;
+  }
+}
+
+inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t now_ms) noexcept {
+  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  uint32_t m = detail::sig_match(buckets_[b], sig_of(hash));
+  gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
+  while (m != 0) {
+    const auto way = static_cast<uint32_t>(std::countr_zero(m));
+    m &= m - 1;
+    gw_conn* e = base + way;
+    if (detail::key_equal(*e, key)) {
+      if (expired(*e, now_ms)) [[unlikely]] {
+        remove_ways(b, 1u << way);
+        return nullptr;
+      }
+      return e;
+    }
+  }
+  return nullptr;
+}
+
+inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t host,
+                                  uint16_t service, ConnState state, uint32_t now_ms,
+                                  uint32_t now_s) noexcept {
+  if (live_ >= capacity_ || host >= GW_MAX_HOSTS || !is_live_state(state)) {
+    return nullptr;
+  }
+  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  gw_conn_bucket& bucket = buckets_[b];
+  const uint32_t free_ways = detail::sig_match(bucket, 0);
+  if (free_ways == 0) {
+    return nullptr;
+  }
+  const auto way = static_cast<uint32_t>(std::countr_zero(free_ways));
+  gw_conn v{};
+  std::memcpy(&v, &key, kConnKeyBytes);
+  v.state = static_cast<uint8_t>(state);
+  v.host = host;
+  v.service = service;
+  v.created_s = now_s;
+  v.last_ms = now_ms;
+  gw_conn* e = entries_ + size_t{b} * GW_CONN_WAYS + way;
+  begin_write(bucket);
+  detail::store_conn(*e, v);
+  detail::store_relaxed(bucket.sig[way], sig_of(hash));
+  end_write(bucket);
+  ++live_;
+  count(host, v.state, +1);
+  publish_size();
+  return e;
+}
+
+}  // namespace gw::dp

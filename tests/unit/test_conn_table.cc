@@ -1,0 +1,596 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "dataplane/core/conn_table.h"
+
+namespace gw::dp {
+namespace {
+
+// Any good 64-bit mixer will do: the table takes the hash from its caller.
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
+uint64_t test_hash(const FlowKey& k) {
+  uint64_t w[5] = {};
+  std::memcpy(w, &k, kConnKeyBytes);
+  uint64_t h = 0x1234567;
+  for (uint64_t v : w) {
+    h = mix64(h ^ v);
+  }
+  return h;
+}
+
+// Key number id: client 10.(id)/16-ish, port from id, one VIP. Every field depends on id so a
+// copy mixing two keys is detectable.
+FlowKey make_key(uint32_t id, Family f = Family::V4) {
+  FlowKey k{};
+  k.family = f;
+  k.proto = kProtoTcp;
+  const uint64_t m = mix64(id);
+  k.src.b[0] = 10;
+  std::memcpy(k.src.b + 1, &id, 3);
+  if (f == Family::V6) {
+    k.src.b[0] = 0x20;
+    std::memcpy(k.src.b + 4, &id, 4);
+    std::memcpy(k.src.b + 8, &m, 8);
+  }
+  k.dst.b[0] = 192;
+  k.dst.b[1] = 0;
+  k.dst.b[2] = 2;
+  k.dst.b[3] = static_cast<uint8_t>(id >> 24);
+  k.src_port = Be16::from_host(static_cast<uint16_t>(1024 + (id % 60000)));
+  k.dst_port = Be16::from_host(80);
+  return k;
+}
+
+void free_aligned(void* p) { std::free(p); }
+
+template <class T>
+std::unique_ptr<T[], void (*)(void*)> alloc_zeroed(size_t n) {
+  const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  std::memset(p, 0, bytes);
+  return {static_cast<T*>(p), free_aligned};
+}
+
+constexpr ConnTimeouts kTimeouts{
+    .syn_ms = 5'000, .established_ms = 300'000, .closing_ms = 10'000, .udp_ms = 30'000};
+
+// One worker's table and counters on the heap, as the shared-memory object would hold them.
+struct Fixture {
+  explicit Fixture(uint32_t n_buckets, uint32_t capacity = 0)
+      : buckets(alloc_zeroed<gw_conn_bucket>(n_buckets)),
+        entries(alloc_zeroed<gw_conn>(size_t{n_buckets} * GW_CONN_WAYS)),
+        worker(std::make_unique<gw_worker>()),
+        n(n_buckets),
+        table(buckets.get(), entries.get(), n_buckets,
+              capacity != 0 ? capacity : n_buckets * GW_CONN_WAYS, worker.get(), kTimeouts) {}
+
+  ConnCounts read(uint16_t host = GW_NO_HOST) const {
+    return count_conns(buckets.get(), entries.get(), n, host);
+  }
+  const gw_host_counters& c(uint16_t host) const { return worker->hosts[host]; }
+
+  std::unique_ptr<gw_conn_bucket[], void (*)(void*)> buckets;
+  std::unique_ptr<gw_conn[], void (*)(void*)> entries;
+  std::unique_ptr<gw_worker> worker;
+  uint32_t n;
+  ConnTable table;
+};
+
+// Full hash with a chosen bucket and signature.
+constexpr uint64_t hash_of(uint32_t bucket, uint32_t sig) { return uint64_t{sig} << 32 | bucket; }
+
+TEST(ConnTable, InsertLookupRemove) {
+  Fixture f(64);
+  const FlowKey k = make_key(7);
+  const uint64_t h = test_hash(k);
+  EXPECT_EQ(f.table.lookup(k, h, 1000), nullptr);
+  gw_conn* e = f.table.insert(k, h, 3, 9, ConnState::Syn, 1000, 42);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(std::memcmp(e, &k, kConnKeyBytes), 0);
+  EXPECT_EQ(e->host, 3);
+  EXPECT_EQ(e->service, 9);
+  EXPECT_EQ(e->state, GW_CONN_SYN);
+  EXPECT_EQ(e->created_s, 42u);
+  EXPECT_EQ(e->last_ms, 1000u);
+  EXPECT_EQ(f.table.lookup(k, h, 1001), e);
+  EXPECT_EQ(f.table.size(), 1u);
+  EXPECT_EQ(f.worker->conn_entries, 1u);
+  EXPECT_EQ(f.c(3).open_conns, 1);
+  EXPECT_EQ(f.read().total, 1u);
+
+  // Every key field matters; FlowKey's pad bytes do not.
+  FlowKey other = k;
+  other.pad[0] = 0xaa;
+  EXPECT_EQ(f.table.lookup(other, h, 1001), e);
+  for (size_t byte = 0; byte < kConnKeyBytes; ++byte) {
+    other = k;
+    reinterpret_cast<uint8_t*>(&other)[byte] ^= 1;
+    EXPECT_EQ(f.table.lookup(other, h, 1001), nullptr) << "key byte " << byte;
+  }
+
+  f.table.remove(e);
+  EXPECT_EQ(f.table.lookup(k, h, 1002), nullptr);
+  EXPECT_EQ(f.table.size(), 0u);
+  EXPECT_EQ(f.worker->conn_entries, 0u);
+  EXPECT_EQ(f.c(3).open_conns, 0);
+  EXPECT_EQ(f.read().total, 0u);
+}
+
+TEST(ConnTable, SameSignatureDifferentKeys) {
+  Fixture f(4);
+  const uint64_t h = hash_of(1, 0xabcdef);
+  gw_conn* a = f.table.insert(make_key(1), h, 1, 0, ConnState::Udp, 0, 0);
+  gw_conn* b = f.table.insert(make_key(2), h, 2, 0, ConnState::Udp, 0, 0);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(f.table.lookup(make_key(1), h, 1), a);
+  EXPECT_EQ(f.table.lookup(make_key(2), h, 1), b);
+  EXPECT_EQ(f.table.lookup(make_key(3), h, 1), nullptr);
+  // A zero upper half still gives a usable (non-zero) signature.
+  gw_conn* z = f.table.insert(make_key(4), hash_of(1, 0), 1, 0, ConnState::Udp, 0, 0);
+  ASSERT_NE(z, nullptr);
+  EXPECT_EQ(f.table.lookup(make_key(4), hash_of(1, 0), 1), z);
+}
+
+TEST(ConnTable, ExpiryPerState) {
+  struct Case {
+    ConnState state;
+    uint32_t timeout_ms;
+  };
+  for (const Case& c :
+       {Case{ConnState::Syn, kTimeouts.syn_ms},
+        Case{ConnState::Established, kTimeouts.established_ms},
+        Case{ConnState::Closing, kTimeouts.closing_ms}, Case{ConnState::Udp, kTimeouts.udp_ms}}) {
+    SCOPED_TRACE(static_cast<int>(c.state));
+    Fixture f(16);
+    const FlowKey k = make_key(1);
+    const uint64_t h = test_hash(k);
+    const uint32_t t0 = 50'000;
+    gw_conn* e = f.table.insert(k, h, 5, 0, c.state, t0, 0);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(f.table.lookup(k, h, t0 + c.timeout_ms - 1), e);
+    EXPECT_FALSE(f.table.expired(*e, t0 + c.timeout_ms - 1));
+    EXPECT_TRUE(f.table.expired(*e, t0 + c.timeout_ms));
+    // touch() restarts the idle time.
+    f.table.touch(e, t0 + 1000);
+    EXPECT_EQ(f.table.lookup(k, h, t0 + c.timeout_ms), e);
+    EXPECT_EQ(f.table.lookup(k, h, t0 + 1000 + c.timeout_ms - 1), e);
+    // Expired at lookup: removed, counted, a miss.
+    EXPECT_EQ(f.table.lookup(k, h, t0 + 1000 + c.timeout_ms), nullptr);
+    EXPECT_EQ(f.table.size(), 0u);
+    EXPECT_EQ(f.c(5).open_conns, 0);
+    EXPECT_EQ(f.c(5).open_established, 0);
+    EXPECT_EQ(f.c(5).open_closing, 0);
+    EXPECT_EQ(f.read().total, 0u);
+  }
+}
+
+TEST(ConnTable, ClockWrapAround) {
+  Fixture f(16);
+  const uint32_t t0 = 0xffffffffu - 1000;  // 1 s before now_ms wraps
+  const FlowKey k = make_key(1);
+  const uint64_t h = test_hash(k);
+  gw_conn* e = f.table.insert(k, h, 1, 0, ConnState::Syn, t0, 0);
+  ASSERT_NE(e, nullptr);
+  const uint32_t after_wrap = t0 + 3000;  // == 1999
+  EXPECT_LT(after_wrap, t0);
+  EXPECT_EQ(f.table.lookup(k, h, after_wrap), e);  // idle 3 s < 5 s
+  EXPECT_EQ(f.table.expire_step(16, after_wrap), 0u);
+  EXPECT_EQ(f.table.expire_step(16, t0 + kTimeouts.syn_ms), 1u);  // == 3999: idle 5 s
+  EXPECT_EQ(f.table.size(), 0u);
+
+  // An entry touched after the wrap, looked up later.
+  e = f.table.insert(k, h, 1, 0, ConnState::Established, t0, 0);
+  ASSERT_NE(e, nullptr);
+  f.table.touch(e, 500);
+  EXPECT_EQ(f.table.lookup(k, h, 500 + kTimeouts.established_ms - 1), e);
+  EXPECT_EQ(f.table.lookup(k, h, 500 + kTimeouts.established_ms), nullptr);
+  EXPECT_EQ(f.c(1).open_conns, 0);
+}
+
+TEST(ConnTable, StateMachine) {
+  using S = ConnState;
+  constexpr uint8_t kAck = kTcpAck;
+  static_assert(next_conn_state(S::Syn, kTcpSyn) == S::Syn);
+  static_assert(next_conn_state(S::Syn, kAck) == S::Established);
+  static_assert(next_conn_state(S::Syn, kAck | kTcpPsh) == S::Established);
+  static_assert(next_conn_state(S::Syn, kTcpRst) == S::Closing);
+  static_assert(next_conn_state(S::Syn, kTcpFin | kAck) == S::Closing);
+  static_assert(next_conn_state(S::Established, kAck) == S::Established);
+  static_assert(next_conn_state(S::Established, kTcpSyn) == S::Established);
+  static_assert(next_conn_state(S::Established, kTcpFin | kAck) == S::Closing);
+  static_assert(next_conn_state(S::Established, kTcpRst | kAck) == S::Closing);
+  static_assert(next_conn_state(S::Closing, kAck) == S::Closing);
+  static_assert(next_conn_state(S::Closing, kTcpFin | kAck) == S::Closing);
+  static_assert(next_conn_state(S::Closing, kTcpSyn) == S::Syn);  // port reuse
+  static_assert(next_conn_state(S::Closing, kTcpSyn | kTcpRst) == S::Closing);
+  static_assert(next_conn_state(S::Udp, kTcpSyn) == S::Udp);
+  static_assert(next_conn_state(S::Udp, kTcpFin) == S::Udp);
+
+  Fixture f(16);
+  const FlowKey k = make_key(1);
+  gw_conn* e = f.table.insert(k, test_hash(k), 2, 0, ConnState::Syn, 0, 0);
+  ASSERT_NE(e, nullptr);
+  const auto expect = [&](int64_t conns, int64_t est, int64_t closing) {
+    EXPECT_EQ(f.c(2).open_conns, conns);
+    EXPECT_EQ(f.c(2).open_established, est);
+    EXPECT_EQ(f.c(2).open_closing, closing);
+    const ConnCounts r = f.read(2);
+    EXPECT_EQ(r.total, static_cast<uint64_t>(conns));
+    EXPECT_EQ(r.established, static_cast<uint64_t>(est));
+    EXPECT_EQ(r.closing, static_cast<uint64_t>(closing));
+  };
+  expect(1, 0, 0);
+  EXPECT_EQ(f.table.transition(e, kTcpSyn), S::Syn);
+  expect(1, 0, 0);
+  EXPECT_EQ(f.table.transition(e, kAck), S::Established);
+  expect(1, 1, 0);
+  EXPECT_EQ(f.table.transition(e, kAck | kTcpPsh), S::Established);
+  expect(1, 1, 0);
+  EXPECT_EQ(f.table.transition(e, kTcpFin | kAck), S::Closing);
+  expect(1, 0, 1);
+  EXPECT_EQ(f.table.transition(e, kTcpSyn), S::Syn);
+  expect(1, 0, 0);
+  EXPECT_EQ(f.table.transition(e, kTcpRst), S::Closing);
+  expect(1, 0, 1);
+  f.table.remove(e);
+  expect(0, 0, 0);
+}
+
+TEST(ConnTable, FullBucketAndCapacity) {
+  Fixture f(4);
+  for (uint32_t i = 0; i < GW_CONN_WAYS; ++i) {
+    ASSERT_NE(f.table.insert(make_key(i), hash_of(2, 100 + i), 1, 0, ConnState::Udp, 0, 0),
+              nullptr);
+  }
+  EXPECT_EQ(f.table.insert(make_key(99), hash_of(2, 99), 1, 0, ConnState::Udp, 0, 0), nullptr);
+  EXPECT_EQ(f.table.size(), GW_CONN_WAYS);
+  EXPECT_EQ(f.c(1).open_conns, static_cast<int64_t>(GW_CONN_WAYS));
+  // Other buckets still take keys; a freed way is reused.
+  EXPECT_NE(f.table.insert(make_key(99), hash_of(3, 99), 1, 0, ConnState::Udp, 0, 0), nullptr);
+  f.table.remove(f.table.lookup(make_key(4), hash_of(2, 104), 0));
+  EXPECT_NE(f.table.insert(make_key(98), hash_of(2, 98), 1, 0, ConnState::Udp, 0, 0), nullptr);
+
+  Fixture g(4, 10);
+  EXPECT_EQ(g.table.capacity(), 10u);
+  for (uint32_t i = 0; i < 10; ++i) {
+    ASSERT_NE(g.table.insert(make_key(i), hash_of(i % 4, i + 1), 1, 0, ConnState::Udp, 0, 0),
+              nullptr);
+  }
+  EXPECT_EQ(g.table.insert(make_key(10), hash_of(3, 11), 1, 0, ConnState::Udp, 0, 0), nullptr);
+  EXPECT_EQ(g.c(1).open_conns, 10);
+  EXPECT_EQ(g.worker->conn_entries, 10u);
+  g.table.remove(g.table.lookup(make_key(0), hash_of(0, 1), 0));
+  EXPECT_NE(g.table.insert(make_key(10), hash_of(3, 11), 1, 0, ConnState::Udp, 0, 0), nullptr);
+
+  // Out-of-range arguments change nothing.
+  EXPECT_EQ(f.table.insert(make_key(50), hash_of(0, 50), GW_MAX_HOSTS, 0, ConnState::Udp, 0, 0),
+            nullptr);
+  EXPECT_EQ(f.table.insert(make_key(50), hash_of(0, 50), 1, 0, ConnState::Empty, 0, 0), nullptr);
+  EXPECT_FALSE(ConnTable::geometry_ok(12, 10));
+  EXPECT_FALSE(ConnTable::geometry_ok(4, 61));
+  EXPECT_TRUE(ConnTable::geometry_ok(4, 60));
+}
+
+TEST(ConnTable, ExpireStepSweepsIncrementally) {
+  Fixture f(8);
+  // Three entries per bucket; even ids idle since 0, odd ids touched at 4000.
+  for (uint32_t i = 0; i < 24; ++i) {
+    gw_conn* e = f.table.insert(make_key(i), hash_of(i % 8, i + 1), 0, 0, ConnState::Syn, 0, 0);
+    ASSERT_NE(e, nullptr);
+    if (i % 2 == 1) {
+      f.table.touch(e, 4000);
+    }
+  }
+  const uint32_t now = kTimeouts.syn_ms;  // the even ones just expired
+  uint32_t removed = 0;
+  for (uint32_t step = 0; step < 4; ++step) {
+    const uint32_t r = f.table.expire_step(2, now);
+    EXPECT_LE(r, 6u);
+    removed += r;
+  }
+  EXPECT_EQ(removed, 12u);
+  EXPECT_EQ(f.table.expire_step(8, now), 0u);  // a full turn finds nothing more
+  EXPECT_EQ(f.table.size(), 12u);
+  EXPECT_EQ(f.c(0).open_conns, 12);
+  EXPECT_EQ(f.table.expire_step(1000, 4000 + kTimeouts.syn_ms), 12u);
+  EXPECT_EQ(f.c(0).open_conns, 0);
+  EXPECT_EQ(f.worker->conn_entries, 0u);
+}
+
+TEST(ConnTable, Reassign) {
+  Fixture f(16);
+  const FlowKey k = make_key(1);
+  const uint64_t h = test_hash(k);
+  gw_conn* e = f.table.insert(k, h, 4, 0, ConnState::Syn, 0, 0);
+  ASSERT_NE(e, nullptr);
+  f.table.transition(e, kTcpAck);
+  ASSERT_TRUE(f.table.reassign(e, 7));
+  EXPECT_EQ(e->host, 7);
+  EXPECT_EQ(e->state, GW_CONN_ESTABLISHED);
+  EXPECT_EQ(f.c(4).open_conns, 0);
+  EXPECT_EQ(f.c(4).open_established, 0);
+  EXPECT_EQ(f.c(7).open_conns, 1);
+  EXPECT_EQ(f.c(7).open_established, 1);
+  EXPECT_EQ(f.read(7).established, 1u);
+  EXPECT_EQ(f.read(4).total, 0u);
+  EXPECT_FALSE(f.table.reassign(e, GW_MAX_HOSTS));
+  EXPECT_TRUE(f.table.reassign(e, 7));
+  EXPECT_EQ(f.c(7).open_conns, 1);
+  f.table.transition(e, kTcpFin);
+  EXPECT_EQ(f.c(7).open_closing, 1);
+  EXPECT_EQ(f.c(7).open_established, 0);
+}
+
+// Counts against a model and a reader's recount after every operation of a long random sequence;
+// rebuild_counts() must agree with the incrementally kept values.
+TEST(ConnTable, CountsMatchLiveEntriesUnderRandomOperations) {
+  constexpr uint32_t kHosts = 12;
+  constexpr uint32_t kKeys = 900;
+  Fixture f(32, 400);
+  std::mt19937_64 rng(20260101);
+  struct Model {
+    uint16_t host;
+    ConnState state;
+    uint32_t last_ms;
+  };
+  std::map<uint32_t, Model> model;
+  uint32_t now = 0xffff0000u;  // crosses the wrap of now_ms during the run
+
+  const auto check = [&](uint32_t op) {
+    SCOPED_TRACE(op);
+    ConnCounts per_host[kHosts];
+    uint64_t total = 0;
+    for_each_conn(f.buckets.get(), f.entries.get(), f.n, [&](const gw_conn& e) {
+      ++total;
+      ConnCounts& c = per_host[e.host];
+      ++c.total;
+      c.established += e.state == GW_CONN_ESTABLISHED;
+      c.closing += e.state == GW_CONN_CLOSING;
+    });
+    int64_t sum = 0;
+    for (uint32_t h = 0; h < kHosts; ++h) {
+      ASSERT_EQ(f.c(h).open_conns, static_cast<int64_t>(per_host[h].total)) << "host " << h;
+      ASSERT_EQ(f.c(h).open_established, static_cast<int64_t>(per_host[h].established));
+      ASSERT_EQ(f.c(h).open_closing, static_cast<int64_t>(per_host[h].closing));
+      sum += f.c(h).open_conns;
+    }
+    ASSERT_EQ(sum, static_cast<int64_t>(total));
+    ASSERT_EQ(total, f.table.size());
+    ASSERT_EQ(f.worker->conn_entries, total);
+    ASSERT_EQ(model.size(), total);
+  };
+
+  // Reconciles the model with the entries expire_step() removed: only expired ones may vanish.
+  const auto reconcile = [&]() {
+    std::map<uint32_t, bool> present;
+    for_each_conn(f.buckets.get(), f.entries.get(), f.n, [&](const gw_conn& c) {
+      uint32_t id = 0;
+      std::memcpy(&id, c.src + 1, 3);
+      present[id] = true;
+    });
+    for (auto it = model.begin(); it != model.end();) {
+      if (present.count(it->first) != 0) {
+        ++it;
+        continue;
+      }
+      EXPECT_GE(now - it->second.last_ms, f.table.timeout_ms(it->second.state)) << it->first;
+      it = model.erase(it);
+    }
+  };
+
+  for (uint32_t op = 0; op < 10'000; ++op) {
+    now += static_cast<uint32_t>(rng() % 40);
+    const uint32_t id = static_cast<uint32_t>(rng() % kKeys);
+    const FlowKey k = make_key(id);
+    const uint64_t h = test_hash(k);
+    const uint32_t what = static_cast<uint32_t>(rng() % 100);
+    gw_conn* e = f.table.lookup(k, h, now);
+    if (e == nullptr) {
+      model.erase(id);  // absent, or expired and removed by this lookup
+    } else {
+      ASSERT_EQ(model.count(id), 1u);
+      ASSERT_EQ(e->host, model[id].host);
+      ASSERT_EQ(e->state, static_cast<uint8_t>(model[id].state));
+    }
+    if (what < 40) {
+      if (e == nullptr) {
+        const auto host = static_cast<uint16_t>(rng() % kHosts);
+        const ConnState st = (rng() % 4 == 0) ? ConnState::Udp : ConnState::Syn;
+        if (f.table.insert(k, h, host, 0, st, now, now / 1000) != nullptr) {
+          model[id] = {host, st, now};
+        }
+      }
+    } else if (what < 75) {
+      if (e != nullptr) {
+        static constexpr uint8_t kFlags[] = {kTcpAck, kTcpAck | kTcpPsh, kTcpSyn, kTcpFin | kTcpAck,
+                                             kTcpRst};
+        const uint8_t fl = kFlags[rng() % 5];
+        f.table.touch(e, now);
+        const ConnState want = next_conn_state(model[id].state, fl);
+        ASSERT_EQ(f.table.transition(e, fl), want);
+        ASSERT_EQ(e->state, static_cast<uint8_t>(want));
+        model[id].state = want;
+        model[id].last_ms = now;
+      }
+    } else if (what < 85) {
+      if (e != nullptr) {
+        f.table.remove(e);
+        model.erase(id);
+      }
+    } else if (what < 93) {
+      if (e != nullptr) {
+        const auto host = static_cast<uint16_t>(rng() % kHosts);
+        ASSERT_TRUE(f.table.reassign(e, host));
+        model[id].host = host;
+      }
+    } else {
+      if (f.table.expire_step(static_cast<uint32_t>(1 + rng() % 8), now) != 0) {
+        reconcile();
+      }
+    }
+    check(op);
+    if (HasFatalFailure()) {
+      return;
+    }
+    if (op % 500 == 499) {
+      gw_host_counters before[kHosts];
+      std::memcpy(before, f.worker->hosts, sizeof(before));
+      const uint32_t size_before = f.table.size();
+      EXPECT_EQ(f.table.rebuild_counts(), size_before);
+      EXPECT_EQ(std::memcmp(before, f.worker->hosts, sizeof(before)), 0);
+      EXPECT_EQ(f.worker->conn_entries, size_before);
+    }
+  }
+  EXPECT_GT(f.table.size(), 100u);  // the run kept a populated table
+}
+
+TEST(ConnTable, RebuildCountsOnReattach) {
+  Fixture f(16);
+  for (uint32_t i = 0; i < 100; ++i) {
+    gw_conn* e = f.table.insert(make_key(i), test_hash(make_key(i)), static_cast<uint16_t>(i % 5),
+                                0, ConnState::Syn, 0, 0);
+    ASSERT_NE(e, nullptr);
+    if (i % 3 == 0) {
+      f.table.transition(e, kTcpAck);
+    }
+    if (i % 7 == 0) {
+      f.table.transition(e, kTcpFin);
+    }
+  }
+  gw_host_counters expect[5];
+  std::memcpy(expect, f.worker->hosts, sizeof(expect));
+
+  // A restarted data plane: counters lost (fresh values), same table memory, new object.
+  auto fresh = std::make_unique<gw_worker>();
+  fresh->hosts[2].open_conns = 12345;  // stale garbage must be overwritten
+  ConnTable again(f.buckets.get(), f.entries.get(), f.n, f.n * GW_CONN_WAYS, fresh.get(),
+                  kTimeouts);
+  EXPECT_EQ(again.rebuild_counts(), 100u);
+  EXPECT_EQ(again.size(), 100u);
+  EXPECT_EQ(fresh->conn_entries, 100u);
+  for (uint32_t h = 0; h < 5; ++h) {
+    EXPECT_EQ(fresh->hosts[h].open_conns, expect[h].open_conns);
+    EXPECT_EQ(fresh->hosts[h].open_established, expect[h].open_established);
+    EXPECT_EQ(fresh->hosts[h].open_closing, expect[h].open_closing);
+  }
+  // The re-attached table finds the old flows.
+  EXPECT_NE(again.lookup(make_key(42), test_hash(make_key(42)), 1), nullptr);
+
+  // A crash in mid-update left bucket 3 odd: its ways are dropped, readers are unblocked.
+  uint32_t in_bucket3 = 0;
+  for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+    in_bucket3 += f.buckets[3].sig[w] != 0;
+  }
+  ASSERT_GT(in_bucket3, 0u);
+  f.buckets[3].seq |= 1;
+  EXPECT_EQ(count_conns(f.buckets.get(), f.entries.get(), f.n).skipped_buckets, 1u);
+  auto fresh2 = std::make_unique<gw_worker>();
+  ConnTable third(f.buckets.get(), f.entries.get(), f.n, f.n * GW_CONN_WAYS, fresh2.get(),
+                  kTimeouts);
+  EXPECT_EQ(third.rebuild_counts(), 100u - in_bucket3);
+  EXPECT_EQ(f.buckets[3].seq & 1, 0u);
+  const ConnCounts r = count_conns(f.buckets.get(), f.entries.get(), f.n);
+  EXPECT_EQ(r.skipped_buckets, 0u);
+  EXPECT_EQ(r.total, 100u - in_bucket3);
+  int64_t sum = 0;
+  for (uint32_t h = 0; h < 5; ++h) {
+    sum += fresh2->hosts[h].open_conns;
+  }
+  EXPECT_EQ(sum, static_cast<int64_t>(r.total));
+}
+
+// One writer churns the table; readers copy it continuously and must only ever see entries whose
+// fields are those the writer wrote together (every field is derived from the key).
+TEST(ConnTable, ConcurrentReadersNeverSeeTornEntries) {
+  constexpr uint32_t kKeys = 1000;
+  constexpr uint32_t kBuckets = 8;
+  Fixture f(kBuckets);
+  const auto host_of = [](uint32_t id) { return static_cast<uint16_t>(id % 1000); };
+  const auto service_of = [](uint32_t id) { return static_cast<uint16_t>(mix64(id) & 0xffff); };
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> seen{0};
+  std::atomic<uint64_t> torn{0};
+
+  const auto reader = [&]() {
+    uint64_t local_seen = 0;
+    uint64_t local_torn = 0;
+    while (!done.load(std::memory_order_acquire)) {
+      for_each_conn(f.buckets.get(), f.entries.get(), kBuckets, [&](const gw_conn& e) {
+        ++local_seen;
+        uint32_t id = 0;
+        std::memcpy(&id, e.src + 1, 3);
+        const FlowKey k = make_key(id);
+        const bool ok = std::memcmp(&e, &k, kConnKeyBytes) == 0 &&
+                        (e.host == host_of(id) || e.host == host_of(id) + 1000) &&
+                        e.service == service_of(id) && e.created_s == id &&
+                        is_live_state(static_cast<ConnState>(e.state)) &&
+                        (e.state == GW_CONN_UDP) == (id % 4 == 0);
+        local_torn += !ok;
+      });
+    }
+    seen += local_seen;
+    torn += local_torn;
+  };
+  // One reader: with the writer it fills both cores of a small CI machine.
+  std::vector<std::thread> readers;
+  readers.emplace_back(reader);
+
+  std::mt19937_64 rng(7);
+  uint32_t now = 0;
+  for (uint32_t op = 0; op < 1'000'000; ++op) {
+    now += 1;
+    const auto id = static_cast<uint32_t>(rng() % kKeys);
+    const FlowKey k = make_key(id);
+    const uint64_t h = test_hash(k);
+    gw_conn* e = f.table.lookup(k, h, now);
+    const uint32_t what = static_cast<uint32_t>(rng() % 10);
+    if (e == nullptr) {
+      f.table.insert(k, h, host_of(id), service_of(id),
+                     id % 4 == 0 ? ConnState::Udp : ConnState::Syn, now, id);
+    } else if (what < 4) {
+      f.table.remove(e);
+    } else if (what < 8) {
+      f.table.touch(e, now);
+      f.table.transition(e, static_cast<uint8_t>(rng() % 2 ? kTcpAck : kTcpFin));
+    } else {
+      f.table.reassign(e, e->host >= 1000 ? host_of(id) : host_of(id) + 1000);
+    }
+    if (op % 64 == 0) {
+      f.table.expire_step(1, now);
+    }
+  }
+  done.store(true, std::memory_order_release);
+  for (std::thread& t : readers) {
+    t.join();
+  }
+  EXPECT_EQ(torn.load(), 0u);
+  EXPECT_GT(seen.load(), 0u);
+  // Quiescent: counters equal a recount.
+  const ConnCounts r = f.read();
+  EXPECT_EQ(r.total, f.table.size());
+  int64_t sum = 0;
+  for (const gw_host_counters& c : f.worker->hosts) {
+    sum += c.open_conns;
+  }
+  EXPECT_EQ(sum, static_cast<int64_t>(r.total));
+}
+
+}  // namespace
+}  // namespace gw::dp
