@@ -404,7 +404,8 @@ int run(const gw::conf::Config& c, const char* program) {
                " connection entries re-attached, counts rebuilt");
     }
     const uint64_t n_sessions = gw::dp::rebuild_session_counts(
-        region.session_buckets(), hdr->session_buckets, host_counters.data(), n_workers);
+        region.session_buckets(), hdr->session_buckets,
+        static_cast<uint32_t>(gw::shm::monotonic_ms()), host_counters.data(), n_workers);
     log_line("re-attached " + std::to_string(total) + " connections and " +
              std::to_string(n_sessions) + " persistence sessions");
   }
