@@ -53,8 +53,16 @@ static __always_inline int strip(struct __sk_buff* skb, __u32 outer_len, __u64 f
   return TC_ACT_OK;
 }
 
+/* Outer and inner IP headers must be in the linear part of the skb to be read; a packet that
+ * arrived through a bridge or GRO may hold only the Ethernet header there. */
+#define GW_DECAP_PULL (sizeof(struct ethhdr) + 2 * sizeof(struct ipv6hdr))
+
 SEC("tc")
 int gw_decap(struct __sk_buff* skb) {
+  if ((long)skb->data_end - (long)skb->data < (long)GW_DECAP_PULL) {
+    /* Fails harmlessly for short packets, which the bounds checks below then pass. */
+    bpf_skb_pull_data(skb, skb->len < GW_DECAP_PULL ? skb->len : GW_DECAP_PULL);
+  }
   void* data = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
   struct ethhdr* eth = data;

@@ -165,11 +165,19 @@ Result<PortSetup> configure_port(const PortRequest& req) {
   out.rx_descriptors = rxd;
   out.tx_descriptors = txd;
 
+  // Drivers over a kernel interface or memory (af_packet reports a fixed 1518-byte frame
+  // whatever its interface carries) cannot take the MTU; the interface's own MTU decides there.
+  const std::string driver = info.driver_name != nullptr ? info.driver_name : "";
+  const bool software = driver.rfind("net_af_packet", 0) == 0 ||
+                        driver.rfind("net_af_xdp", 0) == 0 || driver.rfind("net_tap", 0) == 0 ||
+                        driver.rfind("net_pcap", 0) == 0 || driver.rfind("net_ring", 0) == 0 ||
+                        driver.rfind("net_null", 0) == 0 || driver.rfind("net_memif", 0) == 0;
   if (int rc = rte_eth_dev_set_mtu(req.port_id, req.mtu); rc == 0) {
     out.mtu_set = true;
-  } else if (rc == -ENOTSUP) {
-    log_warning(what + ": the driver cannot set the MTU; dataplane.ports mtu " +
-                std::to_string(req.mtu) + " is used for the encapsulation limit only");
+  } else if (rc == -ENOTSUP || (rc == -EINVAL && software)) {
+    log_warning(what + ": the driver (" + driver + ") cannot set MTU " +
+                std::to_string(req.mtu) + "; it is used for the encapsulation limit only, so "
+                "the underlying interface must carry it");
   } else {
     return make_error(dpdk_error(what + ": cannot set MTU " + std::to_string(req.mtu), rc));
   }

@@ -53,8 +53,8 @@ teardown() {
 }
 trap teardown EXIT
 
-# in NS CMD...: runs CMD in one of the topology's namespaces.
-in() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
+# on NS CMD...: runs CMD in one of the topology's namespaces.
+on() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
 
 setup_topology() {  # [BACKENDS]
   local n=${1:-3}
@@ -65,11 +65,11 @@ setup_topology() {  # [BACKENDS]
 }
 
 start_dataplane() {
-  in lb "$GW_BUILD/dataplane/gateway-dataplane" --config "$CFG" >>"$RUN.dataplane.log" 2>&1 &
+  on lb "$GW_BUILD/dataplane/gateway-dataplane" --config "$CFG" >>"$RUN.dataplane.log" 2>&1 &
   DP_PID=$!
   # Up when the balancer answers ARP and ping for its own address.
   for _ in $(seq 100); do
-    if in client ping -c1 -W1 -q 10.99.1.2 >/dev/null 2>&1; then
+    if on client ping -c1 -W1 -q 10.99.1.2 >/dev/null 2>&1; then
       log "gateway-dataplane running (pid $DP_PID)"
       return 0
     fi
@@ -86,7 +86,7 @@ stop_dataplane() {  # [SIGNAL]
 }
 
 start_gatewayd() {
-  in lb "$GW_BUILD/ctl/gatewayd" --config "$CFG" >>"$RUN.gatewayd.log" 2>&1 &
+  on lb "$GW_BUILD/ctl/gatewayd" --config "$CFG" >>"$RUN.gatewayd.log" 2>&1 &
   GWD_PID=$!
   for _ in $(seq 100); do
     ctl status >/dev/null 2>&1 && { log "gatewayd running (pid $GWD_PID)"; return 0; }
@@ -102,7 +102,7 @@ stop_gatewayd() {  # [SIGNAL]
   GWD_PID=
 }
 
-ctl() { in lb "$GW_BUILD/ctl/gatewayctl" --socket "$SOCK" "$@"; }
+ctl() { on lb "$GW_BUILD/ctl/gatewayctl" --socket "$SOCK" "$@"; }
 
 # host_field GROUP HOST JQ_PATH: a field of one host from `gatewayctl --json backends GROUP`.
 host_field() {
@@ -110,7 +110,7 @@ host_field() {
 }
 
 # The back end that answers one HTTP request through the VIP (curl from the client).
-who_answers() { in client curl -s -m 3 http://10.99.0.10/ || echo "ERROR"; }
+who_answers() { on client curl -s -m 3 http://10.99.0.10/ || echo "ERROR"; }
 
 # wait_for SECONDS DESCRIPTION CMD...: polls CMD until it succeeds.
 wait_for() {
@@ -143,7 +143,7 @@ expect_gt() {  # ACTUAL BOUND DESCRIPTION
 start_streams() {
   local name=$1 n=$2 secs=$3
   rm -f "$RUN.$name.ready"
-  in client "$GW_BUILD/tools/gw-testclient" --target 10.99.0.10:9000 --connections "$n" \
+  on client "$GW_BUILD/tools/gw-testclient" --target 10.99.0.10:9000 --connections "$n" \
     --interval-ms 200 --duration-s "$secs" --ready-file "$RUN.$name.ready" \
     >"$RUN.$name.json" 2>"$RUN.$name.err" &
   BG_PIDS+=($!)
@@ -151,11 +151,11 @@ start_streams() {
   wait_for 10 "$n streams connected" test -f "$RUN.$name.ready"
 }
 
-# wait_streams NAME: waits for the client to finish; prints its JSON summary.
+# wait_streams NAME: waits for the client to finish (in this shell: not inside $(...)); its JSON
+# summary is then in $STREAMS, its exit status in $STREAMS_RC.
 wait_streams() {
   local pid_var=STREAM_$1
-  local rc=0
-  wait "${!pid_var}" || rc=$?
-  cat "$RUN.$1.json"
-  return $rc
+  STREAMS_RC=0
+  wait "${!pid_var}" || STREAMS_RC=$?
+  STREAMS=$(cat "$RUN.$1.json")
 }
