@@ -65,7 +65,9 @@ setup_topology() {  # [BACKENDS]
 }
 
 start_dataplane() {
-  on lb "$GW_BUILD/dataplane/gateway-dataplane" --config "$CFG" >>"$RUN.dataplane.log" 2>&1 &
+  # ip netns exec replaces itself with the program: $! is the data plane's own pid.
+  ip netns exec "$P-lb" "$GW_BUILD/dataplane/gateway-dataplane" --config "$CFG" \
+    >>"$RUN.dataplane.log" 2>&1 &
   DP_PID=$!
   # Up when the balancer answers ARP and ping for its own address.
   for _ in $(seq 100); do
@@ -86,7 +88,8 @@ stop_dataplane() {  # [SIGNAL]
 }
 
 start_gatewayd() {
-  on lb "$GW_BUILD/ctl/gatewayd" --config "$CFG" >>"$RUN.gatewayd.log" 2>&1 &
+  ip netns exec "$P-lb" "$GW_BUILD/ctl/gatewayd" --config "$CFG" --foreground \
+    >>"$RUN.gatewayd.log" 2>&1 &
   GWD_PID=$!
   for _ in $(seq 100); do
     ctl status >/dev/null 2>&1 && { log "gatewayd running (pid $GWD_PID)"; return 0; }
@@ -134,6 +137,21 @@ expect_ne() {  # ACTUAL UNEXPECTED DESCRIPTION
   log "ok: $3 ($1)"
 }
 
+# Client addresses beyond 10.99.3.2, for scenarios that need several clients.
+add_client_addresses() {  # FIRST LAST (host parts of 10.99.3.x)
+  for i in $(seq "$1" "$2"); do on client ip addr add "10.99.3.$i/24" dev c0; done
+}
+
+# who_answers_from SRC: the back end answering a request sent from client address SRC.
+who_answers_from() { on client curl -s -m 3 --interface "$1" http://10.99.0.10/ || echo "ERROR"; }
+
+# streams_ok: the last wait_streams saw no error and exchanged data.
+streams_ok() {
+  [[ $STREAMS_RC == 0 ]] || fail "long-lived clients saw errors: $STREAMS"
+  expect_eq "$(jq .errors <<<"$STREAMS")" 0 "errors seen by the long-lived clients"
+  expect_gt "$(jq .exchanges <<<"$STREAMS")" 0 "messages exchanged on the long-lived connections"
+}
+
 expect_gt() {  # ACTUAL BOUND DESCRIPTION
   (($1 > $2)) || fail "$3: got $1, expected more than $2"
   log "ok: $3 ($1 > $2)"
@@ -143,7 +161,8 @@ expect_gt() {  # ACTUAL BOUND DESCRIPTION
 start_streams() {
   local name=$1 n=$2 secs=$3
   rm -f "$RUN.$name.ready"
-  on client "$GW_BUILD/tools/gw-testclient" --target 10.99.0.10:9000 --connections "$n" \
+  ip netns exec "$P-client" "$GW_BUILD/tools/gw-testclient" --target 10.99.0.10:9000 \
+    --connections "$n" \
     --interval-ms 200 --duration-s "$secs" --ready-file "$RUN.$name.ready" \
     >"$RUN.$name.json" 2>"$RUN.$name.err" &
   BG_PIDS+=($!)
