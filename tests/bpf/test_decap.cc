@@ -36,9 +36,13 @@ class Decap : public ::testing::Test {
   };
   Run run(const std::vector<uint8_t>& in) {
     std::vector<uint8_t> out(in.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = out.data(),
-                .data_size_in = static_cast<__u32>(in.size()),
-                .data_size_out = static_cast<__u32>(out.size()), .repeat = 1);
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = in.data();
+    opts.data_out = out.data();
+    opts.data_size_in = static_cast<__u32>(in.size());
+    opts.data_size_out = static_cast<__u32>(out.size());
+    opts.repeat = 1;
     const int err = bpf_prog_test_run_opts(bpf_program__fd(prog_), &opts);
     EXPECT_EQ(err, 0);
     out.resize(opts.data_size_out);
