@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/dataplane_link.h"
 #include "ctl/gatewayd/state.h"
@@ -28,24 +29,7 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/gwapi.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed";
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = gw::test::TempDir;
 
 class ManualClock final : public Clock {
  public:

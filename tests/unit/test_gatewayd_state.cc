@@ -10,30 +10,14 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/temp_dir.h"
 #include "ctl/gatewayd/state.h"
 #include "ctl/gatewayd/util.h"
 
 namespace gw::gatewayd {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/gwstate.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed";
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = gw::test::TempDir;
 
 void write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;

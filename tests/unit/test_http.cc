@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
 #include "ctl/http/http.h"
 #include "ctl/http/wire.h"
 
@@ -41,26 +42,7 @@ using namespace std::chrono_literals;
 
 // A fresh directory under TMPDIR, removed with everything in it at the end of the test. Short,
 // since a Unix socket path must fit in 108 bytes.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") + "/gwhttp.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed";
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = gw::test::TempDir;
 
 Endpoint tcp_any() {
   Endpoint ep;
