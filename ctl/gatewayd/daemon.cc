@@ -269,6 +269,7 @@ Daemon::Daemon(State& state, conf::Config active, DataplaneLink& link, Clock& cl
       opts_(std::move(opts)),
       maglev_(GW_MAGLEV_SIZE) {
   started_ms_ = clock_.realtime_ms();
+  started_mono_ms_ = clock_.monotonic_ms();
   if (opts_.pid == 0) {
     opts_.pid = static_cast<uint64_t>(::getpid());
   }
@@ -627,9 +628,19 @@ uint64_t Daemon::drain_epoch_ms() const {
   return r != nullptr ? r->activated_ms : started_ms_;
 }
 
-std::vector<GroupView> Daemon::collect(bool scan_idle) {
+Collected Daemon::collect(bool scan_idle) {
   std::lock_guard lk(mu_);
-  return collect_locked(nullptr, scan_idle);
+  Collected c;
+  c.groups = collect_locked(nullptr, scan_idle);
+  c.config_generation = state_.runtime().active_version;
+  c.quiesce = effective_quiesce();
+  c.dataplane = link_.info();
+  for (const conf::PortConfig& p : active_.dataplane.ports) {
+    c.ports.push_back(p.device);
+  }
+  c.monotonic_ms = clock_.monotonic_ms();
+  c.started_monotonic_ms = started_mono_ms_;
+  return c;
 }
 
 std::vector<GroupView> Daemon::collect_locked(const std::string* group, bool scan_idle) {

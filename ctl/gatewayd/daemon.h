@@ -98,6 +98,18 @@ struct GroupView {
   std::vector<HostView> hosts;
 };
 
+// What a metrics exporter reads (Daemon::collect()): copied under the daemon's lock in one go,
+// so that formatting happens outside it.
+struct Collected {
+  std::vector<GroupView> groups;      // as GET /v1/backend-groups (idle counts only when scanned)
+  uint64_t config_generation = 0;     // the active configuration version
+  QuiesceState quiesce;               // effective: a running shutdown drain counts as `all`
+  DataplaneInfo dataplane;            // process facts, worker records, port and drop counters
+  std::vector<std::string> ports;     // dataplane.ports[i].device, the index of dataplane.ports
+  uint64_t monotonic_ms = 0;          // when it was read (the data plane's clock)
+  uint64_t started_monotonic_ms = 0;  // when this gatewayd started
+};
+
 struct HealthProbe {
   HostKey host;
   TcpProbe probe;
@@ -130,8 +142,10 @@ class Daemon {
   std::vector<HealthProbe> due_health_probes();
   void apply_health_results(const std::vector<HealthProbe>& probes, const std::vector<bool>& ok);
 
-  // Every group as GET /v1/backend-groups reports it (the one place a metrics exporter reads).
-  std::vector<GroupView> collect(bool scan_idle = true);
+  // Every group as GET /v1/backend-groups reports it, and the instance-wide figures: the one
+  // place a metrics exporter reads. Without scan_idle the connection tables are not walked and
+  // HostView::idle stays 0 (the lock is held for a copy of the counters only).
+  Collected collect(bool scan_idle = false);
 
   bool exit_requested() const;
   conf::Config active_config() const;
@@ -222,6 +236,7 @@ class Daemon {
   Options opts_;
   MaglevBuilder maglev_;
   uint64_t started_ms_ = 0;
+  uint64_t started_mono_ms_ = 0;
 
   std::map<HostKey, HealthState> health_;
   std::map<HostKey, DrainEstimator> estimators_;

@@ -69,12 +69,14 @@ DataplaneInfo ShmLink::info() const {
   const gw_shm_header* h = region_.header();
   DataplaneInfo d;
   d.attached = true;
+  d.created_ms = h->created_ms;
   d.pid = load(h->dp_pid);
   d.started_ms = load(h->dp_started_ms);
   d.heartbeat_ms = load(h->dp_heartbeat_ms);
   d.restarts = load(h->dp_restarts);
   d.conn_capacity = h->conn_capacity;
   d.drops.assign(GW_MAX_DROP_REASONS, 0);
+  d.ports.assign(GW_MAX_PORTS, PortCounters{});
   for (uint32_t w = 0; w < h->n_workers; ++w) {
     const gw_worker* wk = region_.worker(w);
     WorkerInfo wi;
@@ -85,9 +87,13 @@ DataplaneInfo ShmLink::info() const {
     wi.seen_generation = load(wk->seen_generation);
     wi.conn_entries = load(wk->conn_entries);
     wi.conn_stateless = load(wk->conn_stateless);
-    for (const gw_port_counters& p : wk->ports) {
-      wi.rx_packets += load(p.rx_packets);
-      wi.tx_packets += load(p.tx_packets);
+    for (uint32_t p = 0; p < GW_MAX_PORTS; ++p) {
+      const uint64_t rx = load(wk->ports[p].rx_packets);
+      const uint64_t tx = load(wk->ports[p].tx_packets);
+      wi.rx_packets += rx;
+      wi.tx_packets += tx;
+      d.ports[p].rx_packets += rx;
+      d.ports[p].tx_packets += tx;
     }
     for (uint32_t r = 0; r < GW_MAX_DROP_REASONS; ++r) {
       d.drops[r] += load(wk->drops[r]);
@@ -107,6 +113,7 @@ MemoryLink::MemoryLink() : slots_(std::make_unique<gw_snapshot[]>(2)) {
   counters.assign(GW_MAX_HOSTS, HostCounters{});
   dp.attached = true;
   dp.drops.assign(GW_MAX_DROP_REASONS, 0);
+  dp.ports.assign(GW_MAX_PORTS, PortCounters{});
 }
 
 Result<gw_snapshot*> MemoryLink::begin() {

@@ -42,16 +42,25 @@ struct WorkerInfo {
   uint64_t tx_packets = 0;
 };
 
+// Per port (by index in dataplane.ports), summed over workers.
+struct PortCounters {
+  uint64_t rx_packets = 0;
+  uint64_t tx_packets = 0;
+};
+
 // The data plane's process facts as the header and the worker records hold them.
 struct DataplaneInfo {
   bool attached = false;
+  uint64_t created_ms = 0;  // CLOCK_REALTIME: when the shared-memory object (and so every counter
+                            // in it) was created; a new value means the counters started over
   uint64_t pid = 0;
   uint64_t started_ms = 0;    // CLOCK_REALTIME
   uint64_t heartbeat_ms = 0;  // CLOCK_MONOTONIC; 0 = never ran
   uint64_t restarts = 0;
   uint32_t conn_capacity = 0;  // per worker
   std::vector<WorkerInfo> workers;
-  std::vector<uint64_t> drops;  // by gw::DropReason, summed over workers
+  std::vector<uint64_t> drops;      // by gw::DropReason, summed over workers
+  std::vector<PortCounters> ports;  // GW_MAX_PORTS entries
 };
 
 class DataplaneLink {

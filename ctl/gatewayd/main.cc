@@ -4,9 +4,10 @@
 // signals, the tick thread); the logic is gw::gatewayd::Daemon (daemon.h).
 //
 // Threads: the HTTP server's poll loop (handlers), the tick thread (1 s: Daemon::tick, then the
-// due health probes, run without the daemon's lock), and main (waits for a signal or for an exit
-// requested by POST /v1/shutdown). Signals are blocked in every thread and taken by main with
-// sigtimedwait, so no handler runs in an arbitrary thread.
+// due health probes, run without the daemon's lock), the metrics listener's (prometheus-cpp,
+// when control.metrics is set; a scrape reads Daemon::collect()), and main (waits for a signal
+// or for an exit requested by POST /v1/shutdown). Signals are blocked in every thread and taken by
+// main with sigtimedwait, so no handler runs in an arbitrary thread.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -23,12 +24,14 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "ctl/config/config.h"
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/dataplane_link.h"
+#include "ctl/gatewayd/metrics.h"
 #include "ctl/gatewayd/state.h"
 #include "ctl/gatewayd/util.h"
 #include "ctl/http/http.h"
@@ -285,6 +288,15 @@ int run(const std::string& config_arg, bool foreground) {
     }
     listening += ", tcp " + tcp_ep.host + ":" + std::to_string(server.bound_port(0));
   }
+  // The Exposer starts threads, so it can only be created after detaching; a bad or busy
+  // address is found here already.
+  const std::optional<gw::conf::HostPort> metrics_at = active->control.metrics;
+  if (metrics_at) {
+    if (auto r = check_bindable(*metrics_at); !r) {
+      log_line(r.error());
+      return 1;
+    }
+  }
 
   raise_fd_limit();
   Detacher detacher;
@@ -325,6 +337,27 @@ int run(const std::string& config_arg, bool foreground) {
     return 1;
   }
   server.start([&](const gw::http::Request& req) { return daemon.handle(req); });
+
+  std::shared_ptr<CounterGuard> counter_guard;
+  std::unique_ptr<MetricsServer> metrics;
+  if (metrics_at) {
+    counter_guard = std::make_shared<CounterGuard>(state_dir + "/" + kMetricsStateFile, log_line);
+    if (auto r = counter_guard->load(); !r) {
+      log_line("metrics: " + r.error());
+    }
+    auto exporter =
+        std::make_shared<Exporter>([&daemon] { return daemon.collect(); }, counter_guard);
+    auto m = MetricsServer::start(*metrics_at, std::move(exporter));
+    if (!m) {
+      log_line(m.error());
+      server.stop();
+      detacher.done(false);
+      return 1;
+    }
+    metrics = std::move(*m);
+    listening +=
+        ", metrics " + gw::format_ip(metrics_at->address) + ":" + std::to_string(metrics->port());
+  }
 
   std::thread ticker([&] {
     for (;;) {
@@ -369,6 +402,12 @@ int run(const std::string& config_arg, bool foreground) {
     log_line("shutdown complete: exiting");
   }
   server.stop();
+  metrics.reset();
+  if (counter_guard) {
+    if (auto r = counter_guard->flush(); !r) {
+      log_line("metrics: " + r.error());
+    }
+  }
   {
     std::lock_guard lk(tick_mu);
     tick_stop = true;

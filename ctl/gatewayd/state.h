@@ -11,6 +11,8 @@
 //   candidate.yaml        the validated candidate configuration, if any
 //   audit.log             one JSON line per mutating API call (append only)
 //   counters.json         counters flushed when a quiesce `all` completes
+//   metrics.json          offsets keeping the exported Prometheus counters monotonic (metrics.h;
+//                         written by the metrics listener, not through this class)
 //   gatewayd.lock         held (flock) by the running gatewayd; holds its pid
 //
 // Invariants:
