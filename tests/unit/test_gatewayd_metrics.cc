@@ -28,30 +28,14 @@
 #include "ctl/http/http.h"
 #include "dataplane/core/drop_reason.h"
 #include "prometheus/text_serializer.h"
+#include "tests/support/temp_dir.h"
 
 namespace gw::gatewayd {
 namespace {
 
 using json = nlohmann::json;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/gwmetrics.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed";
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = gw::test::TempDir;
 
 class ManualClock final : public Clock {
  public:
@@ -351,7 +335,7 @@ class GatewaydMetrics : public ::testing::Test {
     return link_.counters[id(h, g)];
   }
 
-  TempDir dir_;
+  TempDir dir_{"gwmetrics"};
   ManualClock clock_;
   FakeProc proc_;
   MemoryLink link_;  // the data plane's shared memory: survives gatewayd restarts
