@@ -50,7 +50,7 @@ void TscClock::rebase() noexcept {
 
 uint64_t TscClock::now_ms() noexcept {
   uint64_t delta = rte_rdtsc() - base_tsc_;
-  if (delta >= hz_) [[unlikely]] {
+  if (delta >= hz_) {
     rebase();
     delta = 0;
   }
@@ -155,7 +155,7 @@ uint32_t Worker::poll_port(uint16_t pi) noexcept {
   uint16_t n_free = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = rx_[i];
-    if (m->nb_segs != 1) [[unlikely]] {
+    if (m->nb_segs != 1) {
       // Pools are sized for a whole frame of the port MTU and scatter is off, so only a driver
       // that ignores both gets here. The frame is larger than the balancer takes: count it as
       // received, then dropped.
@@ -179,7 +179,7 @@ uint32_t Worker::poll_port(uint16_t pi) noexcept {
     switch (o.action) {
       case Action::Forward:
       case Action::Reply:
-        if (o.tx_port < s_.n_ports) [[likely]] {
+        if (o.tx_port < s_.n_ports) {
           // o.start lies within the buffer, before or after the old data pointer.
           m->data_off = static_cast<uint16_t>(o.start - static_cast<uint8_t*>(m->buf_addr));
           m->data_len = static_cast<uint16_t>(o.len);
@@ -217,7 +217,7 @@ void Worker::tx_flush(uint16_t pi) noexcept {
   }
   const uint16_t sent =
       rte_eth_tx_burst(s_.port_ids[pi], static_cast<uint16_t>(s_.index), b.m, b.n);
-  if (sent < b.n) [[unlikely]] {
+  if (sent < b.n) {
     for (uint16_t i = sent; i < b.n; ++i) {
       bytes -= b.m[i]->pkt_len;
     }

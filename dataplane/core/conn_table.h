@@ -397,7 +397,7 @@ inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t no
     m &= m - 1;
     gw_conn* e = base + way;
     if (detail::key_equal(*e, key)) {
-      if (expired(*e, now_ms)) [[unlikely]] {
+      if (expired(*e, now_ms)) {
         remove_ways(b, 1u << way);
         return nullptr;
       }
