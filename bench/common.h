@@ -36,7 +36,8 @@ namespace gw::bench {
 // connection-table path of DESIGN.md. extra_groups adds groups of hosts_per_group hosts (and one
 // service each) for the snapshot benches.
 inline constexpr uint8_t kVip4[4] = {10, 99, 0, 10};
-inline constexpr uint8_t kVip6[16] = {0xfd, 0x00, 0x00, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+inline constexpr uint8_t kVip6[16] = {0xfd, 0x00, 0x00, 0x99, 0, 0, 0, 0,
+                                      0,    0,    0,    0,    0, 0, 0, 0x10};
 inline constexpr uint16_t kServicePort = 80;
 inline constexpr uint16_t kNoServicePort = 8080;  // a VIP port without a service
 inline constexpr MacAddr kPortMac{{0x02, 0xaa, 0, 0, 0, 0x02}};
@@ -99,10 +100,10 @@ inline conf::Config bench_config(uint32_t hosts_per_family = 10, uint32_t extra_
     conf::BackendGroupConfig g{.name = "g" + std::to_string(gi)};
     for (uint32_t i = 0; i < hosts_per_group; ++i) {
       const uint32_t n = gi * hosts_per_group + i;
-      g.hosts.push_back(conf::HostConfig{
-          .name = "h" + std::to_string(n),
-          .address = ip4(10, static_cast<uint8_t>(100 + (n >> 16)), static_cast<uint8_t>(n >> 8),
-                         static_cast<uint8_t>(n))});
+      g.hosts.push_back(
+          conf::HostConfig{.name = "h" + std::to_string(n),
+                           .address = ip4(10, static_cast<uint8_t>(100 + (n >> 16)),
+                                          static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n))});
     }
     c.services.push_back(conf::ServiceConfig{
         .name = "s" + std::to_string(gi),
@@ -115,7 +116,8 @@ inline conf::Config bench_config(uint32_t hosts_per_family = 10, uint32_t extra_
   return c;
 }
 
-// ---- frames ---------------------------------------------------------------------------------------
+// ---- frames
+// ---------------------------------------------------------------------------------------
 //
 // A minimum-size TCP frame to a VIP, written from a template and patched per packet: client
 // address and port from a flow id, TCP flags, IPv4 header checksum updated incrementally (the
@@ -187,7 +189,9 @@ inline FrameTemplate make_template(bool v6, uint16_t dport) {
   return t;
 }
 
-inline uint16_t flow_sport(uint32_t id) { return static_cast<uint16_t>(1024 + (id & 0x7fff) * 2 + 1); }
+inline uint16_t flow_sport(uint32_t id) {
+  return static_cast<uint16_t>(1024 + (id & 0x7fff) * 2 + 1);
+}
 
 // Writes the frame of flow `id` with TCP `flags` at dst (which must have room for t.len bytes).
 inline void write_frame(uint8_t* dst, const FrameTemplate& t, uint32_t id, uint8_t flags) {
@@ -317,8 +321,9 @@ class Mapping {
     if (kind == PageKind::kHuge) flags |= MAP_HUGETLB | MAP_POPULATE;
     void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, flags, -1, 0);
     if (p == MAP_FAILED) {
-      if (err) *err = std::string("mmap ") + page_kind_name(kind) + " " + std::to_string(n) +
-                      " bytes: " + std::strerror(errno);
+      if (err)
+        *err = std::string("mmap ") + page_kind_name(kind) + " " + std::to_string(n) +
+               " bytes: " + std::strerror(errno);
       return m;
     }
     if (kind == PageKind::k4K) madvise(p, n, MADV_NOHUGEPAGE);

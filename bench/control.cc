@@ -39,7 +39,8 @@ struct Unlinker {
   ~Unlinker() { shm::Region::unlink(instance_name()); }
 } g_unlinker;
 
-// ---- Maglev --------------------------------------------------------------------------------------
+// ---- Maglev
+// --------------------------------------------------------------------------------------
 struct Hosts {
   std::vector<std::string> names;
   std::vector<MaglevServiceHost> hosts;
@@ -80,7 +81,8 @@ void BM_MaglevBuildCold(benchmark::State& state) {
 }
 BENCHMARK(BM_MaglevBuildCold)->Arg(1000)->Unit(benchmark::kMillisecond);
 
-// ---- snapshot build + publish ----------------------------------------------------------------------
+// ---- snapshot build + publish
+// ----------------------------------------------------------------------
 void BM_SnapshotBuildPublish(benchmark::State& state) {
   const auto groups = static_cast<uint32_t>(state.range(0));
   const auto per_group = static_cast<uint32_t>(state.range(1));
@@ -124,7 +126,8 @@ BENCHMARK(BM_SnapshotBuildPublish)
     ->Args({40, 100})
     ->Unit(benchmark::kMillisecond);
 
-// ---- mode-change propagation -----------------------------------------------------------------------
+// ---- mode-change propagation
+// -----------------------------------------------------------------------
 //
 // A worker thread stands in for an lcore: per pass it takes the snapshot (enter), runs the real
 // process_burst over 32 frames of established flows on its own connection table, and reports
@@ -140,8 +143,8 @@ struct FakeLcore {
     pin_to_cpu(cpu);
     gw_shm_header* hdr = region->header();
     gw_worker* stats = region->worker(index);
-    dp::ConnTable conns(region->conn_buckets(index), region->conn_entries(index),
-                        hdr->conn_buckets, hdr->conn_capacity, stats, dp::ConnTimeouts{});
+    dp::ConnTable conns(region->conn_buckets(index), region->conn_entries(index), hdr->conn_buckets,
+                        hdr->conn_capacity, stats, dp::ConnTimeouts{});
     const conf::Config c = bench_config();
     dp::Neighbor neighbor;
     neighbor.set(kRouterMac);
@@ -253,8 +256,9 @@ void BM_ModeChange(benchmark::State& state) {
       const uint64_t t0 = now_ns();
       for (unsigned w = 0; w < workers; ++w) {
         const uint64_t& seen = region->worker(w)->seen_generation;
-        while (std::atomic_ref<uint64_t>(const_cast<uint64_t&>(seen))
-                   .load(std::memory_order_acquire) < gen) {
+        while (
+            std::atomic_ref<uint64_t>(const_cast<uint64_t&>(seen)).load(std::memory_order_acquire) <
+            gen) {
           // With more threads than CPUs a worker shares this CPU: let it run.
           if (shared_cpu) sched_yield();
         }
@@ -276,7 +280,12 @@ void BM_ModeChange(benchmark::State& state) {
   state.counters["cpus_shared"] = shared_cpu ? 1 : 0;
   shm::Region::unlink(instance_name());
 }
-BENCHMARK(BM_ModeChange)->Arg(1)->Arg(2)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ModeChange)
+    ->Arg(1)
+    ->Arg(2)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace gw::bench

@@ -89,8 +89,8 @@ int posix_memalign(void** out, size_t a, size_t n) {
 volatile uint64_t gw_bench_fill_calls = 0;
 uint64_t gw_bench_measured_packets = 0;  // every packet handed to gw_bench_measured_burst
 __attribute__((noinline)) void gw_bench_measured_burst(const gw::dp::Pkt* pkts, uint16_t n,
-                                                       gw::dp::WorkerCtx* ctx,
-                                                       gw::dp::Scratch* s, gw::dp::Outcome* out) {
+                                                       gw::dp::WorkerCtx* ctx, gw::dp::Scratch* s,
+                                                       gw::dp::Outcome* out) {
   gw_bench_measured_packets += n;
   gw::dp::process_burst(pkts, n, *ctx, *s, out);
 }
@@ -120,10 +120,12 @@ constexpr uint32_t kRingSlots = 1024;
 constexpr uint32_t kSlotBytes = 256;
 constexpr uint32_t kHeadroom = 128;
 constexpr uint32_t kNowMs = 10'000'000;  // fixed clock: nothing expires during a run
-bool g_prefetch_entries = false;         // --prefetch-entries (see Options)
+int g_prefetch_entries = 0;              // --prefetch-entries: 0 off, 1 same burst, 2 ahead
 uint64_t g_prefetch_misses = 0;          // packets whose harness-side hash was not the parser's
+uintptr_t g_lookup_sink = 0;             // keeps the experiment's lookups alive
 
-// ---- hardware counters ---------------------------------------------------------------------------
+// ---- hardware counters
+// ---------------------------------------------------------------------------
 class PerfCounters {
  public:
   PerfCounters() {
@@ -177,7 +179,8 @@ class PerfCounters {
   std::string why_;
 };
 
-// ---- scenarios -----------------------------------------------------------------------------------
+// ---- scenarios
+// -----------------------------------------------------------------------------------
 enum class Kind { Established, New, Mix, NoService };
 
 struct Scenario {
@@ -273,8 +276,7 @@ bool make_world(World& w, PageKind kind, bool v6, uint32_t flows, std::string& e
     err = r.error();
     return false;
   }
-  w.conns.emplace(w.buckets(), w.entries(), w.n_buckets, w.capacity, w.worker,
-                  dp::ConnTimeouts{});
+  w.conns.emplace(w.buckets(), w.entries(), w.n_buckets, w.capacity, w.worker, dp::ConnTimeouts{});
   w.neighbor.set(kRouterMac);
   w.port.mac = kPortMac;
   w.port.addr4 = c.dataplane.ports[0].address;
@@ -319,8 +321,7 @@ uint64_t send_all(World& w, uint8_t flags) {
 
 void restore_table(World& w) {
   std::memcpy(w.table_mem.data(), w.saved.data(), w.table_bytes());
-  w.conns.emplace(w.buckets(), w.entries(), w.n_buckets, w.capacity, w.worker,
-                  dp::ConnTimeouts{});
+  w.conns.emplace(w.buckets(), w.entries(), w.n_buckets, w.capacity, w.worker, dp::ConnTimeouts{});
   w.conns->rebuild_counts();
   w.ctx.conns = &*w.conns;
 }
@@ -351,7 +352,6 @@ RepResult run_rep(World& w, const Scenario& sc, uint64_t packets, uint64_t seed,
   const FrameTemplate& ack = sc.kind == Kind::NoService ? w.tmpl_nosvc : w.tmpl_ack;
   const uint32_t flows = w.flows;
   uint64_t fwd = 0;
-  uint32_t ids[kBurst];
   FlowKey key{};  // the key the parser derives from write_frame's frames (for the experiment)
   key.proto = kProtoTcp;
   key.dst_port = Be16::from_host(sc.kind == Kind::NoService ? kNoServicePort : kServicePort);
@@ -371,59 +371,98 @@ RepResult run_rep(World& w, const Scenario& sc, uint64_t packets, uint64_t seed,
   pc.start();
   const uint64_t c0 = thread_cpu_ns();
   const uint64_t t0 = now_ns();
-  for (uint64_t b = 0; b < packets / kBurst; ++b) {
-    for (uint16_t i = 0; i < kBurst; ++i) {
-      uint32_t id;
-      uint8_t flags = kTcpAck;
-      switch (sc.kind) {
-        case Kind::Established:
-        case Kind::NoService:
+  auto draw = [&](uint32_t& id, uint8_t& flags) {
+    flags = kTcpAck;
+    switch (sc.kind) {
+      case Kind::Established:
+      case Kind::NoService:
+        id = rng.below(flows);
+        break;
+      case Kind::New:
+        id = next_new++;
+        flags = kTcpSyn;
+        break;
+      case Kind::Mix:
+      default:
+        if (rng.below(10) != 0) {
           id = rng.below(flows);
-          break;
-        case Kind::New:
+        } else {
           id = next_new++;
           flags = kTcpSyn;
-          break;
-        case Kind::Mix:
-        default:
-          if (rng.below(10) != 0) {
-            id = rng.below(flows);
-          } else {
-            id = next_new++;
-            flags = kTcpSyn;
-          }
-          break;
-      }
-      uint8_t* s = w.slot(pos++);
-      write_frame(s + kHeadroom, ack, id, flags);
-      pkts[i] = Pkt{s + kHeadroom, ack.len, kHeadroom, 0};
-      ids[i] = id;
-    }
-    if (g_prefetch_entries && fn == gw_bench_measured_burst) {
-      uint64_t h[kBurst];
-      for (uint16_t i = 0; i < kBurst; ++i) {
-        key.src_port = Be16::from_host(flow_sport(ids[i]));
-        if (sc.v6) {
-          key.src.b[12] = 11;
-          key.src.b[13] = static_cast<uint8_t>(ids[i] >> 16);
-          key.src.b[14] = static_cast<uint8_t>(ids[i] >> 8);
-          key.src.b[15] = static_cast<uint8_t>(ids[i]);
-        } else {
-          key.src.b[1] = static_cast<uint8_t>(ids[i] >> 16);
-          key.src.b[2] = static_cast<uint8_t>(ids[i] >> 8);
-          key.src.b[3] = static_cast<uint8_t>(ids[i]);
         }
-        h[i] = flow_hash64(key, dp::kConnSeed);
-        w.conns->prefetch(h[i]);
-      }
-      for (uint16_t i = 0; i < kBurst; ++i) w.conns->prefetch_entry(h[i]);
-      fn(pkts, kBurst, &w.ctx, w.scratch.get(), out);
-      // The harness's key must be the parser's, or the experiment prefetches the wrong lines.
-      for (uint16_t i = 0; i < kBurst; ++i) g_prefetch_misses += h[i] != w.scratch->hash[i];
+        break;
+    }
+  };
+  auto hash_of = [&](uint32_t id) {
+    key.src_port = Be16::from_host(flow_sport(id));
+    if (sc.v6) {
+      key.src.b[12] = 11;
+      key.src.b[13] = static_cast<uint8_t>(id >> 16);
+      key.src.b[14] = static_cast<uint8_t>(id >> 8);
+      key.src.b[15] = static_cast<uint8_t>(id);
     } else {
-      fn(pkts, kBurst, &w.ctx, w.scratch.get(), out);
+      key.src.b[1] = static_cast<uint8_t>(id >> 16);
+      key.src.b[2] = static_cast<uint8_t>(id >> 8);
+      key.src.b[3] = static_cast<uint8_t>(id);
+    }
+    return flow_hash64(key, dp::kConnSeed);
+  };
+  const int mode = fn == gw_bench_measured_burst ? g_prefetch_entries : 0;
+  uint8_t flag_buf[2][kBurst];
+  uint32_t id_buf[2][kBurst];
+  uint64_t h_buf[2][kBurst];
+  int cur = 0;
+  for (uint16_t i = 0; i < kBurst; ++i) {
+    draw(id_buf[cur][i], flag_buf[cur][i]);
+    if (mode == 2) {
+      h_buf[cur][i] = hash_of(id_buf[cur][i]);
+      w.conns->prefetch(h_buf[cur][i]);
+    }
+  }
+  for (uint64_t b = 0; b < packets / kBurst; ++b) {
+    const int nxt = cur ^ 1;
+    for (uint16_t i = 0; i < kBurst; ++i) draw(id_buf[nxt][i], flag_buf[nxt][i]);
+    if (mode == 2) {
+      // One burst ahead: the next burst's buckets now, this burst's entries (their buckets were
+      // requested a whole burst ago).
+      for (uint16_t i = 0; i < kBurst; ++i) w.conns->prefetch_entry(h_buf[cur][i]);
+      for (uint16_t i = 0; i < kBurst; ++i) {
+        h_buf[nxt][i] = hash_of(id_buf[nxt][i]);
+        w.conns->prefetch(h_buf[nxt][i]);
+      }
+    } else if (mode == 3) {
+      // Demand loads instead of prefetches: the harness looks every packet's entry up (bucket
+      // and entry read) before process_burst; the lookups are independent, so the core overlaps
+      // their misses.
+      for (uint16_t i = 0; i < kBurst; ++i) {
+        h_buf[cur][i] = hash_of(id_buf[cur][i]);
+        w.conns->prefetch(h_buf[cur][i]);
+      }
+      for (uint16_t i = 0; i < kBurst; ++i) {
+        hash_of(id_buf[cur][i]);  // rebuilds `key` for this packet
+        g_lookup_sink += reinterpret_cast<uintptr_t>(w.conns->lookup(key, h_buf[cur][i], kNowMs));
+      }
+    } else if (mode == 1) {
+      // Same burst: buckets, then entries, then process_burst.
+      for (uint16_t i = 0; i < kBurst; ++i) {
+        h_buf[cur][i] = hash_of(id_buf[cur][i]);
+        w.conns->prefetch(h_buf[cur][i]);
+      }
+      for (uint16_t i = 0; i < kBurst; ++i) w.conns->prefetch_entry(h_buf[cur][i]);
+    }
+    for (uint16_t i = 0; i < kBurst; ++i) {
+      uint8_t* s = w.slot(pos++);
+      write_frame(s + kHeadroom, ack, id_buf[cur][i], flag_buf[cur][i]);
+      pkts[i] = Pkt{s + kHeadroom, ack.len, kHeadroom, 0};
+    }
+    fn(pkts, kBurst, &w.ctx, w.scratch.get(), out);
+    if (mode != 0) {
+      // The harness's key must be the parser's, or the experiment prefetches the wrong lines.
+      for (uint16_t i = 0; i < kBurst; ++i)
+        g_prefetch_misses += h_buf[cur][i] != w.scratch->hash[i];
     }
     for (uint16_t i = 0; i < kBurst; ++i) fwd += out[i].action == Action::Forward;
+    cur = nxt;
   }
   const uint64_t t1 = now_ns();
   const uint64_t c1 = thread_cpu_ns();
@@ -449,10 +488,13 @@ struct Options {
   bool scale = false;
   bool scale_insert = true;
   uint32_t flows_override = 0;  // --flows: every selected scenario uses this many flows
-  // Experiment: before each burst the harness hashes every packet's key and prefetches its
-  // bucket, then (second pass) the matching entries with ConnTable::prefetch_entry, which
-  // process_burst itself does not call. Shows what an entry prefetch in classify() would buy.
-  bool prefetch_entries = false;
+  // Experiment: the harness hashes every packet's key and prefetches its bucket, then (second
+  // pass) the matching entry with ConnTable::prefetch_entry, which process_burst itself never
+  // calls: right before the burst (1), or one burst ahead (2: buckets of the next burst while
+  // this one runs, entries of this burst first). Shows what such prefetching in the data plane
+  // would buy; the harness's hashing is inside the measured time.
+  int prefetch_entries = 0;  // 1: within the burst; 2 (=ahead): one burst ahead; 3 (=lookup)
+  bool latency = false;      // --latency: dependent-load latency of this machine's memory
 };
 
 std::string fmt(double v, int prec = 1) {
@@ -476,17 +518,20 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
   std::printf("# fastpath: process_burst, bursts of %u, cpu %d, memory %s, %d runs of %" PRIu64
               " packets each\n",
               kBurst, o.cpu, page_kind_name(o.mem), o.reps, o.packets);
-  if (o.prefetch_entries) {
-    std::printf("# experiment: the harness prefetches each packet's bucket and entry before "
-                "process_burst (its hashing is inside the measured time)\n");
+  if (o.prefetch_entries != 0) {
+    std::printf(
+        "# experiment: the harness prefetches each packet's bucket and entry %s "
+        "(its hashing is inside the measured time)\n",
+        o.prefetch_entries == 2   ? "one burst ahead"
+        : o.prefetch_entries == 3 ? "by looking every entry up right before process_burst"
+                                  : "right before process_burst");
   }
   std::printf("# hardware counters: %s\n",
               pc.ok() ? (pc.cycles_ok() ? "instructions, cycles" : "instructions")
                       : ("not counted here (" + pc.why() + ")").c_str());
   std::printf("%-10s %-5s %9s | %-32s | %7s %7s | %6s | %9s %9s | %6s | %6s %7s | %6s %s\n",
               "scenario", "mem", "flows", "net ns/pkt median [min..max] spr", "gross", "rebuild",
-              "Mpps", "instr/pkt", "cyc/pkt", "allocs", "oncpu%", "cpu-net", "fwd%",
-              "dropped as");
+              "Mpps", "instr/pkt", "cyc/pkt", "allocs", "oncpu%", "cpu-net", "fwd%", "dropped as");
 
   // Group the scenarios by (family, flows): one filled table each.
   std::map<std::pair<bool, uint32_t>, std::vector<Scenario>> groups;
@@ -534,7 +579,8 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
       uint64_t allocs = 0, fwd = 0, pkts = 0;
       // New flows must stay well below the capacity: half of the free entries at most.
       uint64_t packets = o.packets;
-      if (mutates) packets = std::min<uint64_t>(packets, (w.capacity - w.flows) / 2 / kBurst * kBurst);
+      if (mutates)
+        packets = std::min<uint64_t>(packets, (w.capacity - w.flows) / 2 / kBurst * kBurst);
       auto before = std::make_unique<gw_worker>(*w.worker);
       // One warm-up run, not reported.
       if (mutates) restore_table(w);
@@ -566,17 +612,16 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
       const Summary n = summarize(net);
       const Summary si = summarize(ins), sy = summarize(cyc);
       const double cpu_net = summarize(cpu_gross).median - summarize(cpu_rebuild).median;
-      std::printf("%-10s %-5s %9u | %7.1f [%6.1f..%6.1f] %5.1f%% | %7.1f %7.1f | %6.2f | %9s "
-                  "%9s | %6" PRIu64 " | %6.1f %7.1f | %6.2f %s\n",
-                  sc.name.c_str(), page_kind_name(o.mem), w.flows, n.median, n.min, n.max,
-                  g.spread_pct(), g.median, rb.median, 1000.0 / n.median,
-                  pc.ok() ? fmt(si.median).c_str() : "n/a", pc.cycles_ok() ? fmt(sy.median).c_str() : "n/a",
-                  allocs, 100.0 * summarize(oncpu).min, cpu_net,
-                  100.0 * static_cast<double>(fwd) / static_cast<double>(pkts),
-                  drop.c_str());
+      std::printf(
+          "%-10s %-5s %9u | %7.1f [%6.1f..%6.1f] %5.1f%% | %7.1f %7.1f | %6.2f | %9s "
+          "%9s | %6" PRIu64 " | %6.1f %7.1f | %6.2f %s\n",
+          sc.name.c_str(), page_kind_name(o.mem), w.flows, n.median, n.min, n.max, g.spread_pct(),
+          g.median, rb.median, 1000.0 / n.median, pc.ok() ? fmt(si.median).c_str() : "n/a",
+          pc.cycles_ok() ? fmt(sy.median).c_str() : "n/a", allocs, 100.0 * summarize(oncpu).min,
+          cpu_net, 100.0 * static_cast<double>(fwd) / static_cast<double>(pkts), drop.c_str());
       std::printf("# %s: packets through gw_bench_measured_burst so far: %" PRIu64 "%s\n",
                   sc.name.c_str(), gw_bench_measured_packets,
-                  !g_prefetch_entries           ? ""
+                  !g_prefetch_entries      ? ""
                   : g_prefetch_misses == 0 ? " (prefetch keys verified)"
                                            : " (PREFETCH KEYS WRONG: experiment invalid)");
       std::fflush(stdout);
@@ -584,7 +629,8 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
   }
 }
 
-// ---- scale: bytes per entry, memory for 10 M flows, insert rate -----------------------------------
+// ---- scale: bytes per entry, memory for 10 M flows, insert rate
+// -----------------------------------
 void run_scale(const Options& o) {
   std::printf("# scale: connection-table geometry and memory (shm::plan), insert rate\n");
   const double slot = sizeof(gw_conn) + static_cast<double>(sizeof(gw_conn_bucket)) / GW_CONN_WAYS;
@@ -643,23 +689,107 @@ void run_scale(const Options& o) {
     const uint64_t t1 = now_ns();
     const uint64_t c1 = thread_cpu_ns();
     g_count_allocs.store(false);
-    std::printf("insert %u keys, capacity %u, %u buckets (%s, %s): %.1f ns/insert (cpu %.1f), "
-                "%.2f M/s; failed (bucket full) %" PRIu64 " (%.4f %%), first at fill %.3f; allocs "
-                "%" PRIu64 "\n",
-                n, n, nb, page_kind_name(o.mem), table.page_report().c_str(),
-                static_cast<double>(t1 - t0) / n, static_cast<double>(c1 - c0) / n,
-                n * 1e3 / static_cast<double>(t1 - t0), failed,
-                100.0 * static_cast<double>(failed) / n,
-                failed ? static_cast<double>(first_fail) / n : 1.0, g_allocs.load());
+    std::printf(
+        "insert %u keys, capacity %u, %u buckets (%s, %s): %.1f ns/insert (cpu %.1f), "
+        "%.2f M/s; failed (bucket full) %" PRIu64
+        " (%.4f %%), first at fill %.3f; allocs "
+        "%" PRIu64 "\n",
+        n, n, nb, page_kind_name(o.mem), table.page_report().c_str(),
+        static_cast<double>(t1 - t0) / n, static_cast<double>(c1 - c0) / n,
+        n * 1e3 / static_cast<double>(t1 - t0), failed, 100.0 * static_cast<double>(failed) / n,
+        failed ? static_cast<double>(first_fail) / n : 1.0, g_allocs.load());
     std::fflush(stdout);
+  }
+}
+
+// ---- memory latency of this machine: dependent loads over a random cycle of cache lines -------
+//
+// One chain: every load depends on the previous one (the latency the lookup of one packet sees).
+// 32 chains interleaved: independent loads in flight together (what a burst of 32 could overlap
+// at best). Reported per load, for a buffer of `bytes` with the page kind of --mem.
+void run_latency(const Options& o) {
+  for (size_t mib : {size_t{256}, size_t{2048}}) {
+    std::string err;
+    const size_t bytes = mib << 20;
+    Mapping m = Mapping::make(bytes, o.mem, &err);
+    if (!m.data()) {
+      std::printf("latency %zu MiB %s: skipped (%s)\n", mib, page_kind_name(o.mem), err.c_str());
+      continue;
+    }
+    const size_t lines = bytes / 64;
+    auto* next = m.as<uint64_t>();  // next[line * 8] = index of the following line
+    std::vector<uint32_t> order(lines);
+    for (size_t i = 0; i < lines; ++i) order[i] = static_cast<uint32_t>(i);
+    Rng rng{1};
+    for (size_t i = lines - 1; i > 0; --i)
+      std::swap(order[i], order[rng.below(static_cast<uint32_t>(i + 1))]);
+    for (size_t i = 0; i < lines; ++i) next[size_t{order[i]} * 8] = order[(i + 1) % lines];
+    // Independent loads at known addresses (a gather), without and with a software prefetch
+    // 32 loads ahead: tells whether prefetching can hide this memory's latency at all.
+    {
+      const size_t n = 4'000'000;
+      std::vector<uint32_t> idx(n + 64);
+      for (auto& x : idx) x = rng.below(static_cast<uint32_t>(lines));
+      for (int pf : {0, 1}) {
+        uint64_t sum = 0;
+        const uint64_t t0 = now_ns();
+        for (size_t i = 0; i < n; ++i) {
+          if (pf) __builtin_prefetch(&next[size_t{idx[i + 32]} * 8], 0, 3);
+          sum += next[size_t{idx[i]} * 8];
+        }
+        const uint64_t t1 = now_ns();
+        std::printf("gather  %5zu MiB %-4s: independent loads %s %6.1f ns per load%s\n", mib,
+                    page_kind_name(o.mem), pf ? "with prefetch 32 ahead" : "                      ",
+                    static_cast<double>(t1 - t0) / static_cast<double>(n), sum == 1 ? "!" : "");
+      }
+    }
+    // Loads that depend on each other (each address mixes in the previous value), at addresses
+    // known ahead: with a software prefetch 16 loads ahead the latency is hidden only if the
+    // prefetches work on this machine.
+    {
+      const size_t n = 1'000'000;
+      std::vector<uint32_t> idx(n + 64);
+      for (auto& x : idx) x = rng.below(static_cast<uint32_t>(lines));
+      volatile uint64_t zero_mask = 0;
+      const uint64_t zm = zero_mask;
+      for (int pf : {0, 1}) {
+        uint64_t v = 0;
+        const uint64_t t0 = now_ns();
+        for (size_t i = 0; i < n; ++i) {
+          if (pf) __builtin_prefetch(&next[size_t{idx[i + 16]} * 8], 0, 3);
+          v = next[(size_t{idx[i]} ^ (v & zm)) * 8];
+        }
+        const uint64_t t1 = now_ns();
+        std::printf("chain   %5zu MiB %-4s: dependent loads  %s %6.1f ns per load%s\n", mib,
+                    page_kind_name(o.mem), pf ? "with prefetch 16 ahead" : "                      ",
+                    static_cast<double>(t1 - t0) / static_cast<double>(n), v == 1 ? "!" : "");
+      }
+    }
+    constexpr int kChains = 32;
+    for (int chains : {1, kChains}) {
+      uint64_t pos[kChains];
+      for (int c = 0; c < chains; ++c) pos[c] = order[static_cast<size_t>(c) * (lines / kChains)];
+      const uint64_t steps = 4'000'000 / static_cast<uint64_t>(chains);
+      const uint64_t t0 = now_ns();
+      for (uint64_t s = 0; s < steps; ++s) {
+        for (int c = 0; c < chains; ++c) pos[c] = next[pos[c] * 8];
+      }
+      const uint64_t t1 = now_ns();
+      uint64_t sink = 0;
+      for (int c = 0; c < chains; ++c) sink += pos[c];
+      std::printf("latency %5zu MiB %-4s (%s): %2d chain%s %6.1f ns per load%s\n", mib,
+                  page_kind_name(o.mem), m.page_report().c_str(), chains, chains == 1 ? " " : "s",
+                  static_cast<double>(t1 - t0) / static_cast<double>(steps * chains),
+                  sink == 0xffffffffffffffffull ? "!" : "");
+    }
   }
 }
 
 void usage() {
   std::printf(
       "fastpath [--mem=4k|thp|huge] [--cpu=N] [--reps=N] [--packets=N] [--only=a,b]\n"
-      "         [--max-flows=N] [--flows=N] [--no-rebuild] [--prefetch-entries]\n"
-      "         [--scale] [--scale-no-insert]\n"
+      "         [--max-flows=N] [--flows=N] [--no-rebuild] [--prefetch-entries[=ahead|=lookup]]\n"
+      "         [--scale] [--scale-no-insert] [--latency]\n"
       "Scenarios:\n");
   for (const Scenario& s : all_scenarios()) {
     std::printf("  %-10s IPv%c, %u flows: %s\n", s.name.c_str(), s.v6 ? '6' : '4', s.flows,
@@ -694,8 +824,14 @@ int main(int argc, char** argv) {
       std::stringstream ss(val);
       std::string item;
       while (std::getline(ss, item, ',')) o.only.push_back(item);
+    } else if (a == "--latency") {
+      o.latency = true;
     } else if (a == "--prefetch-entries") {
-      o.prefetch_entries = true;
+      o.prefetch_entries = 1;
+    } else if (a == "--prefetch-entries=ahead") {
+      o.prefetch_entries = 2;
+    } else if (a == "--prefetch-entries=lookup") {
+      o.prefetch_entries = 3;
     } else if (a == "--no-rebuild") {
       o.rebuild = false;
     } else if (a == "--scale") {
@@ -712,6 +848,10 @@ int main(int argc, char** argv) {
   if (!pin_to_cpu(o.cpu)) {
     std::fprintf(stderr, "fastpath: cannot pin to cpu %d: %s\n", o.cpu, std::strerror(errno));
     return 1;
+  }
+  if (o.latency) {
+    run_latency(o);
+    return 0;
   }
   if (o.scale) {
     run_scale(o);

@@ -37,12 +37,15 @@
 namespace gw::bench {
 namespace {
 
-constexpr uint32_t kRingSize = 2048;
-constexpr uint32_t kPoolMbufs = 16383;
+// Deep rings: when one of the two threads loses its CPU for a scheduler slice, the other still
+// finds work (the RX ring holds a few milliseconds of packets).
+constexpr uint32_t kRingSize = 16384;
+constexpr uint32_t kPoolMbufs = 32767;
 constexpr uint16_t kGenBurst = 64;
 // mbufs in circulation at most: fewer than either ring holds, so a TX ring the generator is slow
-// to drain (it shares its CPU) never makes the worker drop.
-constexpr unsigned kInFlight = 1536;
+// to drain never makes the worker drop.
+constexpr unsigned kInFlight = 12288;
+uint64_t g_loops = 0, g_full = 0, g_empty = 0;
 
 struct Options {
   bool huge = false;
@@ -81,7 +84,8 @@ struct Generator {
     rte_mbuf* buf[kGenBurst];
     uint64_t loops = 0;
     while (!stop(loops++)) {
-      const unsigned n = rte_ring_dequeue_burst(tx, reinterpret_cast<void**>(buf), kGenBurst, nullptr);
+      const unsigned n =
+          rte_ring_dequeue_burst(tx, reinterpret_cast<void**>(buf), kGenBurst, nullptr);
       for (unsigned i = 0; i < n; ++i) stack.push_back(buf[i]);
       returned += n;
       // Replace what the worker dropped (freed to the pool), up to kInFlight in circulation:
@@ -108,6 +112,9 @@ struct Generator {
       const unsigned sent = rte_ring_enqueue_burst(rx, reinterpret_cast<void**>(buf), k, nullptr);
       for (unsigned i = sent; i < k; ++i) stack.push_back(buf[i]);
       offered += sent;
+      ++g_loops;
+      g_full += room < kGenBurst;
+      g_empty += stack.empty() && sent == 0;
     }
   }
 
@@ -125,10 +132,12 @@ struct Generator {
     const uint64_t deadline = rte_rdtsc() + 2 * rte_get_tsc_hz();
     for (int quiet = 0; quiet < 50 && rte_rdtsc() < deadline;) {
       rte_mbuf* buf[kGenBurst];
-      const unsigned n = rte_ring_dequeue_burst(tx, reinterpret_cast<void**>(buf), kGenBurst, nullptr);
+      const unsigned n =
+          rte_ring_dequeue_burst(tx, reinterpret_cast<void**>(buf), kGenBurst, nullptr);
       for (unsigned i = 0; i < n; ++i) stack.push_back(buf[i]);
       returned += n;
-      const uint64_t rx_now = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(w.ports[0].rx_packets)).load();
+      const uint64_t rx_now =
+          std::atomic_ref<uint64_t>(const_cast<uint64_t&>(w.ports[0].rx_packets)).load();
       if (n == 0 && rx_now == last && rte_ring_count(rx) == 0) {
         ++quiet;
         rte_delay_us_block(100);
@@ -193,11 +202,16 @@ std::string drops_text(const gw_worker& a, const gw_worker& b) {
 int run(const Options& o) {
   const std::string pid = std::to_string(getpid());
   // --in-memory (no hugepage files left behind) does not go with --no-huge; --no-shconf does.
-  std::vector<std::string> args = {"gw-bench-pmd", o.huge ? "--in-memory" : "--no-shconf", "-m", "512",
-                                   "--no-pci", "--no-telemetry", "--log-level=lib.eal:warning",
-                                   "--file-prefix=gwbench" + pid,
-                                   "--lcores=0@" + std::to_string(o.cpu_gen) + ",1@" +
-                                       std::to_string(o.cpu_worker)};
+  std::vector<std::string> args = {
+      "gw-bench-pmd",
+      o.huge ? "--in-memory" : "--no-shconf",
+      "-m",
+      "512",
+      "--no-pci",
+      "--no-telemetry",
+      "--log-level=lib.eal:warning",
+      "--file-prefix=gwbench" + pid,
+      "--lcores=0@" + std::to_string(o.cpu_gen) + ",1@" + std::to_string(o.cpu_worker)};
   if (!o.huge) args.insert(args.begin() + 1, "--no-huge");
   auto eal = dp::eal_init(args, {1});
   if (!eal) {
@@ -212,7 +226,8 @@ int run(const Options& o) {
   }
   rte_ring* rx_ring = rte_ring_create("gwb_rx", kRingSize, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
   rte_ring* tx_ring = rte_ring_create("gwb_tx", kRingSize, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  const int port = rte_eth_from_rings("gwb0", &rx_ring, 1, &tx_ring, 1, static_cast<unsigned>(socket));
+  const int port =
+      rte_eth_from_rings("gwb0", &rx_ring, 1, &tx_ring, 1, static_cast<unsigned>(socket));
   if (rx_ring == nullptr || tx_ring == nullptr || port < 0) {
     std::fprintf(stderr, "pmd: rings/port: %s\n", rte_strerror(rte_errno));
     return 1;
@@ -256,7 +271,8 @@ int run(const Options& o) {
   shm::SnapshotWriter writer(*region);
   {
     auto slot = writer.begin(1000);
-    if (auto r = ctl::build_snapshot(ctl::SnapshotInputs{&c, &ids, nullptr, 1, 0}, mb, **slot); !r) {
+    if (auto r = ctl::build_snapshot(ctl::SnapshotInputs{&c, &ids, nullptr, 1, 0}, mb, **slot);
+        !r) {
       std::fprintf(stderr, "pmd: %s\n", r.error().c_str());
       return 1;
     }
@@ -280,11 +296,11 @@ int run(const Options& o) {
   gen.stack.reserve(kPoolMbufs + kGenBurst);
   gw_worker& stats = *region->worker(0);
   const uint64_t hz = rte_get_tsc_hz();
-  std::printf("# pmd: worker loop (busy idle) on lcore 1 (cpu %d), generator on cpu %d, net_ring "
-              "rings of %u, pool %u mbufs, %s, conn table %u flows in /dev/shm (capacity %u)\n",
-              o.cpu_worker, o.cpu_gen, kRingSize, kPoolMbufs,
-              o.huge ? "EAL memory on 2 MiB hugepages" : "EAL --no-huge", o.flows,
-              geo.conn_capacity);
+  std::printf(
+      "# pmd: worker loop (busy idle) on lcore 1 (cpu %d), generator on cpu %d, net_ring "
+      "rings of %u, pool %u mbufs, %s, conn table %u flows in /dev/shm (capacity %u)\n",
+      o.cpu_worker, o.cpu_gen, kRingSize, kPoolMbufs,
+      o.huge ? "EAL memory on 2 MiB hugepages" : "EAL --no-huge", o.flows, geo.conn_capacity);
   std::printf("%-8s %-6s %8s | %-24s | %12s | %9s | %s\n", "scenario", "mem", "flows",
               "Mpps median [min..max]", "burst busy%", "drops", "drop reasons (all runs)");
   std::fflush(stdout);
@@ -305,8 +321,9 @@ int run(const Options& o) {
       const uint64_t p0 = io.polls.load();
       const uint64_t t0 = rte_rdtsc();
       const uint64_t until = t0 + static_cast<uint64_t>(o.seconds * static_cast<double>(hz));
-      gen.pump(t, [&](uint32_t& i, uint8_t& f) { i = rng.below(o.flows), f = kTcpAck; },
-               [&](uint64_t loops) { return (loops & 63) == 0 && rte_rdtsc() >= until; });
+      gen.pump(
+          t, [&](uint32_t& i, uint8_t& f) { i = rng.below(o.flows), f = kTcpAck; },
+          [&](uint64_t loops) { return (loops & 63) == 0 && rte_rdtsc() >= until; });
       const uint64_t t1 = rte_rdtsc();
       if (r == 0) continue;
       const double secs = static_cast<double>(t1 - t0) / static_cast<double>(hz);
@@ -317,9 +334,9 @@ int run(const Options& o) {
       busy_sum += polls ? static_cast<double>(busy) / static_cast<double>(polls) : 0;
     }
     const Summary s = summarize(mpps);
-    std::printf("%-8s %-6s %8u | %6.2f [%6.2f..%6.2f] %3.0f%% | %5.1f %5.1f%% | %9s | %s\n",
-                "io", o.huge ? "huge" : "nohuge", o.flows, s.median, s.min, s.max,
-                s.spread_pct(), burst_sum / o.reps, 100.0 * busy_sum / o.reps, "-",
+    std::printf("%-8s %-6s %8u | %6.2f [%6.2f..%6.2f] %3.0f%% | %5.1f %5.1f%% | %9s | %s\n", "io",
+                o.huge ? "huge" : "nohuge", o.flows, s.median, s.min, s.max, s.spread_pct(),
+                burst_sum / o.reps, 100.0 * busy_sum / o.reps, "-",
                 "io-forwarding lcore, same port, rings and generator");
     std::fflush(stdout);
     stop.store(true);
@@ -351,8 +368,9 @@ int run(const Options& o) {
     const FrameTemplate t = make_template(v6, kServicePort);
     for (uint8_t flags : {kTcpSyn, kTcpAck}) {
       uint32_t id = 0;
-      gen.pump(t, [&](uint32_t& i, uint8_t& f) { i = id++ % o.flows, f = flags; },
-               [&](uint64_t) { return id >= o.flows; });
+      gen.pump(
+          t, [&](uint32_t& i, uint8_t& f) { i = id++ % o.flows, f = flags; },
+          [&](uint64_t) { return id >= o.flows; });
       gen.settle(stats);
     }
   };
@@ -364,18 +382,21 @@ int run(const Options& o) {
     const uint64_t f0 = now_ns();
     if (kind == Kind::Established) fill(v6);
     const uint64_t f1 = now_ns();
-    const FrameTemplate t = make_template(v6, kind == Kind::NoService ? kNoServicePort : kServicePort);
+    const FrameTemplate t =
+        make_template(v6, kind == Kind::NoService ? kNoServicePort : kServicePort);
     Rng rng{42};
     std::vector<double> mpps;
     uint64_t drops = 0;
     const auto before_all = std::make_unique<gw_worker>(stats);
     double burst_sum = 0, busy_sum = 0;
+    g_loops = g_full = g_empty = 0;
     for (int r = 0; r < o.reps + 1; ++r) {  // run 0 warms up and is not reported
       const gw_worker snap0 = stats;
       const uint64_t t0 = rte_rdtsc();
       const uint64_t until = t0 + static_cast<uint64_t>(o.seconds * static_cast<double>(hz));
-      gen.pump(t, [&](uint32_t& i, uint8_t& f) { i = rng.below(o.flows), f = kTcpAck; },
-               [&](uint64_t loops) { return (loops & 63) == 0 && rte_rdtsc() >= until; });
+      gen.pump(
+          t, [&](uint32_t& i, uint8_t& f) { i = rng.below(o.flows), f = kTcpAck; },
+          [&](uint64_t loops) { return (loops & 63) == 0 && rte_rdtsc() >= until; });
       const uint64_t t1 = rte_rdtsc();
       const gw_worker snap1 = stats;
       if (r == 0) {
@@ -399,6 +420,11 @@ int run(const Options& o) {
                 name.c_str(), o.huge ? "huge" : "nohuge", o.flows, s.median, s.min, s.max,
                 s.spread_pct(), burst_sum / o.reps, 100.0 * busy_sum / o.reps, drops,
                 drops_text(*before_all, stats).c_str());
+    std::printf(
+        "#   generator: %.1f %% of its loops had nothing to send (waiting for the worker's "
+        "TX), %.1f %% found the RX ring nearly full\n",
+        g_loops ? 100.0 * static_cast<double>(g_empty) / static_cast<double>(g_loops) : 0,
+        g_loops ? 100.0 * static_cast<double>(g_full) / static_cast<double>(g_loops) : 0);
     std::printf("#   fill (SYN + ACK of %u flows through the loop) %.2f s; live entries %" PRIu64
                 ", stateless %" PRIu64 "\n",
                 o.flows, (f1 - f0) / 1e9, stats.conn_entries, stats.conn_stateless);
