@@ -407,6 +407,13 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
       s.hash[i] = 0;
     }
   }
+  // The entry loads, back to back: read-only, so decide() stays the one place that changes the
+  // table (a packet earlier in the burst may insert or remove the entry another one finds).
+  if (ctx.conns != nullptr) {
+    for (uint16_t i = 0; i < n; ++i) {
+      s.warm[i] = s.hash[i] != 0 ? ctx.conns->peek(s.parsed[i].key, s.hash[i]) : nullptr;
+    }
+  }
 }
 
 void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept {

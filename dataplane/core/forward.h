@@ -6,7 +6,8 @@
 // applies each Outcome (transmit, free); tests drive the same function over plain buffers.
 //
 // Two phases per burst (STYLE.md): classify() parses, hashes and prefetches the connection-table
-// bucket of every packet; decide() then looks up, selects and rewrites.
+// bucket of every packet, then reads every packet's entry back to back (so their cache misses
+// overlap); decide() then looks up (now from cache), selects and rewrites.
 #pragma once
 
 #include <atomic>
@@ -108,6 +109,7 @@ struct Scratch {
   Parsed parsed[kMaxBurst];
   uint64_t hash[kMaxBurst];
   DropReason status[kMaxBurst];
+  const gw_conn* warm[kMaxBurst];  // classify()'s read-only look-ups; decide() looks up again
 };
 
 void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept;
