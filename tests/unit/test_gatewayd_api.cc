@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/manual_clock.h"
 #include "tests/support/temp_dir.h"
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/dataplane_link.h"
@@ -31,17 +32,7 @@ using ::testing::HasSubstr;
 
 using TempDir = gw::test::TempDir;
 
-class ManualClock final : public Clock {
- public:
-  uint64_t realtime_ms() const override { return real; }
-  uint64_t monotonic_ms() const override { return mono; }
-  void advance_ms(uint64_t d) {
-    real += d;
-    mono += d;
-  }
-  uint64_t real = 1'795'255'200'000;  // 2026-11-21T10:00:00Z
-  uint64_t mono = 5'000'000;
-};
+using ManualClock = gw::test::ManualClock;
 
 class FakeProc final : public ProcessControl {
  public:

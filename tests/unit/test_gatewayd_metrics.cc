@@ -28,6 +28,7 @@
 #include "ctl/http/http.h"
 #include "dataplane/core/drop_reason.h"
 #include "prometheus/text_serializer.h"
+#include "tests/support/manual_clock.h"
 #include "tests/support/temp_dir.h"
 
 namespace gw::gatewayd {
@@ -37,17 +38,7 @@ using json = nlohmann::json;
 
 using TempDir = gw::test::TempDir;
 
-class ManualClock final : public Clock {
- public:
-  uint64_t realtime_ms() const override { return real; }
-  uint64_t monotonic_ms() const override { return mono; }
-  void advance_ms(uint64_t d) {
-    real += d;
-    mono += d;
-  }
-  uint64_t real = 1'795'255'200'000;  // 2026-11-21T10:00:00Z
-  uint64_t mono = 5'000'000;
-};
+using ManualClock = gw::test::ManualClock;
 
 class FakeProc final : public ProcessControl {
  public:
