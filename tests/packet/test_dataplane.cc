@@ -58,6 +58,7 @@ constexpr const char* kVip6 = "fd00:99::10";
 constexpr const char* kClient4 = "10.99.5.1";
 constexpr const char* kClient6 = "fd00:99:5::1";
 constexpr uint16_t kServicePort = 80;
+constexpr uint16_t kUdpPort = 53;
 
 // Host id = position here. Group 0 serves the IPv4 VIP, group 1 the IPv6 VIP.
 struct HostDef {
@@ -132,7 +133,13 @@ void fill_snapshot(gw_snapshot& s, const Modes& modes, MaglevBuilder& maglev) {
     svc.flags = GW_SERVICE_IN_USE;
     svc.service_id = g + 1;
   }
-  s.n_services = 2;
+  // And a UDP service on the IPv4 VIP, in group 0.
+  gw_service& udp = s.services[2];
+  udp = s.services[0];
+  udp.proto = kProtoUdp;
+  udp.port = kUdpPort;
+  udp.service_id = 3;
+  s.n_services = 3;
   ASSERT_TRUE(shm::index_services(s));
 
   for (uint16_t g = 0; g < 2; ++g) {
@@ -637,6 +644,40 @@ TEST_F(DataplaneTest, TcpSynToTheIpv6VipIsTunnelledIp6Ip6) {
                         .payload(100)
                         .build();
   EXPECT_EQ(check_encap(exchange(data), data, Family::V6), h);
+}
+
+TEST_F(DataplaneTest, RstFromTheClientReachesTheFlowsHostAndClosesTheEntry) {
+  gw_worker& st = g_dp->stats();
+  const auto syn = tcp4(40011, kTcpSyn).build();
+  const int h = check_encap(exchange(syn), syn, Family::V4);
+  ASSERT_GE(h, 0);
+  const int64_t closing = read(st.hosts[h].open_closing);
+  const auto rst = tcp4(40011, kTcpRst | kTcpAck).build();
+  EXPECT_EQ(check_encap(exchange(rst), rst, Family::V4), h);
+  EXPECT_EQ(read(st.hosts[h].open_closing), closing + 1) << "the entry is closing";
+}
+
+TEST_F(DataplaneTest, UdpToTheVipIsTunnelledAndItsFlowPinned) {
+  gw_worker& st = g_dp->stats();
+  auto udp = [](uint16_t sport) {
+    return PacketBuilder()
+        .eth(kClientMac, g_dp->port_mac())
+        .ipv4(kClient4, kVip4)
+        .udp(sport, kUdpPort)
+        .payload(48)
+        .build();
+  };
+  const auto first = udp(5300);
+  const int h = check_encap(exchange(first), first, Family::V4);
+  ASSERT_GE(h, 0);
+  EXPECT_EQ(kHosts[h].group, 0);
+  const int64_t open = read(st.hosts[h].open_conns);
+  EXPECT_GE(open, 1);
+  for (int i = 0; i < 3; ++i) {
+    const auto again = udp(5300);
+    EXPECT_EQ(check_encap(exchange(again), again, Family::V4), h) << "the flow stays on its host";
+  }
+  EXPECT_EQ(read(st.hosts[h].open_conns), open) << "one entry for the flow";
 }
 
 TEST_F(DataplaneTest, MalformedFramesAreDroppedAndCounted) {
