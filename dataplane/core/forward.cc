@@ -202,7 +202,10 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   const uint16_t timeout_s =
       static_cast<uint16_t>(std::min<uint32_t>(svc.persist_timeout_s, 65535));
   const SessionKey sk{key.src, svc.group, key.family};
-  const SessionHit hit = st->lookup(sk, sh, ctx.now_ms, /*refresh=*/false);
+  // The session table's hash covers its whole key (group, family, client): the client's hash
+  // alone would give every group's session of one client the same bucket and tag.
+  const uint64_t skh = sh ^ ((uint64_t{svc.group} + 1) * 0x9e3779b97f4a7c15ull);
+  const SessionHit hit = st->lookup(sk, skh, ctx.now_ms, /*refresh=*/false);
   if (hit) {
     const gw_host& hs = snap.hosts[hit.host];
     if ((hs.flags & GW_HOST_SESSIONS) != 0 && hs.group == svc.group) {
@@ -218,7 +221,7 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   if (by_table == GW_NO_HOST) {
     return {GW_NO_HOST, DropReason::NoHost};
   }
-  const SessionInsert ins = st->insert(sk, sh, by_table, timeout_s, ctx.now_ms);
+  const SessionInsert ins = st->insert(sk, skh, by_table, timeout_s, ctx.now_ms);
   if (ins.status == SessionStatus::Existing) {
     // Another worker created the client's session a moment ago: follow it.
     const gw_host& hs = snap.hosts[ins.hit.host];
