@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/core/forward.h"
 #include "dataplane/core/headers.h"

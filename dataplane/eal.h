@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::dp {
 

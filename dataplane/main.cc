@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "dataplane/core/conn_table.h"
 #include "dataplane/core/forward.h"
 #include "dataplane/core/session_table.h"

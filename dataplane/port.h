@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "dataplane/core/headers.h"
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 struct rte_mempool;
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/core/checksum.h"
 #include "dataplane/core/conn_table.h"

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <string>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/shm/shm.h"
 

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "ctl/http/http.h"
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::ctl {
 

@@ -15,7 +15,7 @@
 
 #include "ctl/gatewayctl/cli.h"
 #include "ctl/http/http.h"
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::ctl {
 

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "ctl/gatewayd/dataplane_link.h"
 #include "ctl/gatewayd/drain_estimator.h"
 #include "ctl/gatewayd/health.h"

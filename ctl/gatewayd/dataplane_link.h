@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "ctl/config/config.h"
-#include "dataplane/core/result.h"
+#include "dataplane/config/config.h"
+#include "dataplane/shm/result.h"
 #include "dataplane/shm/layout.h"
 #include "dataplane/shm/shm.h"
 

@@ -28,7 +28,7 @@
 #include <string>
 #include <thread>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/dataplane_link.h"
 #include "ctl/gatewayd/metrics.h"

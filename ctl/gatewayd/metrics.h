@@ -24,10 +24,10 @@
 #include <string>
 #include <vector>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/util.h"
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 

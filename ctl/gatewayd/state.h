@@ -36,7 +36,7 @@
 #include "ctl/gatewayd/util.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/core/mode.h"
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::gatewayd {
 

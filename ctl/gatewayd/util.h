@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::gatewayd {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::http {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::http::wire {
 

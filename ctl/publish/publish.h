@@ -9,10 +9,10 @@
 #include <string>
 #include <utility>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "dataplane/core/maglev.h"
 #include "dataplane/core/mode.h"
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 #include "dataplane/shm/layout.h"
 
 namespace gw::ctl {

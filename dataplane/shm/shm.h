@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 #include "dataplane/shm/layout.h"
 
 namespace gw::shm {

@@ -7,7 +7,7 @@
 #include <set>
 #include <string>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 
 namespace gw::conf {
 namespace {

@@ -11,7 +11,7 @@
 #include <set>
 #include <vector>
 
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/core/checksum.h"
 #include "dataplane/core/conn_table.h"

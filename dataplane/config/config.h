@@ -17,7 +17,7 @@
 #include "dataplane/core/flow.h"
 #include "dataplane/core/headers.h"
 #include "dataplane/core/mode.h"
-#include "dataplane/core/result.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::conf {
 

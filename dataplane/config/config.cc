@@ -34,7 +34,7 @@
 //               interval
 //   services    unique names; backend_group defined; VIP not an own address; (vip, port,
 //               protocol) unique; every host of the group has the VIP's family (IPIP / IP6IP6)
-#include "ctl/config/config.h"
+#include "dataplane/config/config.h"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
