@@ -6,7 +6,10 @@ source "$(dirname "$0")/lib.sh"
 setup_topology 3
 # The web service gets persistence (10 minutes).
 sed -i 's/  - {name: web, vip: 10.99.0.10, port: 80, protocol: tcp, backend_group: webapp}/  - {name: web, vip: 10.99.0.10, port: 80, protocol: tcp, backend_group: webapp,\n     persistence: {type: source_ip, timeout: 600s}}/' "$CFG"
-grep -q persistence "$CFG" || fail "could not enable persistence in $CFG"
+# The guard names the service's own key: every generated configuration already contains the word
+# "persistence" (conn_table.persistence_capacity), so a bare grep could never fail.
+grep -qF 'persistence: {type: source_ip, timeout: 600s}' "$CFG" ||
+  fail "could not enable persistence on service web in $CFG"
 add_client_addresses 10 40
 start_dataplane
 start_gatewayd
