@@ -64,13 +64,16 @@ std::string prefixed_text(const IpAddress& a, uint8_t len) {
   return format_ip(a) + "/" + std::to_string(len);
 }
 
-// `key:` opening a map of the given style; the caller closes it with YAML::EndMap.
+// `key:` opening a map or a list of the given style; the caller closes it (EndMap, EndSeq).
 void begin_map(YAML::Emitter& out, const char* key, YAML::EMITTER_MANIP style) {
   out << YAML::Key << key << YAML::Value << style << YAML::BeginMap;
 }
+void begin_seq(YAML::Emitter& out, const char* key, YAML::EMITTER_MANIP style) {
+  out << YAML::Key << key << YAML::Value << style << YAML::BeginSeq;
+}
 
 void emit_ports(YAML::Emitter& out, const std::vector<PortConfig>& ports) {
-  out << YAML::Key << "ports" << YAML::Value << YAML::BeginSeq;
+  begin_seq(out, "ports", YAML::Block);
   for (const PortConfig& p : ports) {
     out << YAML::BeginMap;
     emit_kv(out, "device", p.device);
@@ -91,12 +94,12 @@ void emit_ports(YAML::Emitter& out, const std::vector<PortConfig>& ports) {
 void emit_dataplane(YAML::Emitter& out, const DataplaneConfig& d) {
   begin_map(out, "dataplane", YAML::Block);
   emit_kv(out, "engine", engine_name(d.engine));
-  out << YAML::Key << "eal" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  begin_seq(out, "eal", YAML::Flow);
   for (const std::string& arg : d.eal) {
     out << YAML::DoubleQuoted << arg;
   }
   out << YAML::EndSeq;
-  out << YAML::Key << "lcores" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  begin_seq(out, "lcores", YAML::Flow);
   for (unsigned l : d.lcores) {
     out << l;
   }
@@ -129,7 +132,7 @@ void emit_control(YAML::Emitter& out, const ControlConfig& ctl, const EmitOption
     emit_kv(out, "metrics", format_host_port(*ctl.metrics));
   }
   emit_kv(out, "state_dir", ctl.state_dir);
-  out << YAML::Key << "tokens" << YAML::Value << seq_style(ctl.tokens) << YAML::BeginSeq;
+  begin_seq(out, "tokens", seq_style(ctl.tokens));
   for (const Token& tok : ctl.tokens) {
     out << YAML::Flow << YAML::BeginMap;
     emit_kv(out, "name", tok.name);
@@ -146,7 +149,7 @@ void emit_control(YAML::Emitter& out, const ControlConfig& ctl, const EmitOption
 }
 
 void emit_services(YAML::Emitter& out, const std::vector<ServiceConfig>& services) {
-  out << YAML::Key << "services" << YAML::Value << seq_style(services) << YAML::BeginSeq;
+  begin_seq(out, "services", seq_style(services));
   for (const ServiceConfig& s : services) {
     out << YAML::BeginMap;
     emit_kv(out, "name", s.name);
@@ -184,7 +187,7 @@ void emit_host(YAML::Emitter& out, const HostConfig& host) {
 }
 
 void emit_groups(YAML::Emitter& out, const std::vector<BackendGroupConfig>& groups) {
-  out << YAML::Key << "backend_groups" << YAML::Value << seq_style(groups) << YAML::BeginSeq;
+  begin_seq(out, "backend_groups", seq_style(groups));
   for (const BackendGroupConfig& g : groups) {
     out << YAML::BeginMap;
     emit_kv(out, "name", g.name);
@@ -200,7 +203,7 @@ void emit_groups(YAML::Emitter& out, const std::vector<BackendGroupConfig>& grou
       emit_kv(out, "fall", h.fall);
     }
     out << YAML::EndMap;
-    out << YAML::Key << "hosts" << YAML::Value << YAML::BeginSeq;
+    begin_seq(out, "hosts", YAML::Block);
     for (const HostConfig& host : g.hosts) {
       emit_host(out, host);
     }
