@@ -2,12 +2,14 @@
 // included, in a fixed order, so that two versions of a configuration compare and diff as text
 // (gatewayd stores and diffs versions this way) and the text loads back to an equal Config.
 //
-// Zone: slow path (gatewayd; gateway-dataplane and gatewayctl link it with the loader).
+// Zone: slow path (gatewayd; in gw_config, which gateway-dataplane and gatewayctl link too).
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include "dataplane/config/config.h"
 

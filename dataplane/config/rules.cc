@@ -34,14 +34,19 @@
 //               health_check type none takes no other key, type tcp needs a port, timeout <=
 //               interval
 //   services    unique names; backend_group defined; VIP not an own address; (vip, port,
+//               protocol) unique; every host of the group has the VIP's family (IPIP / IP6IP6)
+// The syntax and structure rules and the value forms are the reader's (reader.cc); the rest is
+// here.
 //
 // Zone: slow path (gateway-dataplane start-up, gatewayd, gatewayctl).
 #include <algorithm>
 #include <cctype>
 #include <limits>
-#include <map>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "dataplane/config/config.h"
 #include "dataplane/config/reader.h"

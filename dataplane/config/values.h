@@ -1,4 +1,4 @@
-// Configuration values in their text form: durations, host:port, MAC addresses, prefixes,
+// Configuration values in their text form: durations, host:port, MAC addresses, subnets,
 // names, tag selectors. Parsers return nullopt (or an error Result) and never throw, so the
 // YAML rules (rules.cc) can attach the file position, and gatewayctl and gatewayd can take the
 // same values from a command line or a JSON body without yaml-cpp.
