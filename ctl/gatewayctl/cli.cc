@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "dataplane/config/config.h"
 #include "dataplane/core/mode.h"
 
 namespace gw::ctl {

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/config/config.h"
 #include "ctl/http/http.h"
+#include "dataplane/config/values.h"
 #include "dataplane/shm/result.h"
 
 namespace gw::ctl {

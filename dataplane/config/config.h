@@ -1,11 +1,16 @@
-// The configuration model: one YAML file describes one instance (DESIGN.md, "Configuration").
+// The configuration model and its entry points: one YAML file describes one instance
+// (DESIGN.md, "Configuration"). Loading throws ConfigError naming file, line, column and the
+// full key path; a Config that was returned passed every rule listed in rules.cc's header
+// comment, so its users check nothing again.
 //
-// Zone: slow path (gatewayd, gateway-dataplane start-up, gatewayctl). Loading throws ConfigError
-// naming file, line, column and the full key path; a Config that was returned passed every rule
-// listed in config.cc's header comment, so its users check nothing again.
+// Where each part lives: values.h (durations, host:port, selectors... without yaml-cpp; library
+// gw_config_values), reader.h (the typed YAML reader), rules.cc (the sections, behind
+// load_config_string), emit.cc (canonical_yaml), config.cc (the model's helpers and file
+// loading); all but values.* form the library gw_config.
+//
+// Zone: slow path (gateway-dataplane start-up, gatewayd, gatewayctl).
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -14,15 +19,12 @@
 #include <string_view>
 #include <vector>
 
+#include "dataplane/config/values.h"
 #include "dataplane/core/flow.h"
 #include "dataplane/core/headers.h"
 #include "dataplane/core/mode.h"
-#include "dataplane/shm/result.h"
 
 namespace gw::conf {
-
-// Durations are written "300ms", "5s", "10m", "1h" (one whole number and one unit).
-using Duration = std::chrono::milliseconds;
 
 // A configuration that breaks a rule. what() is "file:line:column: key: message"; the position
 // is left out when there is none (line == 0, e.g. the file cannot be read) and the key when the
@@ -107,17 +109,6 @@ struct DataplaneConfig {
 
   bool operator==(const DataplaneConfig&) const = default;
 };
-
-// "127.0.0.1:9180" or "[::1]:9180". Port 0 lets the kernel pick one (tests).
-struct HostPort {
-  IpAddress address;
-  uint16_t port = 0;
-
-  bool operator==(const HostPort&) const = default;
-};
-
-std::optional<HostPort> parse_host_port(std::string_view text);
-std::string format_host_port(const HostPort& hp);
 
 // A bearer token for the TCP API: exactly one of `token` (the secret inline, at least 16
 // characters, no whitespace) and `token_file` (absolute path, read by gatewayd) is set.
@@ -204,7 +195,7 @@ struct Config {
 };
 
 // Throw ConfigError on anything the rules reject, including YAML syntax errors and, for the
-// file variant, a file that cannot be read.
+// file variant, a file that cannot be read. load_config_string is in rules.cc.
 Config load_config_file(const std::string& path);
 Config load_config_string(std::string_view yaml, std::string_view source_name);
 
@@ -215,28 +206,14 @@ struct EmitOptions {
 
 // Deterministic YAML of the whole model: every key written, defaults included, fixed key order,
 // durations in their largest exact unit. load_config_string(canonical_yaml(c), c.source) == c.
+// In emit.cc.
 std::string canonical_yaml(const Config& c, const EmitOptions& opts = {});
-
-// "300ms", "5s", "10m", "1h". nullopt for anything else, including a number without a unit.
-std::optional<Duration> parse_duration(std::string_view text);
-std::string format_duration(Duration d);  // largest unit that divides exactly: 300000ms -> "5m"
 
 const ServiceConfig* find_service(const Config& c, std::string_view name);
 const BackendGroupConfig* find_group(const Config& c, std::string_view name);
 BackendGroupConfig* find_group(Config& c, std::string_view name);
 const HostConfig* find_host(const BackendGroupConfig& g, std::string_view name);
 HostConfig* find_host(BackendGroupConfig& g, std::string_view name);
-
-// A tag selector: a host matches when it carries every key with exactly that value.
-using Selector = std::map<std::string, std::string>;
-
-// "k=v" or "k=v,k2=v2" (spaces around items are ignored). Keys: [A-Za-z0-9_.-]{1,63}; values:
-// 1..255 printable characters other than ',', '=' and whitespace. The error names the offending
-// item: an empty selector, a missing '=', an empty key or value, a bad character, a repeated key.
-Result<Selector> parse_selector(std::string_view text);
-// The same rules for a selector that arrived as a map (the JSON API).
-Result<void> validate_selector(const Selector& s);
-std::string format_selector(const Selector& s);  // "k=v,k2=v2", keys sorted
 
 // True when the host carries every pair of the selector (an empty selector matches every host;
 // parse_selector and validate_selector refuse one).
