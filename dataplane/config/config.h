@@ -131,9 +131,12 @@ struct ControlConfig {
   bool operator==(const ControlConfig&) const = default;
 };
 
+// The longest source-IP persistence lifetime the session table holds (16-bit seconds).
+inline constexpr Duration kMaxPersistenceTimeout = std::chrono::seconds(65535);
+
 struct Persistence {
   PersistenceType type = PersistenceType::SourceIp;
-  Duration timeout{0};  // required, > 0
+  Duration timeout{0};  // required, whole seconds, 1s .. kMaxPersistenceTimeout
 
   bool operator==(const Persistence&) const = default;
 };

@@ -491,7 +491,18 @@ ServiceConfig Rules::service(const Val& v, const Config& c, UniqueNames& names) 
     Persistence p;
     p.type =
         choice<PersistenceType>(require(pf, "type"), {{"source_ip", PersistenceType::SourceIp}});
-    p.timeout = duration(require(pf, "timeout"));
+    const Val timeout = require(pf, "timeout");
+    p.timeout = duration(timeout);
+    // The session table keeps a lifetime in whole seconds in 16 bits (gw_session.timeout_s): what
+    // it cannot hold exactly is refused here rather than cut or rounded on the fast path.
+    if (p.timeout > kMaxPersistenceTimeout) {
+      fail(timeout, "persistence lasts at most " + format_duration(kMaxPersistenceTimeout) +
+                        " (about 18h: the session table keeps 16-bit seconds), got " +
+                        format_duration(p.timeout));
+    }
+    if (p.timeout % std::chrono::seconds(1) != Duration::zero()) {
+      fail(timeout, "persistence is kept in whole seconds, got " + format_duration(p.timeout));
+    }
     s.persistence = p;
   }
   return s;

@@ -265,6 +265,8 @@ constexpr BadCase kBadCases[] = {
     {"duration_bad_unit.yaml", 10, 33, "dataplane.conn_table.tcp_syn_timeout", "expected a duration such as 300ms, 5s, 10m or 1h, got '5sec'"},
     {"duration_zero.yaml", 11, 26, "dataplane.conn_table.tcp_closing_timeout", "must be greater than zero"},
     {"duration_too_long.yaml", 10, 41, "dataplane.conn_table.tcp_established_timeout", "at most 7 days"},
+    {"persistence_too_long.yaml", 16, 45, "services[0].persistence.timeout", "persistence lasts at most 65535s (about 18h: the session table keeps 16-bit seconds), got 24h"},
+    {"persistence_fraction.yaml", 16, 45, "services[0].persistence.timeout", "persistence is kept in whole seconds, got 1500ms"},
     // names
     {"bad_instance.yaml", 2, 11, "instance", "invalid instance name 'GW1'"},
     {"instance_slash.yaml", 2, 11, "instance", "invalid instance name 'gw/1'"},
@@ -433,7 +435,7 @@ TEST(CanonicalYaml, KeepsStringsThatLookLikeOtherTypes) {
                                 0,
                                 HostMode::Standby,
                                 {{"v", "null"}, {"w", "true"}, {"x", "007"}, {"y", "a:b"}}}}});
-  c.services.push_back({"s", ip("192.0.2.10"), 53, Protocol::Udp, "g", Persistence{{}, 1500ms}});
+  c.services.push_back({"s", ip("192.0.2.10"), 53, Protocol::Udp, "g", Persistence{{}, 1500s}});
   const Config back = load_config_string(canonical_yaml(c), c.source);
   EXPECT_EQ(back, c) << canonical_yaml(c);
 }
