@@ -75,11 +75,6 @@ class CurlPoster final : public Poster {
 
 }  // namespace
 
-bool known_event_type(const std::string& type) {
-  return std::any_of(std::begin(kEventTypes), std::end(kEventTypes),
-                     [&](const char* t) { return type == t; });
-}
-
 std::unique_ptr<Poster> make_curl_poster() { return std::make_unique<CurlPoster>(); }
 
 std::string hmac_sha256_hex(const std::string& key, const std::string& body) {

@@ -33,17 +33,9 @@
 
 namespace gw::events {
 
-// The event types of DESIGN.md; a webhook subscribes to some of them (or to all with none).
-inline constexpr const char* kEventTypes[] = {
-    "host.mode_changed", "drain.completed",  "drain.stalled",    "drain.deadline",
-    "quiesce.completed", "health.changed",   "config.activated", "shutdown.started",
-    "shutdown.completed",
-};
-bool known_event_type(const std::string& type);
-
 // What the domain hands over: the type and its payload (no transport fields).
 struct Event {
-  std::string type;
+  std::string type;  // one of conf::kEventTypes (dataplane/config/config.h)
   nlohmann::json payload = nlohmann::json::object();
 };
 

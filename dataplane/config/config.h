@@ -121,12 +121,28 @@ struct Token {
   bool operator==(const Token&) const = default;
 };
 
+// The events gatewayd sends to webhooks (DESIGN.md, "Events"); a webhook subscribes to some.
+inline constexpr std::string_view kEventTypes[] = {
+    "host.mode_changed", "drain.completed",  "drain.stalled",    "drain.deadline",
+    "quiesce.completed", "health.changed",   "config.activated", "shutdown.started",
+    "shutdown.completed",
+};
+
+struct Webhook {
+  std::string url;                  // http:// or https://
+  std::vector<std::string> events;  // each of kEventTypes, no repeats; empty: every event
+  std::string secret_file;          // absolute; empty: unsigned. Read by gatewayd, never stored
+
+  bool operator==(const Webhook&) const = default;
+};
+
 struct ControlConfig {
   std::string socket;               // absolute; default /run/gateway/<instance>.sock
   std::optional<HostPort> http;     // TCP API; requires at least one token
   std::optional<HostPort> metrics;  // Prometheus listener; differs from http
   std::string state_dir;            // absolute; default /var/lib/gateway/<instance>
   std::vector<Token> tokens;        // names unique
+  std::vector<Webhook> webhooks;
 
   bool operator==(const ControlConfig&) const = default;
 };

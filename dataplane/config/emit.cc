@@ -147,6 +147,21 @@ void emit_control(YAML::Emitter& out, const ControlConfig& ctl, const EmitOption
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
+  if (!ctl.webhooks.empty()) {
+    begin_seq(out, "webhooks", YAML::Block);
+    for (const Webhook& w : ctl.webhooks) {
+      out << YAML::Flow << YAML::BeginMap;
+      emit_kv(out, "url", w.url);
+      if (!w.events.empty()) {
+        out << YAML::Key << "events" << YAML::Value << YAML::Flow << w.events;
+      }
+      if (!w.secret_file.empty()) {
+        emit_kv(out, "secret_file", w.secret_file);
+      }
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
   out << YAML::EndMap;
 }
 

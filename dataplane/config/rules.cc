@@ -71,6 +71,7 @@ class Rules : private Reader {
   ConnTableConfig conn_table(const Val& v) const;
   ControlConfig control(const std::optional<Val>& v, const std::string& instance) const;
   Token token(const Val& v) const;
+  Webhook webhook(const Val& v) const;
   BackendGroupConfig group(const Val& v, const DataplaneConfig& dp) const;
   HealthCheck health_check(const Val& v) const;
   HostConfig host(const Val& v, const DataplaneConfig& dp) const;
@@ -269,7 +270,7 @@ ControlConfig Rules::control(const std::optional<Val>& v, const std::string& ins
   if (!v) {
     return c;
   }
-  const Fields f = fields(*v, {"socket", "http", "metrics", "state_dir", "tokens"});
+  const Fields f = fields(*v, {"socket", "http", "metrics", "state_dir", "tokens", "webhooks"});
   if (auto s = f.get("socket")) {
     c.socket = abs_path(*s);
     if (c.socket.size() > kSunPathMax) {
@@ -286,6 +287,11 @@ ControlConfig Rules::control(const std::optional<Val>& v, const std::string& ins
       Token tok = token(t);
       names.add(*this, tok.name, t, *open_fields(t).get("name"));
       c.tokens.push_back(std::move(tok));
+    }
+  }
+  if (auto wv = f.get("webhooks")) {
+    for (const Val& w : list(*wv)) {
+      c.webhooks.push_back(webhook(w));
     }
   }
   if (auto h = f.get("http")) {
@@ -332,6 +338,36 @@ Token Rules::token(const Val& v) const {
     t.read_only = boolean(*ro);
   }
   return t;
+}
+
+Webhook Rules::webhook(const Val& v) const {
+  const Fields f = fields(v, {"url", "events", "secret_file"});
+  Webhook w;
+  const Val url = require(f, "url");
+  w.url = str(url);
+  if (w.url.rfind("http://", 0) != 0 && w.url.rfind("https://", 0) != 0) {
+    fail(url, "a webhook URL starts with http:// or https://, got '" + w.url + "'");
+  }
+  if (w.url.find_first_of(" \t\r\n") != std::string::npos) {
+    fail(url, "a webhook URL must not contain whitespace");
+  }
+  if (auto ev = f.get("events")) {
+    Choices<std::string_view> known;
+    for (std::string_view t : kEventTypes) {
+      known.emplace_back(t, t);
+    }
+    for (const Val& e : list(*ev)) {
+      const std::string type(choice(e, known));
+      if (std::find(w.events.begin(), w.events.end(), type) != w.events.end()) {
+        fail(e, "event '" + type + "' is listed twice");
+      }
+      w.events.push_back(type);
+    }
+  }
+  if (auto sf = f.get("secret_file")) {
+    w.secret_file = abs_path(*sf);
+  }
+  return w;
 }
 
 BackendGroupConfig Rules::group(const Val& v, const DataplaneConfig& dp) const {

@@ -80,6 +80,9 @@ TEST(ConfigLoad, DesignExampleParsesToItsValues) {
   EXPECT_EQ(c.control.state_dir, "/var/lib/gateway/gw1");
   ASSERT_EQ(c.control.tokens.size(), 1u);
   EXPECT_EQ(c.control.tokens[0], (Token{"ops", "0123456789abcdef0123", "", false}));
+  ASSERT_EQ(c.control.webhooks.size(), 1u);
+  EXPECT_EQ(c.control.webhooks[0],
+            (Webhook{"http://127.0.0.1:9500/hooks", {"drain.completed", "quiesce.completed"}, ""}));
 
   ASSERT_EQ(c.services.size(), 1u);
   const ServiceConfig& s = c.services[0];
@@ -250,6 +253,10 @@ constexpr BadCase kBadCases[] = {
     {"missing_host_address.yaml", 20, 9, "backend_groups[0].hosts[1].address", "missing required key 'address'"},
     {"health_check_tcp_no_port.yaml", 18, 5, "backend_groups[0].health_check.port", "missing required key 'port'"},
     {"persistence_no_timeout.yaml", 16, 5, "services[0].persistence.timeout", "missing required key 'timeout'"},
+    {"webhook_bad_url.yaml", 23, 13, "control.webhooks[0].url", "a webhook URL starts with http:// or https://, got 'ftp://127.0.0.1/hooks'"},
+    {"webhook_bad_event.yaml", 23, 60, "control.webhooks[0].events[1]", "expected one of host.mode_changed, drain.completed, drain.stalled, drain.deadline, quiesce.completed, health.changed, config.activated, shutdown.started, shutdown.completed, got 'drain.complete'"},
+    {"webhook_event_twice.yaml", 23, 61, "control.webhooks[0].events[1]", "event 'drain.completed' is listed twice"},
+    {"webhook_relative_secret.yaml", 23, 75, "control.webhooks[0].secret_file", "must be an absolute path, got 'hook.key'"},
     {"token_missing.yaml", 23, 7, "control.tokens[0].token", "missing required key 'token' (or 'token_file')"},
     // wrong types
     {"missing_engine_value.yaml", 4, 3, "dataplane.engine", "expected a string, got nothing"},

@@ -238,11 +238,5 @@ TEST(Webhooks, AReceiverSeesItsEventsInOrderAcrossRetries) {
   EXPECT_EQ(s.posts[3].body["payload"]["n"], 2);
 }
 
-TEST(Webhooks, KnownEventTypes) {
-  EXPECT_TRUE(known_event_type("drain.completed"));
-  EXPECT_TRUE(known_event_type("shutdown.completed"));
-  EXPECT_FALSE(known_event_type("drain.done"));
-}
-
 }  // namespace
 }  // namespace gw::events
