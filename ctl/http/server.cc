@@ -6,8 +6,6 @@
 //
 // Zone: slow path.
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,7 +18,6 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -37,7 +34,6 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -48,6 +44,7 @@
 #include <vector>
 
 #include "ctl/http/http.h"
+#include "ctl/http/listeners.h"
 #include "ctl/http/target.h"
 
 namespace gw::http {
@@ -60,7 +57,6 @@ using ErrorCode = boost::system::error_code;
 using GenericSocket = asio::generic::stream_protocol::socket;
 using Stream = beast::basic_stream<asio::generic::stream_protocol>;
 
-constexpr int kListenBacklog = 128;
 constexpr size_t kReadChunk = size_t{64} * 1024;
 // After an error reply the write side is shut and input discarded for at most this long: closing
 // with unread input would reset the connection and could destroy the reply before it is read.
@@ -122,49 +118,6 @@ std::string lower(beast::string_view s) {
   return out;
 }
 
-std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
-
-// Creates every missing directory above `path` with mode 0755 (whatever the umask).
-Result<void> make_parent_dirs(const std::string& path) {
-  namespace fs = std::filesystem;
-  const fs::path parent = fs::path(path).parent_path();
-  fs::path partial;
-  for (const fs::path& part : parent) {
-    partial /= part;
-    std::error_code ec;
-    if (fs::create_directory(partial, ec)) {
-      fs::permissions(partial, fs::perms(0755), ec);
-    }
-    if (ec) {
-      return make_error("cannot create directory " + partial.string() + " for socket " + path +
-                        ": " + ec.message());
-    }
-  }
-  std::error_code ec;
-  if (!parent.empty() && !fs::is_directory(parent, ec)) {
-    return make_error(parent.string() + " is not a directory (socket " + path + ")");
-  }
-  return {};
-}
-
-enum class Probe { Nobody, Answering, Error };
-
-// Whether a process accepts connections on the Unix socket at `path`.
-Probe probe_unix(asio::io_context& ioc, const std::string& path, std::string& error) {
-  asio::local::stream_protocol::socket s(ioc);
-  ErrorCode ec;
-  s.connect(asio::local::stream_protocol::endpoint(path), ec);
-  if (!ec || ec == asio::error::try_again || ec == asio::error::would_block) {
-    return Probe::Answering;  // EAGAIN: a listener whose backlog is full
-  }
-  if (ec == asio::error::connection_refused || ec == asio::error::not_found ||
-      ec == boost::system::errc::no_such_file_or_directory) {
-    return Probe::Nobody;
-  }
-  error = "cannot probe " + path + ": " + ec.message();
-  return Probe::Error;
-}
-
 struct Peer {
   bool unix_peer = false;
   uint32_t uid = 0;
@@ -181,9 +134,7 @@ struct Core {
     bool unix_socket = false;
     std::optional<asio::local::stream_protocol::acceptor> unix_acceptor;
     std::optional<asio::ip::tcp::acceptor> tcp_acceptor;
-    std::string path;  // unix: removed on stop if still ours (same device and inode)
-    dev_t dev = 0;
-    ino_t ino = 0;
+    SocketFile file;     // unix
     uint16_t port = 0;   // tcp
     bool armed = false;  // an accept is pending (loop thread)
   };
@@ -203,8 +154,6 @@ struct Core {
   asio::steady_timer pause_timer{ioc};
   std::unordered_set<Session*> sessions;  // open connections; counted against max_connections
 
-  Result<void> listen_unix(const std::string& path);
-  Result<void> listen_tcp(const std::string& host, uint16_t port);
   void run();
   void arm_listeners();
   void arm(Listener& l);
@@ -525,121 +474,6 @@ std::optional<GenericSocket> to_generic(asio::io_context& ioc, Socket& s) {
   return g;
 }
 
-}  // namespace
-
-struct Server::Impl : Core {};
-
-namespace {
-
-Result<void> Core::listen_unix(const std::string& path) {
-  if (path.empty()) {
-    return make_error("empty Unix socket path");
-  }
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return make_error("Unix socket path " + path + " is too long (" + std::to_string(path.size()) +
-                      " bytes, at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + ")");
-  }
-  if (Result<void> r = make_parent_dirs(path); !r) {
-    return r;
-  }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return make_error(path + " exists and is not a socket; not replacing it");
-    }
-    std::string error;
-    switch (probe_unix(ioc, path, error)) {
-      case Probe::Answering:
-        return make_error("another process is already serving " + path +
-                          " (is gatewayd already running?)");
-      case Probe::Error:
-        return make_error(error);
-      case Probe::Nobody:
-        // A stale file left by a process that died: replace it.
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-          return make_error("cannot remove stale socket " + path + ": " + errno_text(errno));
-        }
-        break;
-    }
-  }
-  auto l = std::make_unique<Listener>();
-  l->unix_socket = true;
-  l->path = path;
-  auto& acceptor = l->unix_acceptor.emplace(ioc);
-  ErrorCode ec;
-  acceptor.open(asio::local::stream_protocol(), ec);
-  if (ec) {
-    return make_error("cannot open a Unix socket for " + path + ": " + ec.message());
-  }
-  acceptor.bind(asio::local::stream_protocol::endpoint(path), ec);
-  if (ec == asio::error::address_in_use) {
-    return make_error("another process bound " + path + " while this one was starting");
-  }
-  if (ec) {
-    return make_error("cannot bind " + path + ": " + ec.message());
-  }
-  // The mode is set before listen(): until then a connect is refused, so no client ever talks
-  // to the socket while it still has the umask's mode.
-  std::error_code mode_ec;
-  std::filesystem::permissions(path, std::filesystem::perms(0660), mode_ec);
-  if (mode_ec || ::lstat(path.c_str(), &st) != 0) {
-    ::unlink(path.c_str());
-    return make_error("cannot set the mode of " + path + ": " +
-                      (mode_ec ? mode_ec.message() : errno_text(errno)));
-  }
-  acceptor.listen(kListenBacklog, ec);
-  if (ec) {
-    ::unlink(path.c_str());
-    return make_error("cannot listen on " + path + ": " + ec.message());
-  }
-  l->dev = st.st_dev;
-  l->ino = st.st_ino;
-  listeners.push_back(std::move(l));
-  return {};
-}
-
-Result<void> Core::listen_tcp(const std::string& host, uint16_t port) {
-  using asio::ip::tcp;
-  const std::string where =
-      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  tcp::resolver resolver(ioc);
-  ErrorCode ec;
-  const tcp::resolver::results_type results = resolver.resolve(
-      host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-  if (ec) {
-    return make_error("cannot resolve " + host + ": " + ec.message());
-  }
-  std::string last_error = "no address for " + host;
-  for (const auto& entry : results) {
-    const tcp::endpoint ep = entry.endpoint();
-    auto l = std::make_unique<Listener>();
-    auto& acceptor = l->tcp_acceptor.emplace(ioc);
-    acceptor.open(ep.protocol(), ec);
-    if (!ec) {
-      acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    }
-    if (!ec && ep.address().is_v6()) {
-      acceptor.set_option(asio::ip::v6_only(true), ec);
-    }
-    if (!ec) {
-      acceptor.bind(ep, ec);
-    }
-    if (!ec) {
-      acceptor.listen(kListenBacklog, ec);
-    }
-    if (!ec) {
-      l->port = acceptor.local_endpoint(ec).port();
-    }
-    if (ec) {
-      last_error = "cannot listen on " + where + ": " + ec.message();
-      continue;
-    }
-    listeners.push_back(std::move(l));
-    return {};
-  }
-  return make_error(last_error);
-}
-
 void Core::run() {
   for (;;) {
     try {
@@ -765,6 +599,8 @@ void Core::shutdown() {
 
 }  // namespace
 
+struct Server::Impl : Core {};
+
 Server::Server() : impl_(std::make_unique<Impl>()) {}
 
 Server::~Server() { stop(); }
@@ -773,7 +609,23 @@ Result<void> Server::listen(const Endpoint& ep) {
   if (impl_->started || impl_->stopped) {
     return make_error("listen() after start() or stop()");
   }
-  return ep.unix_socket ? impl_->listen_unix(ep.path) : impl_->listen_tcp(ep.host, ep.port);
+  auto l = std::make_unique<Impl::Listener>();
+  l->unix_socket = ep.unix_socket;
+  if (ep.unix_socket) {
+    Result<SocketFile> file = listen_unix(l->unix_acceptor.emplace(impl_->ioc), ep.path);
+    if (!file) {
+      return make_error(file.error());
+    }
+    l->file = std::move(*file);
+  } else {
+    Result<uint16_t> port = listen_tcp(l->tcp_acceptor.emplace(impl_->ioc), ep.host, ep.port);
+    if (!port) {
+      return make_error(port.error());
+    }
+    l->port = *port;
+  }
+  impl_->listeners.push_back(std::move(l));
+  return {};
 }
 
 void Server::set_limits(const Limits& limits) { impl_->limits = limits; }
@@ -801,10 +653,8 @@ void Server::stop() {
     impl_->close_listeners();  // bound but never served
   }
   for (const std::unique_ptr<Impl::Listener>& l : impl_->listeners) {
-    struct stat st {};
-    if (l->unix_socket && ::lstat(l->path.c_str(), &st) == 0 && st.st_dev == l->dev &&
-        st.st_ino == l->ino) {
-      ::unlink(l->path.c_str());
+    if (l->unix_socket) {
+      remove_socket_file(l->file);
     }
   }
 }

@@ -203,19 +203,6 @@ void expect_api_error(const std::string& raw, const std::string& code, const std
   EXPECT_FALSE(j["error"].value("message", "").empty()) << what;
 }
 
-// Polls `cond` until it holds or 5 s pass (no fixed sleeps: STYLE.md, "Tests").
-template <typename Cond>
-bool eventually(Cond cond) {
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) {
-      return true;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return cond();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Endpoints and small helpers
 
