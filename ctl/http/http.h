@@ -1,16 +1,17 @@
-// A small HTTP/1.1 server and client for the control API: Unix socket (mode 0660) and TCP,
-// Content-Length bodies, keep-alive, no chunked encoding, no TLS. Enough for gatewayd's JSON API
-// and gatewayctl; /metrics has its own listener (prometheus-cpp).
+// The control API's HTTP/1.1 transport: a server for gatewayd (Boost.Beast on one Asio event loop)
+// and a client for gatewayctl (libcurl), over a Unix socket (mode 0660) or TCP. No TLS. Enough for
+// gatewayd's JSON API and gatewayctl; /metrics has its own listener (prometheus-cpp). The library
+// types stay behind these classes: callers see only the plain structs below.
 //
 // Zone: slow path.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "dataplane/shm/result.h"
 
@@ -20,7 +21,7 @@ struct Request {
   std::string method;                          // "GET", "POST", "PUT", ...
   std::string path;                            // without the query, percent-decoded
   std::map<std::string, std::string> query;    // decoded
-  std::map<std::string, std::string> headers;  // names lower-cased
+  std::map<std::string, std::string> headers;  // names lower-cased; repeats joined by ", "
   std::string body;
   // Who is asking, for authorisation and the audit log.
   bool unix_peer = false;  // came over the Unix socket
@@ -50,15 +51,19 @@ struct Endpoint {
 // large) and its connection closed.
 struct Limits {
   size_t max_header_bytes = size_t{64} * 1024;       // request line and header fields
-  size_t max_body_bytes = size_t{16} * 1024 * 1024;  // Content-Length
+  size_t max_body_bytes = size_t{16} * 1024 * 1024;  // Content-Length, or the chunks' sum
   size_t max_connections = 256;                      // further clients wait in the listen backlog
-  uint32_t idle_timeout_ms = 60'000;                 // no byte received: the connection is closed
+  // A connection on which no byte arrives for this long (between requests or inside one) is
+  // closed; a reply that the client does not take within it is dropped with its connection.
+  uint32_t idle_timeout_ms = 60'000;
 };
 
-// Runs handlers on one thread of its own (poll loop); requests are handled one at a time, so
-// handlers need no locking among themselves. Malformed requests get 400 and the connection is
-// closed. Error bodies the server writes itself have the API's shape:
+// One event loop on one thread of its own serves every listener; handlers run on that thread,
+// one request at a time, so they need no locking among themselves. Requests on one connection
+// are answered in order (keep-alive, pipelining). Malformed requests get 400 and the connection
+// is closed. Error bodies the server writes itself have the API's shape:
 // {"error": {"code": "bad_request", "message": "..."}}. A handler that throws gets 500 `internal`.
+// Every method is for the owning thread; none may be called from a handler.
 class Server {
  public:
   Server();
@@ -74,6 +79,8 @@ class Server {
   Result<void> listen(const Endpoint& ep);
   void set_limits(const Limits& limits);  // before start()
   void start(Handler handler);
+  // Closes the listeners and every connection (a request being handled finishes first), joins
+  // the loop thread. Idempotent.
   void stop();
   // The port of the `listener`-th TCP listener, counted in listen() order over TCP listeners
   // only (Unix listeners are skipped); 0 when there is no such listener.
@@ -84,6 +91,7 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
+// Blocking calls from one thread at a time (one Client per thread).
 class Client {
  public:
   explicit Client(Endpoint ep, std::string bearer_token = "");
@@ -95,7 +103,8 @@ class Client {
   // every status the server sent (4xx and 5xx are not errors here), its headers lower-cased and
   // content_type from Content-Type. Errors: cannot connect ("gatewayd is not running (no socket
   // at PATH)", "... (connection refused on PATH)", TCP: "cannot connect to gatewayd at
-  // HOST:PORT: connection refused"), timeout, malformed reply. timeout_ms bounds the whole call.
+  // HOST:PORT: connection refused"), timeout ("timed out after N ms ..."), malformed reply.
+  // timeout_ms bounds the whole call.
   Result<Response> request(const std::string& method, const std::string& path_and_query,
                            const std::string& body = "",
                            const std::string& content_type = "application/json",
@@ -111,7 +120,6 @@ class Client {
 Result<Endpoint> parse_endpoint(const std::string& text);
 std::string format_endpoint(const Endpoint& ep);  // "unix:PATH", "tcp:HOST:PORT"
 std::string status_text(int status);              // 404 -> "Not Found"
-std::string url_decode(const std::string& s);     // %XX escapes; a bad escape stays as it is
 std::string url_encode(const std::string& s);     // all but unreserved characters escaped
 
 }  // namespace gw::http
