@@ -20,6 +20,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dataplane/config/config.h"
@@ -251,6 +252,17 @@ struct Rng {
     return static_cast<uint32_t>((hi + (lo >> 32)) >> 32);
   }
 };
+
+// ---- command line: "--key=value" or "--flag" ----------------------------------------------------
+struct CliArg {
+  std::string_view key;  // up to '=' (the whole argument when there is none)
+  std::string value;     // after '='; "" when there is none
+};
+
+inline CliArg split_arg(std::string_view a) {
+  const size_t eq = a.find('=');
+  return {a.substr(0, eq), eq == std::string_view::npos ? "" : std::string(a.substr(eq + 1))};
+}
 
 // ---- time, pinning ------------------------------------------------------------------------------
 inline uint64_t now_ns() {

@@ -781,9 +781,7 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    const size_t eq = a.find('=');
-    const std::string_view key = a.substr(0, eq);
-    const std::string val = eq == std::string_view::npos ? "" : std::string(a.substr(eq + 1));
+    const auto [key, val] = split_arg(a);
     if (key == "--mem" && (val == "4k" || val == "thp" || val == "huge")) {
       o.mem = val == "4k" ? PageKind::k4K : val == "thp" ? PageKind::kThp : PageKind::kHuge;
     } else if (key == "--cpu" && !val.empty()) {

@@ -451,9 +451,7 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    const size_t eq = a.find('=');
-    const std::string_view key = a.substr(0, eq);
-    const std::string val = eq == std::string_view::npos ? "" : std::string(a.substr(eq + 1));
+    const auto [key, val] = split_arg(a);
     if (a == "--huge") {
       o.huge = true;
     } else if (key == "--flows" && !val.empty()) {

@@ -37,6 +37,14 @@ inline void turn_around_eth(uint8_t* frame, const MacAddr& own) noexcept {
   eth->src = own;
 }
 
+template <size_t N>
+inline void swap_addresses(uint8_t* a, uint8_t* b) noexcept {
+  uint8_t t[N];
+  std::memcpy(t, a, N);
+  std::memcpy(a, b, N);
+  std::memcpy(b, t, N);
+}
+
 // ---- answers for the balancer's own addresses (and ICMP echo to VIPs) ------------------------
 
 Outcome answer_arp(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t now_ms) noexcept {
@@ -73,10 +81,7 @@ Outcome answer_echo(const Pkt& p, const Parsed& pr, const PortInfo& port) noexce
   auto* icmp = reinterpret_cast<IcmpHdr*>(p.data + pr.l4_offset);
   if (pr.key.family == Family::V4) {
     auto* ip = reinterpret_cast<Ipv4Hdr*>(l3);
-    uint8_t t[4];
-    std::memcpy(t, ip->src, 4);
-    std::memcpy(ip->src, ip->dst, 4);
-    std::memcpy(ip->dst, t, 4);
+    swap_addresses<4>(ip->src, ip->dst);
     ip->ttl = 64;
     ip->csum = Be16{};
     ip->csum = Be16::from_raw(csum(ip, (ip->ver_ihl & 0x0f) * 4u));
@@ -85,10 +90,7 @@ Outcome answer_echo(const Pkt& p, const Parsed& pr, const PortInfo& port) noexce
     icmp->csum = Be16::from_raw(csum(icmp, pr.l4_len));
   } else {
     auto* ip = reinterpret_cast<Ipv6Hdr*>(l3);
-    uint8_t t[16];
-    std::memcpy(t, ip->src, 16);
-    std::memcpy(ip->src, ip->dst, 16);
-    std::memcpy(ip->dst, t, 16);
+    swap_addresses<16>(ip->src, ip->dst);
     ip->hop_limit = 64;
     icmp->type = kIcmp6EchoReply;
     icmp->csum = Be16{};
