@@ -362,11 +362,14 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   gw_conn* e = ct.lookup(key, hash, ctx.now_ms);
   if (e != nullptr) {
     const uint16_t host = e->host;
-    const Situation situation =
-        !syn ? Situation::Entry
-             : (e->state == static_cast<uint8_t>(ConnState::Closing) ? Situation::ClosingEntrySyn
-                                                                     : Situation::EntrySyn);
-    switch (admit_host(*snap, host, svc, situation)) {
+    // The common case (not a SYN) asks with a constant situation, so admit() folds to the bit
+    // tests it stands for.
+    const Admit a = !syn ? admit_host(*snap, host, svc, Situation::Entry)
+                         : admit_host(*snap, host, svc,
+                                      e->state == static_cast<uint8_t>(ConnState::Closing)
+                                          ? Situation::ClosingEntrySyn
+                                          : Situation::EntrySyn);
+    switch (a) {
       case Admit::Keep:
         if (key.proto == kProtoTcp) ct.transition(e, pr.tcp_flags);
         ct.touch(e, ctx.now_ms);

@@ -21,7 +21,7 @@ inline uint16_t find_service(const gw_snapshot& s, const uint8_t* vip16, uint8_t
       s.service_slots, shm::service_slot_hash(vip16, family, port, proto),
       [&](uint16_t k) { return shm::service_is(s.services[k], vip16, family, port, proto); });
   if (hit.found) {
-    return static_cast<uint16_t>(s.service_slots[hit.slot] - 1);
+    return static_cast<uint16_t>(hit.entry - 1);
   }
   if (vip_known != nullptr) {
     *vip_known = shm::probe_service_slots(

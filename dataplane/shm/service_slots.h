@@ -45,6 +45,7 @@ inline bool service_is(const gw_service& svc, const uint8_t* vip16, uint8_t fami
 // below GW_SERVICE_SLOTS).
 struct SlotProbe {
   uint32_t slot;
+  uint16_t entry;  // the slot's entry (service index + 1) when found, else 0
   bool found;
 };
 
@@ -55,13 +56,13 @@ inline SlotProbe probe_service_slots(const uint16_t* slots, uint32_t hash, Match
   for (uint32_t n = 0; n < GW_SERVICE_SLOTS; ++n, i = (i + 1) & (GW_SERVICE_SLOTS - 1)) {
     const uint16_t v = slots[i];
     if (v == 0) {
-      return {i, false};
+      return {i, 0, false};
     }
     if (match(static_cast<uint16_t>(v - 1))) {
-      return {i, true};
+      return {i, v, true};
     }
   }
-  return {GW_SERVICE_SLOTS, false};
+  return {GW_SERVICE_SLOTS, 0, false};
 }
 
 }  // namespace gw::shm
