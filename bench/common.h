@@ -1,5 +1,6 @@
-// Shared pieces of the benches: the configuration they run against, frame templates patched per
-// packet, pinning, memory by page kind, the clock and summary statistics.
+// Shared pieces of the benches: the configuration they run against and the fast-path rig over it,
+// frame templates patched per packet, pinning, memory by page kind, the clock and summary
+// statistics.
 //
 // Zone: benches (slow-path rules: exceptions and allocation are fine here, but nothing in this
 // header allocates inside a measured loop; the per-packet helpers are inline and allocation-free).
@@ -19,13 +20,14 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dataplane/config/config.h"
-#include "ctl/publish/publish.h"
 #include "dataplane/core/forward.h"
 #include "dataplane/core/headers.h"
 #include "dataplane/shm/layout.h"
+#include "tests/support/fastpath_rig.h"
 
 namespace gw::bench {
 
@@ -114,6 +116,22 @@ inline conf::Config bench_config(uint32_t hosts_per_family = 10, uint32_t extra_
     c.backend_groups.push_back(std::move(g));
   }
   return c;
+}
+
+// The fast-path rig (tests/support/fastpath_rig.h) as every bench sets it up over bench_config():
+// port MAC kPortMac, the router's MAC configured (next hop static, never learned), MTU 1500. The
+// caller adds the table geometry and, where it measures memory kinds, the memory.
+inline test::RigOptions bench_rig_options(uint32_t conn_buckets, uint32_t conn_capacity,
+                                          uint64_t now_ms) {
+  test::RigOptions o;
+  o.conn_buckets = conn_buckets;
+  o.conn_capacity = conn_capacity;
+  o.port_mac = kPortMac;
+  o.next_hop_mac = kRouterMac;
+  o.next_hop_static = true;
+  o.mtu = 1500;
+  o.now_ms = now_ms;
+  return o;
 }
 
 // ---- frames
@@ -234,6 +252,17 @@ struct Rng {
     return static_cast<uint32_t>((hi + (lo >> 32)) >> 32);
   }
 };
+
+// ---- command line: "--key=value" or "--flag" ----------------------------------------------------
+struct CliArg {
+  std::string_view key;  // up to '=' (the whole argument when there is none)
+  std::string value;     // after '='; "" when there is none
+};
+
+inline CliArg split_arg(std::string_view a) {
+  const size_t eq = a.find('=');
+  return {a.substr(0, eq), eq == std::string_view::npos ? "" : std::string(a.substr(eq + 1))};
+}
 
 // ---- time, pinning ------------------------------------------------------------------------------
 inline uint64_t now_ns() {

@@ -229,11 +229,7 @@ struct World {
   gw_worker* worker = nullptr;
   uint32_t n_buckets = 0, capacity = 0, flows = 0;
   bool v6 = false;
-  std::optional<ConnTable> conns;
-  dp::Neighbor neighbor;
-  dp::PortInfo port;
-  dp::WorkerCtx ctx;
-  std::unique_ptr<dp::Scratch> scratch = std::make_unique<dp::Scratch>();
+  std::unique_ptr<test::FastpathRig> rig;  // over snap_mem, worker_mem and table_mem
   Mapping ring_mem;
   Mapping saved;  // copy of the filled table, for scenarios that change it
   FrameTemplate tmpl_ack, tmpl_syn, tmpl_nosvc;
@@ -264,36 +260,17 @@ bool make_world(World& w, PageKind kind, bool v6, uint32_t flows, std::string& e
   w.snap = w.snap_mem.as<gw_snapshot>();
   w.worker = w.worker_mem.as<gw_worker>();
 
-  const conf::Config c = bench_config();
-  ctl::IdMap ids;
-  if (auto r = ids.assign(c); !r) {
-    err = r.error();
+  test::RigOptions ro = bench_rig_options(w.n_buckets, w.capacity, kNowMs);
+  ro.memory.snap = w.snap;
+  ro.memory.worker = w.worker;
+  ro.memory.conn_buckets = w.buckets();
+  ro.memory.conn_entries = w.entries();
+  try {
+    w.rig = std::make_unique<test::FastpathRig>(bench_config(), ro);
+  } catch (const std::exception& e) {
+    err = e.what();
     return false;
   }
-  MaglevBuilder mb(GW_MAGLEV_SIZE);
-  ctl::SnapshotInputs in{&c, &ids, nullptr, 1, 0};
-  if (auto r = ctl::build_snapshot(in, mb, *w.snap); !r) {
-    err = r.error();
-    return false;
-  }
-  w.conns.emplace(w.buckets(), w.entries(), w.n_buckets, w.capacity, w.worker, dp::ConnTimeouts{});
-  w.neighbor.set(kRouterMac);
-  w.port.mac = kPortMac;
-  w.port.addr4 = c.dataplane.ports[0].address;
-  w.port.addr6 = *c.dataplane.ports[0].address6;
-  w.port.next_hop = c.dataplane.ports[0].next_hop;
-  w.port.next_hop_static = true;
-  w.port.mtu = 1500;
-  w.port.neighbor = &w.neighbor;
-  w.ctx.snap = w.snap;
-  w.ctx.conns = &*w.conns;
-  w.ctx.sessions = nullptr;
-  w.ctx.stats = w.worker;
-  w.ctx.ports = &w.port;
-  w.ctx.n_ports = 1;
-  w.ctx.now_ms = kNowMs;
-  w.ctx.now_s = kNowMs / 1000;
-  w.ctx.now_ms64 = kNowMs;
   w.tmpl_ack = make_template(v6, kServicePort);
   w.tmpl_syn = w.tmpl_ack;
   w.tmpl_nosvc = make_template(v6, kNoServicePort);
@@ -313,7 +290,7 @@ uint64_t send_all(World& w, uint8_t flags) {
       write_frame(s + kHeadroom, w.tmpl_ack, id, flags);
       pkts[n] = Pkt{s + kHeadroom, w.tmpl_ack.len, kHeadroom, 0};
     }
-    gw_bench_fill_burst(pkts, n, &w.ctx, w.scratch.get(), out);
+    gw_bench_fill_burst(pkts, n, &w.rig->ctx(), &w.rig->scratch(), out);
     for (uint16_t i = 0; i < n; ++i) fwd += out[i].action == Action::Forward;
   }
   return fwd;
@@ -321,9 +298,7 @@ uint64_t send_all(World& w, uint8_t flags) {
 
 void restore_table(World& w) {
   std::memcpy(w.table_mem.data(), w.saved.data(), w.table_bytes());
-  w.conns.emplace(w.buckets(), w.entries(), w.n_buckets, w.capacity, w.worker, dp::ConnTimeouts{});
-  w.conns->rebuild_counts();
-  w.ctx.conns = &*w.conns;
+  w.rig->reattach_connection_table();
 }
 
 inline uint64_t thread_cpu_ns() {
@@ -416,7 +391,7 @@ RepResult run_rep(World& w, const Scenario& sc, uint64_t packets, uint64_t seed,
     draw(id_buf[cur][i], flag_buf[cur][i]);
     if (mode == 2) {
       h_buf[cur][i] = hash_of(id_buf[cur][i]);
-      w.conns->prefetch(h_buf[cur][i]);
+      w.rig->conns().prefetch(h_buf[cur][i]);
     }
   }
   for (uint64_t b = 0; b < packets / kBurst; ++b) {
@@ -425,10 +400,10 @@ RepResult run_rep(World& w, const Scenario& sc, uint64_t packets, uint64_t seed,
     if (mode == 2) {
       // One burst ahead: the next burst's buckets now, this burst's entries (their buckets were
       // requested a whole burst ago).
-      for (uint16_t i = 0; i < kBurst; ++i) w.conns->prefetch_entry(h_buf[cur][i]);
+      for (uint16_t i = 0; i < kBurst; ++i) w.rig->conns().prefetch_entry(h_buf[cur][i]);
       for (uint16_t i = 0; i < kBurst; ++i) {
         h_buf[nxt][i] = hash_of(id_buf[nxt][i]);
-        w.conns->prefetch(h_buf[nxt][i]);
+        w.rig->conns().prefetch(h_buf[nxt][i]);
       }
     } else if (mode == 3) {
       // Demand loads instead of prefetches: the harness looks every packet's entry up (bucket
@@ -436,30 +411,31 @@ RepResult run_rep(World& w, const Scenario& sc, uint64_t packets, uint64_t seed,
       // their misses.
       for (uint16_t i = 0; i < kBurst; ++i) {
         h_buf[cur][i] = hash_of(id_buf[cur][i]);
-        w.conns->prefetch(h_buf[cur][i]);
+        w.rig->conns().prefetch(h_buf[cur][i]);
       }
       for (uint16_t i = 0; i < kBurst; ++i) {
         hash_of(id_buf[cur][i]);  // rebuilds `key` for this packet
-        g_lookup_sink += reinterpret_cast<uintptr_t>(w.conns->lookup(key, h_buf[cur][i], kNowMs));
+        g_lookup_sink +=
+            reinterpret_cast<uintptr_t>(w.rig->conns().lookup(key, h_buf[cur][i], kNowMs));
       }
     } else if (mode == 1) {
       // Same burst: buckets, then entries, then process_burst.
       for (uint16_t i = 0; i < kBurst; ++i) {
         h_buf[cur][i] = hash_of(id_buf[cur][i]);
-        w.conns->prefetch(h_buf[cur][i]);
+        w.rig->conns().prefetch(h_buf[cur][i]);
       }
-      for (uint16_t i = 0; i < kBurst; ++i) w.conns->prefetch_entry(h_buf[cur][i]);
+      for (uint16_t i = 0; i < kBurst; ++i) w.rig->conns().prefetch_entry(h_buf[cur][i]);
     }
     for (uint16_t i = 0; i < kBurst; ++i) {
       uint8_t* s = w.slot(pos++);
       write_frame(s + kHeadroom, ack, id_buf[cur][i], flag_buf[cur][i]);
       pkts[i] = Pkt{s + kHeadroom, ack.len, kHeadroom, 0};
     }
-    fn(pkts, kBurst, &w.ctx, w.scratch.get(), out);
+    fn(pkts, kBurst, &w.rig->ctx(), &w.rig->scratch(), out);
     if (mode != 0) {
       // The harness's key must be the parser's, or the experiment prefetches the wrong lines.
       for (uint16_t i = 0; i < kBurst; ++i)
-        g_prefetch_misses += h_buf[cur][i] != w.scratch->hash[i];
+        g_prefetch_misses += h_buf[cur][i] != w.rig->scratch().hash[i];
     }
     for (uint16_t i = 0; i < kBurst; ++i) fwd += out[i].action == Action::Forward;
     cur = nxt;
@@ -559,7 +535,7 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
         w.flows, w.v6 ? '6' : '4', w.capacity, w.n_buckets,
         static_cast<double>(w.table_bytes()) / (1 << 20), w.table_mem.page_report().c_str(),
         (t1 - t0) / 1e9, (t2 - t1) / 1e9, static_cast<double>(t2 - t1) / w.flows, (t3 - t2) / 1e9,
-        w.conns->size(), w.worker->conn_stateless);
+        w.rig->conns().size(), w.worker->conn_stateless);
     std::fflush(stdout);
     bool need_saved = false;
     for (const Scenario& s : scs) need_saved |= s.kind == Kind::New || s.kind == Kind::Mix;
@@ -805,9 +781,7 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    const size_t eq = a.find('=');
-    const std::string_view key = a.substr(0, eq);
-    const std::string val = eq == std::string_view::npos ? "" : std::string(a.substr(eq + 1));
+    const auto [key, val] = split_arg(a);
     if (key == "--mem" && (val == "4k" || val == "thp" || val == "huge")) {
       o.mem = val == "4k" ? PageKind::k4K : val == "thp" ? PageKind::kThp : PageKind::kHuge;
     } else if (key == "--cpu" && !val.empty()) {

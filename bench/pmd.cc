@@ -27,8 +27,6 @@
 #include <string_view>
 
 #include "bench/common.h"
-#include "dataplane/core/conn_table.h"
-#include "dataplane/core/maglev.h"
 #include "dataplane/eal.h"
 #include "dataplane/port.h"
 #include "dataplane/shm/shm.h"
@@ -262,32 +260,26 @@ int run(const Options& o) {
   }
   shm::Region::unlink(instance);  // the mapping stays; nothing is left behind if we are killed
   gw_shm_header* hdr = region->header();
-  dp::ConnTable conns(region->conn_buckets(0), region->conn_entries(0), hdr->conn_buckets,
-                      hdr->conn_capacity, region->worker(0), dp::ConnTimeouts{});
-  const conf::Config c = bench_config();
-  ctl::IdMap ids;
-  (void)ids.assign(c);
-  MaglevBuilder mb(GW_MAGLEV_SIZE);
+  // The rig's connection table and counters live in the shared-memory object the worker uses.
+  test::RigOptions ro = bench_rig_options(hdr->conn_buckets, hdr->conn_capacity, 0);
+  ro.memory.worker = region->worker(0);
+  ro.memory.conn_buckets = region->conn_buckets(0);
+  ro.memory.conn_entries = region->conn_entries(0);
+  std::optional<test::FastpathRig> rig;
   shm::SnapshotWriter writer(*region);
-  {
+  try {
+    rig.emplace(bench_config(), ro);
     auto slot = writer.begin(1000);
-    if (auto r = ctl::build_snapshot(ctl::SnapshotInputs{&c, &ids, nullptr, 1, 0}, mb, **slot);
-        !r) {
-      std::fprintf(stderr, "pmd: %s\n", r.error().c_str());
+    if (!slot) {
+      std::fprintf(stderr, "pmd: %s\n", slot.error().c_str());
       return 1;
     }
+    rig->build_snapshot(**slot);
     writer.publish(*slot);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pmd: %s\n", e.what());
+    return 1;
   }
-  dp::Neighbor neighbor;
-  neighbor.set(kRouterMac);
-  dp::PortInfo info;
-  info.mac = kPortMac;
-  info.addr4 = c.dataplane.ports[0].address;
-  info.addr6 = *c.dataplane.ports[0].address6;
-  info.next_hop = c.dataplane.ports[0].next_hop;
-  info.next_hop_static = true;
-  info.mtu = 1500;
-  info.neighbor = &neighbor;
 
   Generator gen;
   gen.pool = *pool;
@@ -348,12 +340,12 @@ int run(const Options& o) {
   gen.worker = region->worker(0);
   dp::WorkerSetup ws;
   ws.index = 0;
-  ws.ports = &info;
+  ws.ports = &rig->port();
   ws.port_ids = &port_id;
   ws.n_ports = 1;
   ws.reader = shm::SnapshotReader(*region, 0);
   ws.stats = region->worker(0);
-  ws.conns = &conns;
+  ws.conns = &rig->conns();
   ws.sessions = nullptr;
   ws.pool = *pool;
   ws.burst = 32;
@@ -459,9 +451,7 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    const size_t eq = a.find('=');
-    const std::string_view key = a.substr(0, eq);
-    const std::string val = eq == std::string_view::npos ? "" : std::string(a.substr(eq + 1));
+    const auto [key, val] = split_arg(a);
     if (a == "--huge") {
       o.huge = true;
     } else if (key == "--flows" && !val.empty()) {

@@ -38,6 +38,7 @@
 #include "dataplane/core/session_table.h"
 #include "dataplane/eal.h"
 #include "dataplane/port.h"
+#include "dataplane/shm/atomics.h"
 #include "dataplane/shm/shm.h"
 #include "dataplane/worker.h"
 
@@ -129,14 +130,9 @@ class InstanceLock {
   int fd_ = -1;
 };
 
-template <typename T>
-void store_relaxed(T& field, T v) {
-  std::atomic_ref<T>(field).store(v, std::memory_order_relaxed);
-}
-template <typename T>
-T load_relaxed(T& field) {
-  return std::atomic_ref<T>(field).load(std::memory_order_relaxed);
-}
+using gw::shm::add_relaxed;
+using gw::shm::load_relaxed;
+using gw::shm::store_relaxed;
 
 // An object in DPDK memory on a NUMA socket, cache-line aligned: per-worker state that its
 // lcore writes per packet must not share a line with another worker's.
@@ -447,7 +443,7 @@ int run(const gw::conf::Config& c, const char* program) {
   store_relaxed(hdr->dp_started_ms, gw::shm::realtime_ms());
   store_relaxed(hdr->dp_heartbeat_ms, gw::shm::monotonic_ms());
   if (!region.created()) {
-    store_relaxed(hdr->dp_restarts, load_relaxed(hdr->dp_restarts) + 1);
+    add_relaxed(hdr->dp_restarts);
   }
 
   struct sigaction sa {};

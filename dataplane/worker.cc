@@ -15,15 +15,12 @@
 
 #include "dataplane/core/conn_table.h"
 #include "dataplane/core/session_table.h"
+#include "dataplane/shm/atomics.h"
+#include "dataplane/shm/check.h"
 
 namespace gw::dp {
 
 namespace {
-
-// Counters in gw_worker have one writer (this lcore); gatewayd reads them from another process.
-inline void bump(uint64_t& c, uint64_t d = 1) noexcept {
-  std::atomic_ref<uint64_t>(c).store(c + d, std::memory_order_relaxed);
-}
 
 inline uint64_t clock_ns() noexcept {
   timespec ts;
@@ -63,6 +60,10 @@ uint64_t TscClock::now_ms() noexcept {
 // ---- worker --------------------------------------------------------------------------------
 
 Worker::Worker(const WorkerSetup& setup) noexcept : s_(setup) {
+  // Everything a pass dereferences without a check; gateway-dataplane and the tests build it.
+  GW_CHECK(s_.conns != nullptr && s_.stats != nullptr && s_.ports != nullptr &&
+               s_.port_ids != nullptr && s_.stop != nullptr,
+           "worker set up without its tables, counters, ports or stop flag");
   s_.burst = std::clamp<uint16_t>(s_.burst, 1, kMaxBurst);
   s_.n_ports = std::min<uint16_t>(s_.n_ports, GW_MAX_PORTS);
   ctx_.conns = s_.conns;
@@ -100,7 +101,7 @@ void Worker::run() noexcept {
   }
   clock_.init();
   uint64_t now = clock_.now_ms();
-  std::atomic_ref<uint32_t>(s_.stats->lcore_id).store(rte_lcore_id(), std::memory_order_relaxed);
+  shm::store_relaxed(s_.stats->lcore_id, rte_lcore_id());
   s_.reader.start(now);
   last_housekeeping_ms_ = now;
 
@@ -129,9 +130,9 @@ void Worker::run() noexcept {
 
     ctx_.snap = nullptr;  // nothing of the snapshot is held past here
     s_.reader.quiescent(now);
-    bump(s_.stats->polls);
+    shm::add_relaxed(s_.stats->polls);
     if (got != 0) {
-      bump(s_.stats->busy_polls);
+      shm::add_relaxed(s_.stats->busy_polls);
     }
     if (s_.idle == IdleMode::Adaptive) {
       idle(got != 0);
@@ -160,9 +161,9 @@ uint32_t Worker::poll_port(uint16_t pi) noexcept {
       // that ignores both gets here. The frame is larger than the balancer takes: count it as
       // received, then dropped.
       gw_port_counters& pc = s_.stats->ports[pi];
-      bump(pc.rx_packets);
-      bump(pc.rx_bytes, m->pkt_len);
-      bump(s_.stats->drops[static_cast<size_t>(DropReason::MultiSegment)]);
+      shm::add_relaxed(pc.rx_packets);
+      shm::add_relaxed(pc.rx_bytes, m->pkt_len);
+      shm::add_relaxed(s_.stats->drops[static_cast<size_t>(DropReason::MultiSegment)]);
       free_[n_free++] = m;
       continue;
     }
@@ -223,11 +224,11 @@ void Worker::tx_flush(uint16_t pi) noexcept {
     }
     const uint16_t unsent = static_cast<uint16_t>(b.n - sent);
     rte_pktmbuf_free_bulk(b.m + sent, unsent);
-    bump(s_.stats->drops[static_cast<size_t>(DropReason::TxFull)], unsent);
+    shm::add_relaxed(s_.stats->drops[static_cast<size_t>(DropReason::TxFull)], unsent);
   }
   gw_port_counters& pc = s_.stats->ports[pi];
-  bump(pc.tx_packets, sent);
-  bump(pc.tx_bytes, bytes);
+  shm::add_relaxed(pc.tx_packets, sent);
+  shm::add_relaxed(pc.tx_bytes, bytes);
   b.n = 0;
 }
 

@@ -15,12 +15,10 @@
 #include <vector>
 
 #include "dataplane/config/config.h"
-#include "ctl/publish/publish.h"
 #include "dataplane/core/checksum.h"
-#include "dataplane/core/conn_table.h"
 #include "dataplane/core/forward.h"
 #include "dataplane/core/headers.h"
-#include "dataplane/core/session_table.h"
+#include "tests/support/fastpath_rig.h"
 
 namespace {
 
@@ -78,37 +76,26 @@ std::vector<uint8_t> segment(uint32_t client, uint16_t sport, uint8_t flags) {
   return f;
 }
 
+test::RigOptions demo_rig() {
+  test::RigOptions o;
+  o.conn_buckets = 8192;
+  o.conn_capacity = 65536;
+  o.port_mac = kPortMac;
+  o.next_hop_mac = MacAddr{{0x02, 0, 0, 0, 0x01, 0x01}};
+  return o;
+}
+
 class Demo {
  public:
-  Demo() : snap_(new gw_snapshot()), worker_(new gw_worker()) {
-    config_ = conf::load_config_string(kConfig, "demo");
-    (void)ids_.assign(config_);
-    buckets_.assign(8192, gw_conn_bucket{});
-    entries_.assign(8192 * GW_CONN_WAYS, gw_conn{});
-    conns_ = std::make_unique<dp::ConnTable>(buckets_.data(), entries_.data(), 8192, 65536,
-                                             worker_.get(), dp::ConnTimeouts{});
-    neighbor_.set(MacAddr{{0x02, 0, 0, 0, 0x01, 0x01}});
-    port_.mac = kPortMac;
-    port_.addr4 = *parse_ip("10.99.1.2");
-    port_.next_hop = *parse_ip("10.99.1.1");
-    port_.mtu = 1600;
-    port_.neighbor = &neighbor_;
-    publish();
-  }
+  Demo() : rig_(conf::load_config_string(kConfig, "demo"), demo_rig()) {}
 
   void set_mode(const std::string& host, HostMode m) {
-    runtime_[{kGroup, host}] = ctl::HostRuntime{m, true, true};
-    publish();
+    rig_.set_mode(kGroup, host, m);
+    rig_.publish();
   }
 
-  void restart_dataplane() {
-    std::fill(buckets_.begin(), buckets_.end(), gw_conn_bucket{});
-    std::fill(entries_.begin(), entries_.end(), gw_conn{});
-    conns_ = std::make_unique<dp::ConnTable>(buckets_.data(), entries_.data(), 8192, 65536,
-                                             worker_.get(), dp::ConnTimeouts{});
-    // As a restarted worker does on attach: counts from the entries that are left (none).
-    conns_->rebuild_counts();
-  }
+  // As a restarted worker does on attach: counts from the entries that are left (none).
+  void restart_dataplane() { rig_.lose_connection_table(); }
 
   // Sends frames in bursts of 32 through the real burst function; returns the host each went
   // to (by the outer destination address), "" when dropped.
@@ -125,83 +112,51 @@ class Demo {
         pkts[i] = dp::Pkt{bufs[i].data() + kHeadroom,
                           static_cast<uint32_t>(frames[base + i].size()), kHeadroom, 0};
       }
-      dp::WorkerCtx ctx;
-      ctx.snap = snap_.get();
-      ctx.conns = conns_.get();
-      ctx.stats = worker_.get();
-      ctx.ports = &port_;
-      ctx.n_ports = 1;
-      ctx.now_ms = now_ms_;
-      ctx.now_s = now_ms_ / 1000;
       std::array<dp::Outcome, 32> out;
-      dp::process_burst(pkts.data(), static_cast<uint16_t>(n), ctx, scratch_, out.data());
+      rig_.run(pkts.data(), static_cast<uint16_t>(n), out.data());
       for (size_t i = 0; i < n; ++i) {
         std::string h;
         if (out[i].action == dp::Action::Forward) {
-          const IpAddress dst = IpAddress::v4(out[i].start + 14 + 16);
-          for (const auto& hc : config_.backend_groups[0].hosts) {
-            if (hc.address == dst) h = hc.name;
-          }
+          h = rig_.host_named_by(IpAddress::v4(out[i].start + 14 + 16));
         }
         hosts.push_back(h);
       }
     }
-    now_ms_ += 10;
+    rig_.advance_ms(10);
     return hosts;
   }
 
   void expire(uint32_t after_ms) {
-    now_ms_ += after_ms;
-    while (conns_->expire_step(8192, now_ms_) > 0) {
+    rig_.advance_ms(after_ms);
+    while (rig_.conns().expire_step(8192, rig_.ctx().now_ms) > 0) {
     }
   }
 
   void table(const char* title) {
     std::printf("\n  %-12s %-16s %8s %12s\n", "host", "mode", "open", "new conns");
-    for (const auto& h : config_.backend_groups[0].hosts) {
-      const uint16_t id = ids_.host(kGroup, h.name);
-      const auto it = runtime_.find({kGroup, h.name});
-      const HostMode m = it == runtime_.end() ? h.mode : it->second.mode;
+    for (const auto& h : rig_.config().backend_groups[0].hosts) {
+      const uint16_t id = rig_.host_id(kGroup, h.name);
+      const auto it = rig_.runtime().find({kGroup, h.name});
+      const HostMode m = it == rig_.runtime().end() ? h.mode : it->second.mode;
       std::printf("  %-12s %-16s %8lld %12llu\n", h.name.c_str(),
                   std::string(host_mode_name(m)).c_str(),
-                  static_cast<long long>(worker_->hosts[id].open_conns),
-                  static_cast<unsigned long long>(worker_->hosts[id].new_conns));
+                  static_cast<long long>(rig_.stats().hosts[id].open_conns),
+                  static_cast<unsigned long long>(rig_.stats().hosts[id].new_conns));
     }
     std::printf("  (%s)\n", title);
   }
 
   int64_t open(const std::string& host) {
-    return worker_->hosts[ids_.host(kGroup, host)].open_conns;
+    return rig_.stats().hosts[rig_.host_id(kGroup, host)].open_conns;
   }
 
  private:
-  void publish() {
-    ctl::SnapshotInputs in{&config_, &ids_, &runtime_, 1, 0};
-    MaglevBuilder mb(GW_MAGLEV_SIZE);
-    auto r = ctl::build_snapshot(in, mb, *snap_);
-    if (!r) {
-      std::fprintf(stderr, "snapshot: %s\n", r.error().c_str());
-      std::exit(1);
-    }
-  }
-
-  conf::Config config_;
-  ctl::IdMap ids_;
-  ctl::RuntimeMap runtime_;
-  std::unique_ptr<gw_snapshot> snap_;
-  std::unique_ptr<gw_worker> worker_;
-  std::vector<gw_conn_bucket> buckets_;
-  std::vector<gw_conn> entries_;
-  std::unique_ptr<dp::ConnTable> conns_;
-  dp::Neighbor neighbor_;
-  dp::PortInfo port_;
-  dp::Scratch scratch_;
-  uint32_t now_ms_ = 1000;
+  test::FastpathRig rig_;
 };
 
 }  // namespace
 
-int main() {
+int main() try {
   Demo d;
   constexpr uint32_t kClients = 3000;
   std::printf("gateway drain demo: %u TCP clients through the real fast-path burst function\n",
@@ -259,4 +214,7 @@ int main() {
                              "draining host, its count reached 0"
                            : "DRAIN BROKEN: see the numbers above");
   return ok ? 0 : 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "gw-demo-drain: %s\n", e.what());
+  return 1;
 }

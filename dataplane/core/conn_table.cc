@@ -17,13 +17,13 @@ bool read_conn_bucket(const gw_conn_bucket& bucket, const gw_conn* ways, gw_conn
   }
   uint32_t k = 0;
   for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
-    if (load_relaxed(bucket.sig[w]) != 0) {
+    if (shm::load_relaxed(bucket.sig[w]) != 0) {
       load_conn(out[k], ways[w]);
       ++k;
     }
   }
   std::atomic_thread_fence(std::memory_order_acquire);
-  if (load_relaxed(bucket.seq) != seq) {
+  if (shm::load_relaxed(bucket.seq) != seq) {
     return false;
   }
   // A consistent copy of a live way always passes; the check keeps a reader safe from a table
@@ -79,6 +79,9 @@ ConnTable::ConnTable(gw_conn_bucket* buckets, gw_conn* entries, uint32_t n_bucke
       mask_(n_buckets - 1),
       capacity_(
           static_cast<uint32_t>(std::min<uint64_t>(capacity, uint64_t{n_buckets} * GW_CONN_WAYS))) {
+  // The geometry comes from shm::Geometry (or a test's own arrays), never from a packet.
+  GW_CHECK(buckets != nullptr && entries != nullptr && worker != nullptr, "table memory missing");
+  GW_CHECK(n_buckets != 0 && std::has_single_bit(n_buckets), "bucket count not a power of two");
   set_timeouts(timeouts);
 }
 
@@ -93,19 +96,21 @@ void ConnTable::set_timeouts(const ConnTimeouts& t) noexcept {
 void ConnTable::count_state(uint16_t host, uint8_t state, int64_t d) noexcept {
   gw_host_counters& c = worker_->hosts[host];
   if (state == GW_CONN_ESTABLISHED) {
-    detail::counter_add(c.open_established, d);
+    shm::add_relaxed(c.open_established, d);
   } else if (state == GW_CONN_CLOSING) {
-    detail::counter_add(c.open_closing, d);
+    shm::add_relaxed(c.open_closing, d);
   }
 }
 
 void ConnTable::count(uint16_t host, uint8_t state, int64_t d) noexcept {
-  detail::counter_add(worker_->hosts[host].open_conns, d);
+  // Live entries only ever hold host ids (insert, reassign and rebuild_counts refuse others).
+  GW_DCHECK(host < GW_MAX_HOSTS, "live entry with a host id out of range");
+  shm::add_relaxed(worker_->hosts[host].open_conns, d);
   count_state(host, state, d);
 }
 
 void ConnTable::publish_size() noexcept {
-  detail::store_relaxed(worker_->conn_entries, uint64_t{live_});
+  shm::store_relaxed(worker_->conn_entries, uint64_t{live_});
 }
 
 uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
@@ -117,11 +122,12 @@ uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
     const auto w = static_cast<uint32_t>(std::countr_zero(m));
     gw_conn& e = base[w];
     count(e.host, e.state, -1);
-    detail::store_relaxed(bucket.sig[w], uint32_t{0});
-    detail::store_relaxed(e.state, uint8_t{GW_CONN_EMPTY});
+    shm::store_relaxed(bucket.sig[w], uint32_t{0});
+    shm::store_relaxed(e.state, uint8_t{GW_CONN_EMPTY});
     ++removed;
   }
   end_write(bucket);
+  GW_DCHECK(live_ >= removed, "more entries removed than were live");
   live_ -= removed;
   publish_size();
   return removed;
@@ -129,6 +135,7 @@ uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
 
 void ConnTable::remove(gw_conn* e) noexcept {
   const auto i = static_cast<size_t>(e - entries_);
+  GW_DCHECK(e >= entries_ && i < (size_t{mask_} + 1) * GW_CONN_WAYS, "entry of another table");
   remove_ways(static_cast<uint32_t>(i / GW_CONN_WAYS), 1u << (i % GW_CONN_WAYS));
 }
 
@@ -140,7 +147,7 @@ ConnState ConnTable::transition(gw_conn* e, uint8_t tcp_flags) noexcept {
   }
   gw_conn_bucket& bucket = buckets_[static_cast<size_t>(e - entries_) / GW_CONN_WAYS];
   begin_write(bucket);
-  detail::store_relaxed(e->state, static_cast<uint8_t>(s));
+  shm::store_relaxed(e->state, static_cast<uint8_t>(s));
   end_write(bucket);
   count_state(e->host, static_cast<uint8_t>(old_state), -1);
   count_state(e->host, static_cast<uint8_t>(s), +1);
@@ -157,7 +164,7 @@ bool ConnTable::reassign(gw_conn* e, uint16_t new_host) noexcept {
   }
   gw_conn_bucket& bucket = buckets_[static_cast<size_t>(e - entries_) / GW_CONN_WAYS];
   begin_write(bucket);
-  detail::store_relaxed(e->host, new_host);
+  shm::store_relaxed(e->host, new_host);
   end_write(bucket);
   count(old_host, e->state, -1);
   count(new_host, e->state, +1);
@@ -188,9 +195,9 @@ uint32_t ConnTable::expire_step(uint32_t max_buckets, uint32_t now_ms) noexcept 
 
 uint64_t ConnTable::rebuild_counts() noexcept {
   for (gw_host_counters& c : worker_->hosts) {
-    detail::store_relaxed(c.open_conns, int64_t{0});
-    detail::store_relaxed(c.open_established, int64_t{0});
-    detail::store_relaxed(c.open_closing, int64_t{0});
+    shm::store_relaxed(c.open_conns, int64_t{0});
+    shm::store_relaxed(c.open_established, int64_t{0});
+    shm::store_relaxed(c.open_closing, int64_t{0});
   }
   live_ = 0;
   for (uint32_t b = 0; b <= mask_; ++b) {
@@ -212,16 +219,16 @@ uint64_t ConnTable::rebuild_counts() noexcept {
       // Readers skip a bucket while seq is odd: clear it inside the window, then close it.
       for (uint32_t m = bad; m != 0; m &= m - 1) {
         const auto w = static_cast<uint32_t>(std::countr_zero(m));
-        detail::store_relaxed(bucket.sig[w], uint32_t{0});
-        detail::store_relaxed(base[w].state, uint8_t{GW_CONN_EMPTY});
+        shm::store_relaxed(bucket.sig[w], uint32_t{0});
+        shm::store_relaxed(base[w].state, uint8_t{GW_CONN_EMPTY});
       }
       end_write(bucket);
     } else if (bad != 0) {
       begin_write(bucket);
       for (uint32_t m = bad; m != 0; m &= m - 1) {
         const auto w = static_cast<uint32_t>(std::countr_zero(m));
-        detail::store_relaxed(bucket.sig[w], uint32_t{0});
-        detail::store_relaxed(base[w].state, uint8_t{GW_CONN_EMPTY});
+        shm::store_relaxed(bucket.sig[w], uint32_t{0});
+        shm::store_relaxed(base[w].state, uint8_t{GW_CONN_EMPTY});
       }
       end_write(bucket);
     }

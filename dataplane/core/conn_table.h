@@ -53,6 +53,8 @@
 
 #include "dataplane/core/flow.h"
 #include "dataplane/core/headers.h"
+#include "dataplane/shm/atomics.h"
+#include "dataplane/shm/check.h"
 #include "dataplane/shm/layout.h"
 
 namespace gw::dp {
@@ -112,31 +114,6 @@ static_assert(sizeof(gw_conn_bucket) == sizeof(uint32_t) * (1 + GW_CONN_WAYS));
 
 namespace detail {
 
-// 8-byte words of shared byte arrays (addresses), accessed atomically. may_alias: the objects
-// there are uint8_t arrays, so the word type must not let the optimizer assume otherwise.
-using AliasWord = uint64_t __attribute__((may_alias));
-
-inline uint64_t load_word(const void* p) noexcept {
-  return __atomic_load_n(static_cast<const AliasWord*>(p), __ATOMIC_RELAXED);
-}
-inline void store_word(void* p, uint64_t v) noexcept {
-  __atomic_store_n(static_cast<AliasWord*>(p), v, __ATOMIC_RELAXED);
-}
-
-template <class T>
-T load_relaxed(const T& x) noexcept {
-  return std::atomic_ref<T>(const_cast<T&>(x)).load(std::memory_order_relaxed);
-}
-template <class T>
-void store_relaxed(T& x, T v) noexcept {
-  std::atomic_ref<T>(x).store(v, std::memory_order_relaxed);
-}
-
-// Single-writer counter update: the writer is the only thread that stores to c.
-inline void counter_add(int64_t& c, int64_t d) noexcept {
-  std::atomic_ref<int64_t>(c).store(c + d, std::memory_order_relaxed);
-}
-
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -185,40 +162,40 @@ inline void store_conn(gw_conn& dst, const gw_conn& v) noexcept {
   for (size_t i = 0; i < 2; ++i) {
     uint64_t w;
     std::memcpy(&w, v.src + 8 * i, 8);
-    store_word(dst.src + 8 * i, w);
+    shm::store_word(dst.src + 8 * i, w);
     std::memcpy(&w, v.dst + 8 * i, 8);
-    store_word(dst.dst + 8 * i, w);
+    shm::store_word(dst.dst + 8 * i, w);
   }
-  store_relaxed(dst.src_port, v.src_port);
-  store_relaxed(dst.dst_port, v.dst_port);
-  store_relaxed(dst.proto, v.proto);
-  store_relaxed(dst.family, v.family);
-  store_relaxed(dst.state, v.state);
-  store_relaxed(dst.flags, v.flags);
-  store_relaxed(dst.host, v.host);
-  store_relaxed(dst.service, v.service);
-  store_relaxed(dst.created_s, v.created_s);
-  store_relaxed(dst.last_ms, v.last_ms);
+  shm::store_relaxed(dst.src_port, v.src_port);
+  shm::store_relaxed(dst.dst_port, v.dst_port);
+  shm::store_relaxed(dst.proto, v.proto);
+  shm::store_relaxed(dst.family, v.family);
+  shm::store_relaxed(dst.state, v.state);
+  shm::store_relaxed(dst.flags, v.flags);
+  shm::store_relaxed(dst.host, v.host);
+  shm::store_relaxed(dst.service, v.service);
+  shm::store_relaxed(dst.created_s, v.created_s);
+  shm::store_relaxed(dst.last_ms, v.last_ms);
 }
 
 inline void load_conn(gw_conn& out, const gw_conn& src) noexcept {
   std::memset(&out, 0, sizeof(out));
   for (size_t i = 0; i < 2; ++i) {
-    uint64_t w = load_word(src.src + 8 * i);
+    uint64_t w = shm::load_word(src.src + 8 * i);
     std::memcpy(out.src + 8 * i, &w, 8);
-    w = load_word(src.dst + 8 * i);
+    w = shm::load_word(src.dst + 8 * i);
     std::memcpy(out.dst + 8 * i, &w, 8);
   }
-  out.src_port = load_relaxed(src.src_port);
-  out.dst_port = load_relaxed(src.dst_port);
-  out.proto = load_relaxed(src.proto);
-  out.family = load_relaxed(src.family);
-  out.state = load_relaxed(src.state);
-  out.flags = load_relaxed(src.flags);
-  out.host = load_relaxed(src.host);
-  out.service = load_relaxed(src.service);
-  out.created_s = load_relaxed(src.created_s);
-  out.last_ms = load_relaxed(src.last_ms);
+  out.src_port = shm::load_relaxed(src.src_port);
+  out.dst_port = shm::load_relaxed(src.dst_port);
+  out.proto = shm::load_relaxed(src.proto);
+  out.family = shm::load_relaxed(src.family);
+  out.state = shm::load_relaxed(src.state);
+  out.flags = shm::load_relaxed(src.flags);
+  out.host = shm::load_relaxed(src.host);
+  out.service = shm::load_relaxed(src.service);
+  out.created_s = shm::load_relaxed(src.created_s);
+  out.last_ms = shm::load_relaxed(src.last_ms);
 }
 
 // Reader side: copies bucket b's live entries into out[] (state and host validated) and sets *n.
@@ -323,7 +300,7 @@ class ConnTable {
                   ConnState state, uint32_t now_ms, uint32_t now_s) noexcept;
 
   // Per packet, on a live entry: its idle time restarts. Outside seq (see the invariants).
-  void touch(gw_conn* e, uint32_t now_ms) noexcept { detail::store_relaxed(e->last_ms, now_ms); }
+  void touch(gw_conn* e, uint32_t now_ms) noexcept { shm::store_relaxed(e->last_ms, now_ms); }
 
   // Applies next_conn_state() for a packet with these TCP flags, keeping the per-state counters;
   // returns the new state.
@@ -359,11 +336,14 @@ class ConnTable {
     const auto s = static_cast<uint32_t>(hash >> 32);
     return s != 0 ? s : 1;
   }
+  // Single writer: no change of this bucket is in progress when another begins.
   void begin_write(gw_conn_bucket& b) noexcept {
-    detail::store_relaxed(b.seq, b.seq + 1);
+    GW_DCHECK((b.seq & 1) == 0, "bucket change begun twice");
+    shm::store_relaxed(b.seq, b.seq + 1);
     std::atomic_thread_fence(std::memory_order_release);
   }
   void end_write(gw_conn_bucket& b) noexcept {
+    GW_DCHECK((b.seq & 1) != 0, "bucket change ended without a beginning");
     std::atomic_ref<uint32_t>(b.seq).store(b.seq + 1, std::memory_order_release);
   }
   void count(uint16_t host, uint8_t state, int64_t d) noexcept;
@@ -439,6 +419,7 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
     return nullptr;
   }
   const auto way = static_cast<uint32_t>(std::countr_zero(free_ways));
+  GW_DCHECK(way < GW_CONN_WAYS, "sig_match reported a way past the bucket");
   gw_conn v{};
   std::memcpy(&v, &key, kConnKeyBytes);
   v.state = static_cast<uint8_t>(state);
@@ -449,7 +430,7 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
   gw_conn* e = entries_ + size_t{b} * GW_CONN_WAYS + way;
   begin_write(bucket);
   detail::store_conn(*e, v);
-  detail::store_relaxed(bucket.sig[way], sig_of(hash));
+  shm::store_relaxed(bucket.sig[way], sig_of(hash));
   end_write(bucket);
   ++live_;
   count(host, v.state, +1);

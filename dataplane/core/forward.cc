@@ -7,16 +7,15 @@
 #include "dataplane/core/conn_table.h"
 #include "dataplane/core/encap.h"
 #include "dataplane/core/hash.h"
+#include "dataplane/core/mode.h"
+#include "dataplane/core/service_lookup.h"
 #include "dataplane/core/session_table.h"
-#include "dataplane/shm/shm.h"
+#include "dataplane/shm/atomics.h"
+#include "dataplane/shm/check.h"
 
 namespace gw::dp {
 
 namespace {
-
-inline void bump(uint64_t& c, uint64_t d = 1) noexcept {
-  std::atomic_ref<uint64_t>(c).store(c + d, std::memory_order_relaxed);
-}
 
 inline Outcome drop(DropReason r) noexcept { return Outcome{nullptr, 0, 0, Action::Drop, r}; }
 
@@ -36,6 +35,14 @@ inline void turn_around_eth(uint8_t* frame, const MacAddr& own) noexcept {
   auto* eth = reinterpret_cast<EthHdr*>(frame);
   eth->dst = eth->src;
   eth->src = own;
+}
+
+template <size_t N>
+inline void swap_addresses(uint8_t* a, uint8_t* b) noexcept {
+  uint8_t t[N];
+  std::memcpy(t, a, N);
+  std::memcpy(a, b, N);
+  std::memcpy(b, t, N);
 }
 
 // ---- answers for the balancer's own addresses (and ICMP echo to VIPs) ------------------------
@@ -74,10 +81,7 @@ Outcome answer_echo(const Pkt& p, const Parsed& pr, const PortInfo& port) noexce
   auto* icmp = reinterpret_cast<IcmpHdr*>(p.data + pr.l4_offset);
   if (pr.key.family == Family::V4) {
     auto* ip = reinterpret_cast<Ipv4Hdr*>(l3);
-    uint8_t t[4];
-    std::memcpy(t, ip->src, 4);
-    std::memcpy(ip->src, ip->dst, 4);
-    std::memcpy(ip->dst, t, 4);
+    swap_addresses<4>(ip->src, ip->dst);
     ip->ttl = 64;
     ip->csum = Be16{};
     ip->csum = Be16::from_raw(csum(ip, (ip->ver_ihl & 0x0f) * 4u));
@@ -86,10 +90,7 @@ Outcome answer_echo(const Pkt& p, const Parsed& pr, const PortInfo& port) noexce
     icmp->csum = Be16::from_raw(csum(icmp, pr.l4_len));
   } else {
     auto* ip = reinterpret_cast<Ipv6Hdr*>(l3);
-    uint8_t t[16];
-    std::memcpy(t, ip->src, 16);
-    std::memcpy(ip->src, ip->dst, 16);
-    std::memcpy(ip->dst, t, 16);
+    swap_addresses<16>(ip->src, ip->dst);
     ip->hop_limit = 64;
     icmp->type = kIcmp6EchoReply;
     icmp->csum = Be16{};
@@ -140,8 +141,7 @@ Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t
   }
   // NA: solicited + override, target = our address, option: target link-layer address. The
   // reply goes to the solicitor (or all-nodes if it sent from ::).
-  static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
-                                            0,    0,    0, 0, 0, 0, 0, 1};
+  static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   uint8_t dst[16];
   const bool unspecified = std::all_of(ip->src, ip->src + 16, [](uint8_t b) { return b == 0; });
   std::memcpy(dst, unspecified ? kAllNodes : ip->src, 16);
@@ -171,6 +171,16 @@ Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t
 
 inline const uint16_t* table_of(const gw_snapshot& s, uint16_t group, bool established) noexcept {
   return s.maglev[group][established ? 1 : 0];
+}
+
+// What the host a connection entry, session or ICMP error names gets to do with the packet:
+// the mode table of mode.h, over the snapshot's bits. host < GW_MAX_HOSTS: entries, sessions and
+// Maglev tables only hold host ids (the tables' writers check it on insert).
+inline Admit admit_host(const gw_snapshot& s, uint16_t host, const gw_service& svc,
+                        Situation situation) noexcept {
+  GW_DCHECK(host < GW_MAX_HOSTS, "host id out of range");
+  const gw_host& h = s.hosts[host];
+  return admit(h.flags, h.group == svc.group, situation);
 }
 
 struct Choice {
@@ -207,8 +217,7 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   const uint64_t skh = sh ^ ((uint64_t{svc.group} + 1) * 0x9e3779b97f4a7c15ull);
   const SessionHit hit = st->lookup(sk, skh, ctx.now_ms, /*refresh=*/false);
   if (hit) {
-    const gw_host& hs = snap.hosts[hit.host];
-    if ((hs.flags & GW_HOST_SESSIONS) != 0 && hs.group == svc.group) {
+    if (admit_host(snap, hit.host, svc, Situation::Session) == Admit::Keep) {
       st->refresh(hit, ctx.now_ms);
       return {hit.host, DropReason::None};
     }
@@ -224,8 +233,7 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   const SessionInsert ins = st->insert(sk, skh, by_table, timeout_s, ctx.now_ms);
   if (ins.status == SessionStatus::Existing) {
     // Another worker created the client's session a moment ago: follow it.
-    const gw_host& hs = snap.hosts[ins.hit.host];
-    if ((hs.flags & GW_HOST_SESSIONS) != 0 && hs.group == svc.group) {
+    if (admit_host(snap, ins.hit.host, svc, Situation::Session) == Admit::Keep) {
       return {ins.hit.host, DropReason::None};
     }
   }
@@ -261,15 +269,15 @@ Outcome encap_to(const Pkt& p, const Parsed& pr, const gw_snapshot& snap, uint16
   IpAddress dst;
   dst.family = static_cast<Family>(h.family);
   std::memcpy(dst.addr.b, h.addr, 16);
-  const EncapResult r = encapsulate(p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len,
-                                    pr.key.family, dst, static_cast<uint32_t>(hash), ctx.ip_id++,
-                                    ep);
+  const EncapResult r =
+      encapsulate(p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len, pr.key.family, dst,
+                  static_cast<uint32_t>(hash), ctx.ip_id++, ep);
   if (!r.ok()) {
     return drop(r.drop);
   }
   gw_host_counters& hc = ctx.stats->hosts[host];
-  bump(hc.packets);
-  bump(hc.bytes, pr.ip_len);
+  shm::add_relaxed(hc.packets);
+  shm::add_relaxed(hc.bytes, pr.ip_len);
   return Outcome{r.start, r.len, p.port, Action::Forward, DropReason::None};
 }
 
@@ -281,8 +289,8 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
   if (parse_icmp_inner(p.data, p.len, pr, inner) != DropReason::None) {
     return drop(DropReason::IcmpIgnored);
   }
-  const uint16_t si = shm::find_service(snap, inner.dst.b, static_cast<uint8_t>(inner.family),
-                                        inner.dst_port.host(), inner.proto);
+  const uint16_t si = find_service(snap, inner.dst.b, static_cast<uint8_t>(inner.family),
+                                   inner.dst_port.host(), inner.proto);
   if (si == GW_NO_SERVICE) {
     return drop(DropReason::IcmpIgnored);
   }
@@ -294,7 +302,7 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
   } else {
     host = table_of(snap, svc.group, true)[flow_hash(inner, kMaglevSeed) % GW_MAGLEV_SIZE];
   }
-  if (host == GW_NO_HOST || (snap.hosts[host].flags & GW_HOST_ESTABLISHED) == 0) {
+  if (host == GW_NO_HOST || admit_host(snap, host, svc, Situation::IcmpError) != Admit::Keep) {
     return drop(DropReason::NoHost);
   }
   return encap_to(p, pr, snap, host, h, ctx);
@@ -312,8 +320,8 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   const FlowKey& key = pr.key;
   const bool icmp = key.proto == kProtoIcmp || key.proto == kProtoIcmpv6;
   if (icmp) {
-    const bool echo = pr.icmp_type == (key.family == Family::V4 ? kIcmpEchoRequest
-                                                                 : kIcmp6EchoRequest);
+    const bool echo =
+        pr.icmp_type == (key.family == Family::V4 ? kIcmpEchoRequest : kIcmp6EchoRequest);
     if (key.proto == kProtoIcmpv6 &&
         (pr.icmp_type == kIcmp6NeighborSolicit || pr.icmp_type == kIcmp6NeighborAdvert)) {
       return answer_nd(p, pr, port, ctx.now_ms64);
@@ -328,12 +336,12 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   }
   if (icmp) {
     bool known = false;
-    (void)shm::find_service(*snap, key.dst.b, static_cast<uint8_t>(key.family), 0, 0, &known);
+    (void)find_service(*snap, key.dst.b, static_cast<uint8_t>(key.family), 0, 0, &known);
     if (pr.inner_offset != 0) {
       return route_icmp_error(p, pr, *snap, ctx);
     }
-    if (known && pr.icmp_type == (key.family == Family::V4 ? kIcmpEchoRequest
-                                                            : kIcmp6EchoRequest)) {
+    if (known &&
+        pr.icmp_type == (key.family == Family::V4 ? kIcmpEchoRequest : kIcmp6EchoRequest)) {
       return answer_echo(p, pr, port);
     }
     return drop(known ? DropReason::IcmpIgnored : DropReason::NotForUs);
@@ -342,8 +350,8 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
     return drop(DropReason::L4Unsupported);
   }
   bool known = false;
-  const uint16_t si = shm::find_service(*snap, key.dst.b, static_cast<uint8_t>(key.family),
-                                        key.dst_port.host(), key.proto, &known);
+  const uint16_t si = find_service(*snap, key.dst.b, static_cast<uint8_t>(key.family),
+                                   key.dst_port.host(), key.proto, &known);
   if (si == GW_NO_SERVICE) {
     return drop(known ? DropReason::NoService : DropReason::NotForUs);
   }
@@ -354,31 +362,39 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   gw_conn* e = ct.lookup(key, hash, ctx.now_ms);
   if (e != nullptr) {
     const uint16_t host = e->host;
-    const gw_host& hs = snap->hosts[host];
-    const bool host_ok = (hs.flags & GW_HOST_ESTABLISHED) != 0 && hs.group == svc.group;
-    if (syn && (e->state == static_cast<uint8_t>(ConnState::Closing) ||
-                (hs.flags & GW_HOST_NEW) == 0 || !host_ok)) {
-      // A reused port: a new connection, never the old one resurrected.
-      ct.remove(e);
-      e = nullptr;
-    } else if (!host_ok) {
-      if ((hs.flags & GW_HOST_DROP_ON_DISABLE) != 0 && (hs.flags & GW_HOST_IN_USE) != 0) {
-        return drop(DropReason::HostDisabled);
-      }
-      // Rescheduled: the next packet goes where the `established` table says.
-      const Choice c = choose_host(*snap, svc, key, false, ctx);
-      if (c.host == GW_NO_HOST) {
+    // The common case (not a SYN) asks with a constant situation, so admit() folds to the bit
+    // tests it stands for.
+    const Admit a = !syn ? admit_host(*snap, host, svc, Situation::Entry)
+                         : admit_host(*snap, host, svc,
+                                      e->state == static_cast<uint8_t>(ConnState::Closing)
+                                          ? Situation::ClosingEntrySyn
+                                          : Situation::EntrySyn);
+    switch (a) {
+      case Admit::Keep:
+        if (key.proto == kProtoTcp) ct.transition(e, pr.tcp_flags);
+        ct.touch(e, ctx.now_ms);
+        return encap_to(p, pr, *snap, host, hash, ctx);
+      case Admit::NewConnection:
+        // A reused port: a new connection, never the old one resurrected.
         ct.remove(e);
-        return drop(c.reason);
+        e = nullptr;
+        break;
+      case Admit::Reschedule: {
+        // The next packet goes where the `established` table says.
+        const Choice c = choose_host(*snap, svc, key, false, ctx);
+        if (c.host == GW_NO_HOST) {
+          ct.remove(e);
+          return drop(c.reason);
+        }
+        ct.reassign(e, c.host);
+        ct.transition(e, pr.tcp_flags);
+        ct.touch(e, ctx.now_ms);
+        return encap_to(p, pr, *snap, c.host, hash, ctx);
       }
-      ct.reassign(e, c.host);
-      ct.transition(e, pr.tcp_flags);
-      ct.touch(e, ctx.now_ms);
-      return encap_to(p, pr, *snap, c.host, hash, ctx);
-    } else {
-      if (key.proto == kProtoTcp) ct.transition(e, pr.tcp_flags);
-      ct.touch(e, ctx.now_ms);
-      return encap_to(p, pr, *snap, host, hash, ctx);
+      case Admit::DropDisabled:
+        return drop(DropReason::HostDisabled);
+      case Admit::DropNoHost:
+        return drop(DropReason::NoHost);
     }
   }
   const bool new_flow = syn || key.proto == kProtoUdp;
@@ -387,10 +403,10 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
     return drop(c.reason);
   }
   if (ct.insert(key, hash, c.host, si, initial_state(pr), ctx.now_ms, ctx.now_s) == nullptr) {
-    bump(ctx.stats->conn_stateless);
+    shm::add_relaxed(ctx.stats->conn_stateless);
   }
   if (new_flow) {
-    bump(ctx.stats->hosts[c.host].new_conns);
+    shm::add_relaxed(ctx.stats->hosts[c.host].new_conns);
   }
   return encap_to(p, pr, *snap, c.host, hash, ctx);
 }
@@ -423,17 +439,18 @@ void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* ou
   for (uint16_t i = 0; i < n; ++i) {
     out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], ctx);
     if (out[i].action == Action::Drop) {
-      bump(ctx.stats->drops[static_cast<size_t>(out[i].reason)]);
+      shm::add_relaxed(ctx.stats->drops[static_cast<size_t>(out[i].reason)]);
     }
   }
 }
 
-void process_burst(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s,
-                   Outcome* out) noexcept {
+void process_burst(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept {
+  // Callers size their bursts by kMaxBurst (Worker clamps its setting); Scratch holds that many.
+  GW_DCHECK(n <= kMaxBurst, "burst larger than the scratch");
   for (uint16_t i = 0; i < n; ++i) {
     gw_port_counters& pc = ctx.stats->ports[pkts[i].port % GW_MAX_PORTS];
-    bump(pc.rx_packets);
-    bump(pc.rx_bytes, pkts[i].len);
+    shm::add_relaxed(pc.rx_packets);
+    shm::add_relaxed(pc.rx_bytes, pkts[i].len);
   }
   classify(pkts, n, ctx, s);
   decide(pkts, n, ctx, s, out);

@@ -6,9 +6,7 @@ namespace gw::dp {
 
 namespace {
 
-using detail::load_relaxed;
 using detail::load_state;
-using detail::store_relaxed;
 
 bool cas_state(gw_session& s, uint32_t expect, uint32_t desired) noexcept {
   // seq_cst: an inserter's claim and its verification loads take part in one total order with
@@ -23,34 +21,34 @@ void publish_state(gw_session& s, uint32_t word) noexcept {
 
 void fill(gw_session& s, const SessionKey& key, uint16_t host, uint16_t timeout_s,
           uint32_t now_ms) noexcept {
-  store_relaxed(s.group, key.group);
-  store_relaxed(s.host, host);
+  shm::store_relaxed(s.group, key.group);
+  shm::store_relaxed(s.host, host);
   for (size_t i = 0; i < 2; ++i) {
     uint64_t w;
     std::memcpy(&w, key.client.b + 8 * i, 8);
-    detail::store_word(s.client + 8 * i, w);
+    shm::store_word(s.client + 8 * i, w);
   }
-  store_relaxed(s.family, static_cast<uint8_t>(key.family));
-  store_relaxed(s.timeout_s, timeout_s);
-  store_relaxed(s.last_ms, now_ms);
+  shm::store_relaxed(s.family, static_cast<uint8_t>(key.family));
+  shm::store_relaxed(s.timeout_s, timeout_s);
+  shm::store_relaxed(s.last_ms, now_ms);
 }
 
 // Clears a held slot and frees it, keeping its generation.
 void release_slot(gw_session& s, uint32_t held) noexcept {
-  store_relaxed(s.group, uint16_t{0});
-  store_relaxed(s.host, uint16_t{0});
-  detail::store_word(s.client, 0);
-  detail::store_word(s.client + 8, 0);
-  store_relaxed(s.family, uint8_t{0});
-  store_relaxed(s.timeout_s, uint16_t{0});
-  store_relaxed(s.last_ms, uint32_t{0});
+  shm::store_relaxed(s.group, uint16_t{0});
+  shm::store_relaxed(s.host, uint16_t{0});
+  shm::store_word(s.client, 0);
+  shm::store_word(s.client + 8, 0);
+  shm::store_relaxed(s.family, uint8_t{0});
+  shm::store_relaxed(s.timeout_s, uint16_t{0});
+  shm::store_relaxed(s.last_ms, uint32_t{0});
   publish_state(s, session_word(GW_SESSION_FREE, session_gen(held), 0));
 }
 
 // Refresh: last_ms only moves forward.
 void bump_last(gw_session& s, uint32_t last_ms, uint32_t now_ms) noexcept {
   if (static_cast<int32_t>(now_ms - last_ms) > 0) {
-    store_relaxed(s.last_ms, now_ms);
+    shm::store_relaxed(s.last_ms, now_ms);
   }
 }
 
@@ -114,7 +112,7 @@ SessionHit SessionTable::lookup(const SessionKey& key, uint64_t hash, uint32_t n
 
 void SessionTable::refresh(const SessionHit& hit, uint32_t now_ms) noexcept {
   if (hit.entry != nullptr && load_state(*hit.entry, std::memory_order_relaxed) == hit.word) {
-    bump_last(*hit.entry, load_relaxed(hit.entry->last_ms), now_ms);
+    bump_last(*hit.entry, shm::load_relaxed(hit.entry->last_ms), now_ms);
   }
 }
 
@@ -168,7 +166,8 @@ SessionInsert SessionTable::insert(const SessionKey& key, uint64_t hash, uint16_
             stale_is_key = true;
           }
         } else if (!stale_is_key && stale_way < 0 &&
-                   session_expired(load_relaxed(s.last_ms), load_relaxed(s.timeout_s), now_ms)) {
+                   session_expired(shm::load_relaxed(s.last_ms), shm::load_relaxed(s.timeout_s),
+                                   now_ms)) {
           // A hint only: the compare-and-swap validates the word, and the slot is re-checked
           // once held.
           stale_way = static_cast<int32_t>(w);
@@ -204,8 +203,8 @@ SessionInsert SessionTable::insert(const SessionKey& key, uint64_t hash, uint16_
     }
     std::atomic_thread_fence(std::memory_order_release);
     if (session_state(expect) == GW_SESSION_LIVE) {
-      const uint16_t old_host = load_relaxed(s.host);
-      if (!session_expired(load_relaxed(s.last_ms), load_relaxed(s.timeout_s), now_ms)) {
+      const uint16_t old_host = shm::load_relaxed(s.host);
+      if (!session_expired(shm::load_relaxed(s.last_ms), shm::load_relaxed(s.timeout_s), now_ms)) {
         // Refreshed since the scan: it lives on, unchanged.
         const uint32_t live =
             session_word(GW_SESSION_LIVE, session_gen(held), session_word_tag(expect));
@@ -296,9 +295,9 @@ SessionHit SessionTable::reassign(const SessionHit& hit, uint16_t new_host,
     return {};
   }
   std::atomic_thread_fence(std::memory_order_release);
-  const uint16_t old_host = load_relaxed(s.host);
-  store_relaxed(s.host, new_host);
-  bump_last(s, load_relaxed(s.last_ms), now_ms);
+  const uint16_t old_host = shm::load_relaxed(s.host);
+  shm::store_relaxed(s.host, new_host);
+  bump_last(s, shm::load_relaxed(s.last_ms), now_ms);
   const uint32_t live =
       session_word(GW_SESSION_LIVE, session_gen(held), session_word_tag(hit.word));
   publish_state(s, live);
@@ -320,7 +319,7 @@ uint32_t SessionTable::reclaim_step(uint32_t max_buckets, uint32_t now_ms) noexc
     for (gw_session& s : bucket.e) {
       const uint32_t w = load_state(s, std::memory_order_acquire);
       if (session_state(w) != GW_SESSION_LIVE ||
-          !session_expired(load_relaxed(s.last_ms), load_relaxed(s.timeout_s), now_ms)) {
+          !session_expired(shm::load_relaxed(s.last_ms), shm::load_relaxed(s.timeout_s), now_ms)) {
         continue;
       }
       const uint32_t held = session_word(GW_SESSION_BUSY, session_gen(w) + 1, session_word_tag(w));
@@ -328,12 +327,12 @@ uint32_t SessionTable::reclaim_step(uint32_t max_buckets, uint32_t now_ms) noexc
         continue;
       }
       std::atomic_thread_fence(std::memory_order_release);
-      if (!session_expired(load_relaxed(s.last_ms), load_relaxed(s.timeout_s), now_ms)) {
+      if (!session_expired(shm::load_relaxed(s.last_ms), shm::load_relaxed(s.timeout_s), now_ms)) {
         // A lookup refreshed it between our check and the claim: it lives on.
         publish_state(s, session_word(GW_SESSION_LIVE, session_gen(held), session_word_tag(w)));
         continue;
       }
-      const uint16_t host = load_relaxed(s.host);
+      const uint16_t host = shm::load_relaxed(s.host);
       release_slot(s, held);
       if (host < GW_MAX_HOSTS) {
         add_session(host, -1);
@@ -357,7 +356,7 @@ uint64_t rebuild_session_counts(gw_session_bucket* buckets, uint32_t n_buckets, 
                                 gw_host_counters* const* workers, uint32_t n_workers) noexcept {
   for (uint32_t i = 0; i < n_workers; ++i) {
     for (uint32_t h = 0; h < GW_MAX_HOSTS; ++h) {
-      store_relaxed(workers[i][h].sessions, int64_t{0});
+      shm::store_relaxed(workers[i][h].sessions, int64_t{0});
     }
   }
   uint64_t live = 0;
@@ -365,17 +364,17 @@ uint64_t rebuild_session_counts(gw_session_bucket* buckets, uint32_t n_buckets, 
     for (gw_session& s : buckets[b].e) {
       const uint32_t w = load_state(s, std::memory_order_acquire);
       const uint32_t st = session_state(w);
-      const uint16_t host = load_relaxed(s.host);
-      const uint32_t last_ms = load_relaxed(s.last_ms);
+      const uint16_t host = shm::load_relaxed(s.host);
+      const uint32_t last_ms = shm::load_relaxed(s.last_ms);
       const bool stale = static_cast<int32_t>(now_ms - last_ms) < 0 ||
-                         session_expired(last_ms, load_relaxed(s.timeout_s), now_ms);
+                         session_expired(last_ms, shm::load_relaxed(s.timeout_s), now_ms);
       if (st == GW_SESSION_BUSY || st == 3 ||
           (st == GW_SESSION_LIVE && (host >= GW_MAX_HOSTS || stale))) {
         release_slot(s, w);
       } else if (st == GW_SESSION_LIVE) {
         ++live;
         if (n_workers != 0) {
-          detail::counter_add(workers[0][host].sessions, 1);
+          shm::add_relaxed(workers[0][host].sessions, 1);
         }
       }
     }

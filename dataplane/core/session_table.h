@@ -70,8 +70,10 @@
 #include <span>
 #include <utility>
 
-#include "dataplane/core/conn_table.h"  // detail:: atomic access helpers
+#include "dataplane/core/conn_table.h"  // detail::cpu_relax
 #include "dataplane/core/flow.h"
+#include "dataplane/shm/atomics.h"
+#include "dataplane/shm/check.h"
 #include "dataplane/shm/layout.h"
 
 namespace gw::dp {
@@ -143,16 +145,16 @@ inline uint32_t load_state(const gw_session& s, std::memory_order o) noexcept {
 // Copies a slot seen with `word` (LIVE). False when the slot changed meanwhile (discard `out`).
 inline bool read_session(const gw_session& s, uint32_t word, gw_session& out) noexcept {
   out.state = word;
-  out.group = load_relaxed(s.group);
-  out.host = load_relaxed(s.host);
+  out.group = shm::load_relaxed(s.group);
+  out.host = shm::load_relaxed(s.host);
   for (size_t i = 0; i < 2; ++i) {
-    const uint64_t w = load_word(s.client + 8 * i);
+    const uint64_t w = shm::load_word(s.client + 8 * i);
     std::memcpy(out.client + 8 * i, &w, 8);
   }
-  out.family = load_relaxed(s.family);
+  out.family = shm::load_relaxed(s.family);
   out.reserved = 0;
-  out.timeout_s = load_relaxed(s.timeout_s);
-  out.last_ms = load_relaxed(s.last_ms);
+  out.timeout_s = shm::load_relaxed(s.timeout_s);
+  out.last_ms = shm::load_relaxed(s.last_ms);
   std::atomic_thread_fence(std::memory_order_acquire);
   return load_state(s, std::memory_order_relaxed) == word;
 }
@@ -169,7 +171,11 @@ class SessionTable {
  public:
   // counters: this worker's gw_worker.hosts (GW_MAX_HOSTS entries).
   SessionTable(gw_session_bucket* buckets, uint32_t n_buckets, gw_host_counters* counters) noexcept
-      : buckets_(buckets), counters_(counters), mask_(n_buckets - 1) {}
+      : buckets_(buckets), counters_(counters), mask_(n_buckets - 1) {
+    // The geometry comes from shm::Geometry (or a test's own arrays), never from a packet.
+    GW_CHECK(buckets != nullptr && counters != nullptr, "table memory missing");
+    GW_CHECK(geometry_ok(n_buckets), "bucket count not a power of two");
+  }
 
   static constexpr bool geometry_ok(uint32_t n_buckets) noexcept {
     return n_buckets != 0 && (n_buckets & (n_buckets - 1)) == 0;
@@ -212,7 +218,8 @@ class SessionTable {
                  uint32_t now_ms, SessionHit* existing) noexcept;
   void give_back(gw_session& s, uint32_t held) noexcept;
   void add_session(uint16_t host, int64_t d) noexcept {
-    detail::counter_add(counters_[host].sessions, d);
+    GW_DCHECK(host < GW_MAX_HOSTS, "session with a host id out of range");
+    shm::add_relaxed(counters_[host].sessions, d);
   }
 
   gw_session_bucket* buckets_;

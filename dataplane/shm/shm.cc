@@ -11,6 +11,10 @@
 #include <cstring>
 #include <thread>
 
+#include "dataplane/shm/atomics.h"
+#include "dataplane/shm/check.h"
+#include "dataplane/shm/service_slots.h"
+
 namespace gw::shm {
 
 namespace {
@@ -86,8 +90,8 @@ Plan plan(const Geometry& g) noexcept {
 
 Result<Region> Region::open(const std::string& instance, const Geometry& g, uint32_t wait_ms) {
   if (g.n_workers == 0 || g.n_workers > GW_MAX_WORKERS) {
-    return make_error("shared memory: " + std::to_string(g.n_workers) +
-                      " workers (1.." + std::to_string(GW_MAX_WORKERS) + " supported)");
+    return make_error("shared memory: " + std::to_string(g.n_workers) + " workers (1.." +
+                      std::to_string(GW_MAX_WORKERS) + " supported)");
   }
   if (instance.empty() || instance.size() >= sizeof(gw_shm_header::instance)) {
     return make_error("shared memory: bad instance name '" + instance + "'");
@@ -160,7 +164,7 @@ Result<Region> Region::attach_existing(const std::string& instance, uint32_t wai
   }
   // A concurrent creator may not have sized and initialised it yet.
   const uint64_t deadline = monotonic_ms() + wait_ms;
-  struct stat st{};
+  struct stat st {};
   for (;;) {
     if (fstat(fd, &st) != 0) {
       auto err = errno_text("cannot stat shared memory", name);
@@ -172,8 +176,7 @@ Result<Region> Region::attach_existing(const std::string& instance, uint32_t wai
     }
     if (monotonic_ms() >= deadline) {
       close(fd);
-      return make_error("shared memory " + name + " exists but is " +
-                        std::to_string(st.st_size) +
+      return make_error("shared memory " + name + " exists but is " + std::to_string(st.st_size) +
                         " bytes: its creator did not finish; remove /dev/shm" + name);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -204,12 +207,11 @@ Result<Region> Region::attach_existing(const std::string& instance, uint32_t wai
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (h->layout_version != GW_SHM_LAYOUT_VERSION || h->header_size != sizeof(gw_shm_header)) {
-    return make_error("shared memory " + name + " has layout version " +
-                      std::to_string(h->layout_version) + " (header " +
-                      std::to_string(h->header_size) + " bytes), this build uses " +
-                      std::to_string(GW_SHM_LAYOUT_VERSION) + " (" +
-                      std::to_string(sizeof(gw_shm_header)) +
-                      " bytes); stop both processes and remove /dev/shm" + name);
+    return make_error(
+        "shared memory " + name + " has layout version " + std::to_string(h->layout_version) +
+        " (header " + std::to_string(h->header_size) + " bytes), this build uses " +
+        std::to_string(GW_SHM_LAYOUT_VERSION) + " (" + std::to_string(sizeof(gw_shm_header)) +
+        " bytes); stop both processes and remove /dev/shm" + name);
   }
   const Geometry g = r.geometry();
   const Plan p = plan(g);
@@ -222,9 +224,7 @@ Result<Region> Region::attach_existing(const std::string& instance, uint32_t wai
   return r;
 }
 
-void Region::unlink(const std::string& instance) {
-  shm_unlink(object_name(instance).c_str());
-}
+void Region::unlink(const std::string& instance) { shm_unlink(object_name(instance).c_str()); }
 
 Region::Region(Region&& o) noexcept : base_(o.base_), size_(o.size_), created_(o.created_) {
   o.base_ = nullptr;
@@ -266,11 +266,13 @@ gw_snapshot* Region::snapshot(unsigned index) const noexcept {
 
 gw_worker* Region::worker(unsigned index) const noexcept {
   const gw_shm_header* h = header();
+  GW_CHECK(index < h->n_workers, "worker index beyond the object's geometry");
   return reinterpret_cast<gw_worker*>(base_ + h->off_workers + h->worker_stride * index);
 }
 
 gw_conn_bucket* Region::conn_buckets(unsigned worker) const noexcept {
   const gw_shm_header* h = header();
+  GW_CHECK(worker < h->n_workers, "worker index beyond the object's geometry");
   return reinterpret_cast<gw_conn_bucket*>(base_ + h->off_conn_tables +
                                            h->conn_table_stride * worker);
 }
@@ -312,8 +314,8 @@ Result<gw_snapshot*> SnapshotWriter::begin(uint32_t wait_ms, uint32_t liveness_m
       const uint64_t pid = std::atomic_ref<uint64_t>(h->dp_pid).load(std::memory_order_acquire);
       const bool process_alive =
           pid != 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
-      const bool live = running != 0 && beat != 0 &&
-                        (process_alive || (pid == 0 && now < beat + liveness_ms));
+      const bool live =
+          running != 0 && beat != 0 && (process_alive || (pid == 0 && now < beat + liveness_ms));
       if (!live || seen >= gen) {
         break;
       }
@@ -333,6 +335,9 @@ uint64_t SnapshotWriter::publish(gw_snapshot* slot) noexcept {
   gw_shm_header* h = region_->header();
   const uint64_t p = std::atomic_ref<uint64_t>(h->published).load(std::memory_order_relaxed);
   const uint64_t gen = (p >> 1) + 1;
+  // Single writer: only the slot begin() handed out is ever published.
+  GW_CHECK(slot == region_->snapshot(0) || slot == region_->snapshot(1),
+           "publish() of a pointer that is not a snapshot slot");
   const unsigned index = slot == region_->snapshot(1) ? 1u : 0u;
   slot->generation = gen;
   std::atomic_ref<uint64_t>(h->published).store(gen << 1 | index, std::memory_order_seq_cst);
@@ -374,27 +379,24 @@ bool index_services(gw_snapshot& s) noexcept {
   }
   for (uint32_t k = 0; k < s.n_services; ++k) {
     const gw_service& svc = s.services[k];
-    if (find_service(s, svc.vip, svc.family, svc.port, svc.proto) != GW_NO_SERVICE) {
+    const SlotProbe own = probe_service_slots(
+        s.service_slots, service_slot_hash(svc.vip, svc.family, svc.port, svc.proto),
+        [&](uint16_t o) {
+          return service_is(s.services[o], svc.vip, svc.family, svc.port, svc.proto);
+        });
+    if (own.found) {
       return false;
     }
-    uint32_t i = service_slot_hash(svc.vip, svc.family, svc.port, svc.proto) &
-                 (GW_SERVICE_SLOTS - 1);
-    while (s.service_slots[i] != 0) {
-      i = (i + 1) & (GW_SERVICE_SLOTS - 1);
-    }
-    s.service_slots[i] = static_cast<uint16_t>(k + 1);
-    bool known = false;
-    i = service_slot_hash(svc.vip, svc.family, 0, 0) & (GW_SERVICE_SLOTS - 1);
-    while (s.vip_slots[i] != 0) {
-      const gw_service& o = s.services[s.vip_slots[i] - 1];
-      if (o.family == svc.family && std::memcmp(o.vip, svc.vip, 16) == 0) {
-        known = true;
-        break;
-      }
-      i = (i + 1) & (GW_SERVICE_SLOTS - 1);
-    }
-    if (!known) {
-      s.vip_slots[i] = static_cast<uint16_t>(k + 1);
+    // At most GW_MAX_SERVICES of GW_SERVICE_SLOTS slots are ever taken: a probe always ends on
+    // an empty slot.
+    GW_CHECK(own.slot < GW_SERVICE_SLOTS, "service slots full");
+    s.service_slots[own.slot] = static_cast<uint16_t>(k + 1);
+    const SlotProbe vip = probe_service_slots(
+        s.vip_slots, service_slot_hash(svc.vip, svc.family, 0, 0),
+        [&](uint16_t o) { return service_has_vip(s.services[o], svc.vip, svc.family); });
+    if (!vip.found) {
+      GW_CHECK(vip.slot < GW_SERVICE_SLOTS, "vip slots full");
+      s.vip_slots[vip.slot] = static_cast<uint16_t>(k + 1);
     }
   }
   return true;

@@ -9,8 +9,9 @@
 #include <cstdint>
 #include <string>
 
-#include "dataplane/shm/result.h"
+#include "dataplane/shm/atomics.h"
 #include "dataplane/shm/layout.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::shm {
 
@@ -121,7 +122,7 @@ class SnapshotReader {
   }
   void quiescent(uint64_t now_ms) noexcept {
     std::atomic_ref<uint64_t>(w_->seen_generation).store(gen_, std::memory_order_release);
-    std::atomic_ref<uint64_t>(w_->heartbeat_ms).store(now_ms, std::memory_order_relaxed);
+    store_relaxed(w_->heartbeat_ms, now_ms);
   }
   uint64_t generation() const noexcept { return gen_; }
 
@@ -132,56 +133,9 @@ class SnapshotReader {
   uint64_t gen_ = 0;
 };
 
-// Snapshot content helpers shared by the writer (gatewayd, tests) and the fast path.
-inline uint32_t service_slot_hash(const uint8_t* vip16, uint8_t family, uint16_t port,
-                                  uint8_t proto) noexcept {
-  uint64_t a, b;
-  __builtin_memcpy(&a, vip16, 8);
-  __builtin_memcpy(&b, vip16 + 8, 8);
-  uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) + (uint64_t{port} << 16 | uint64_t{proto} << 8 |
-                                                    family);
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return static_cast<uint32_t>(h);
-}
-
-// Index of the service for (vip, port, proto), or GW_NO_SERVICE. vip_known (optional) tells
-// whether some service uses that address, to tell "no service here" from "not for us".
-inline uint16_t find_service(const gw_snapshot& s, const uint8_t* vip16, uint8_t family,
-                             uint16_t port, uint8_t proto, bool* vip_known = nullptr) noexcept {
-  uint32_t i = service_slot_hash(vip16, family, port, proto) & (GW_SERVICE_SLOTS - 1);
-  for (uint32_t n = 0; n < GW_SERVICE_SLOTS; ++n, i = (i + 1) & (GW_SERVICE_SLOTS - 1)) {
-    const uint16_t v = s.service_slots[i];
-    if (v == 0) {
-      break;
-    }
-    const gw_service& svc = s.services[v - 1];
-    if (svc.port == port && svc.proto == proto && svc.family == family &&
-        __builtin_memcmp(svc.vip, vip16, 16) == 0) {
-      return static_cast<uint16_t>(v - 1);
-    }
-  }
-  if (vip_known != nullptr) {
-    *vip_known = false;
-    i = service_slot_hash(vip16, family, 0, 0) & (GW_SERVICE_SLOTS - 1);
-    for (uint32_t n = 0; n < GW_SERVICE_SLOTS; ++n, i = (i + 1) & (GW_SERVICE_SLOTS - 1)) {
-      const uint16_t v = s.vip_slots[i];
-      if (v == 0) {
-        break;
-      }
-      const gw_service& svc = s.services[v - 1];
-      if (svc.family == family && __builtin_memcmp(svc.vip, vip16, 16) == 0) {
-        *vip_known = true;
-        break;
-      }
-    }
-  }
-  return GW_NO_SERVICE;
-}
-
-// Rebuilds service_slots from services[0..n_services). False if two services have the same
-// (vip, port, proto) or there are too many.
+// Rebuilds service_slots and vip_slots from services[0..n_services) (the contract of
+// service_slots.h; the fast path's reader is dp::find_service). False if two services have the
+// same (vip, port, proto) or there are too many.
 bool index_services(gw_snapshot& s) noexcept;
 
 }  // namespace gw::shm

@@ -32,13 +32,13 @@
 #include "dataplane/core/conn_table.h"
 #include "dataplane/core/forward.h"
 #include "dataplane/core/hash.h"
-#include "dataplane/core/maglev.h"
 #include "dataplane/core/mode.h"
 #include "dataplane/core/session_table.h"
 #include "dataplane/eal.h"
 #include "dataplane/port.h"
 #include "dataplane/shm/shm.h"
 #include "dataplane/worker.h"
+#include "tests/support/fastpath_rig.h"
 #include "tests/support/packet_builder.h"
 
 namespace gw::test {
@@ -115,67 +115,49 @@ std::pair<int, int> two_cpus() {
   return {cpus.front(), cpus.back()};
 }
 
-// Fills a snapshot: an IPv4 and an IPv6 TCP service, two hosts each, admission bits and both
-// Maglev tables from the hosts' modes (what gatewayd publishes, reduced to this topology).
-void fill_snapshot(gw_snapshot& s, const Modes& modes, MaglevBuilder& maglev) {
-  std::memset(&s, 0, sizeof(s));
-  s.config_generation = 1;
-  s.hash_seed = dp::kMaglevSeed;
-  const char* vips[2] = {kVip4, kVip6};
-  for (uint16_t g = 0; g < 2; ++g) {
-    gw_service& svc = s.services[g];
-    const IpAddress vip = addr(vips[g]);
-    std::memcpy(svc.vip, vip.addr.b, 16);
-    svc.family = static_cast<uint8_t>(vip.family);
-    svc.proto = kProtoTcp;
-    svc.port = kServicePort;
-    svc.group = g;
-    svc.flags = GW_SERVICE_IN_USE;
-    svc.service_id = g + 1;
-  }
-  // And a UDP service on the IPv4 VIP, in group 0.
-  gw_service& udp = s.services[2];
-  udp = s.services[0];
-  udp.proto = kProtoUdp;
-  udp.port = kUdpPort;
-  udp.service_id = 3;
-  s.n_services = 3;
-  ASSERT_TRUE(shm::index_services(s));
+// The topology as a configuration: an IPv4 and an IPv6 TCP service and a UDP service on the IPv4
+// VIP, two hosts per family; gatewayd's own snapshot builder turns it and the hosts' modes into
+// admission bits and both Maglev tables. Groups and hosts get their ids in this order, so host
+// id = position in kHosts and group id = HostDef::group.
+const char* const kGroupNames[2] = {"web4", "web6"};
 
+conf::Config packet_config() {
+  conf::Config c;
+  c.instance = "pkt";
+  conf::PortConfig port;
+  port.device = "gwpkt0";
+  port.address = addr(kOwn4);
+  port.prefix_len = 24;
+  port.address6 = addr(kOwn6);
+  port.prefix_len6 = 64;
+  port.next_hop = addr(kNextHop);
+  port.mtu = 1500;
+  c.dataplane.ports.push_back(port);
   for (uint16_t g = 0; g < 2; ++g) {
-    bool group_has_active = false;
-    for (size_t h = 0; h < kHostCount; ++h) {
-      group_has_active |= kHosts[h].group == g && modes[h] == HostMode::Active;
-    }
-    std::vector<MaglevServiceHost> members;
-    gw_group& grp = s.groups[g];
-    grp.in_use = 1;
-    for (size_t h = 0; h < kHostCount; ++h) {
-      if (kHosts[h].group != g) {
-        continue;
+    conf::BackendGroupConfig group{.name = kGroupNames[g]};
+    for (const HostDef& h : kHosts) {
+      if (h.group == g) {
+        group.hosts.push_back(conf::HostConfig{.name = h.name, .address = addr(h.address)});
       }
-      const HostAdmission a = host_admission(modes[h], true, true, group_has_active);
-      gw_host& host = s.hosts[h];
-      const IpAddress ha = addr(kHosts[h].address);
-      std::memcpy(host.addr, ha.addr.b, 16);
-      host.family = static_cast<uint8_t>(ha.family);
-      host.mode = static_cast<uint8_t>(modes[h]);
-      host.healthy = 1;
-      host.group = g;
-      host.weight = 100;
-      host.flags = static_cast<uint8_t>(GW_HOST_IN_USE | (a.new_flows ? GW_HOST_NEW : 0) |
-                                        (a.established ? GW_HOST_ESTABLISHED : 0) |
-                                        (a.sessions ? GW_HOST_SESSIONS : 0));
-      grp.n_hosts_new = static_cast<uint16_t>(grp.n_hosts_new + (a.new_flows ? 1 : 0));
-      grp.n_hosts_established =
-          static_cast<uint16_t>(grp.n_hosts_established + (a.established ? 1 : 0));
-      members.push_back(MaglevServiceHost{kHosts[h].name, static_cast<uint16_t>(h), 100,
-                                          a.new_flows, a.established});
     }
-    auto r = maglev.build_service_tables(members, std::span<uint16_t>(s.maglev[g][0]),
-                                         std::span<uint16_t>(s.maglev[g][1]));
-    ASSERT_TRUE(r.ok()) << r.error();
+    c.backend_groups.push_back(std::move(group));
   }
+  c.services.push_back(conf::ServiceConfig{.name = "tcp4",
+                                           .vip = addr(kVip4),
+                                           .port = kServicePort,
+                                           .protocol = conf::Protocol::Tcp,
+                                           .backend_group = kGroupNames[0]});
+  c.services.push_back(conf::ServiceConfig{.name = "tcp6",
+                                           .vip = addr(kVip6),
+                                           .port = kServicePort,
+                                           .protocol = conf::Protocol::Tcp,
+                                           .backend_group = kGroupNames[1]});
+  c.services.push_back(conf::ServiceConfig{.name = "udp4",
+                                           .vip = addr(kVip4),
+                                           .port = kUdpPort,
+                                           .protocol = conf::Protocol::Udp,
+                                           .backend_group = kGroupNames[0]});
+  return c;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,35 +223,34 @@ class Dataplane : public testing::Environment {
     auto region = shm::Region::open(instance_, shm::Geometry{1, 1024, 1024});
     ASSERT_TRUE(region.ok()) << region.error();
     region_ = std::make_unique<shm::Region>(std::move(region.value()));
+    // The rig's tables, counters and port over the shared-memory object: the Worker below and
+    // gatewayd's readers see the same bytes.
     gw_shm_header* hdr = region_->header();
-    conns_ = std::make_unique<dp::ConnTable>(region_->conn_buckets(0), region_->conn_entries(0),
-                                             hdr->conn_buckets, hdr->conn_capacity,
-                                             region_->worker(0), dp::ConnTimeouts{});
-    sessions_ = std::make_unique<dp::SessionTable>(region_->session_buckets(), hdr->session_buckets,
-                                                   region_->worker(0)->hosts);
+    RigOptions ro;
+    ro.conn_buckets = hdr->conn_buckets;
+    ro.conn_capacity = hdr->conn_capacity;
+    ro.session_buckets = hdr->session_buckets;
+    ro.port_mac = port_mac_;
+    ro.next_hop_mac = kNextHopMac;
+    ro.next_hop_static = true;
+    ro.memory.worker = region_->worker(0);
+    ro.memory.conn_buckets = region_->conn_buckets(0);
+    ro.memory.conn_entries = region_->conn_entries(0);
+    ro.memory.session_buckets = region_->session_buckets();
+    rig_ = std::make_unique<FastpathRig>(packet_config(), ro);
 
-    info_.mac = port_mac_;
-    info_.addr4 = addr(kOwn4);
-    info_.addr6 = addr(kOwn6);
-    info_.next_hop = addr(kNextHop);
-    info_.next_hop_static = true;
-    info_.mtu = 1500;
-    info_.neighbor = &neighbor_;
-    neighbor_.set(kNextHopMac);
-
-    maglev_ = std::make_unique<MaglevBuilder>(GW_MAGLEV_SIZE);
     const uint64_t gen = write_snapshot(kAllActive);
     ASSERT_NE(gen, 0u);
 
     dp::WorkerSetup ws;
     ws.index = 0;
-    ws.ports = &info_;
+    ws.ports = &rig_->port();
     ws.port_ids = &port_id_;
     ws.n_ports = 1;
     ws.reader = shm::SnapshotReader(*region_, 0);
     ws.stats = region_->worker(0);
-    ws.conns = conns_.get();
-    ws.sessions = sessions_.get();
+    ws.conns = &rig_->conns();
+    ws.sessions = rig_->sessions();
     ws.pool = pool_;
     ws.burst = 32;
     ws.idle = dp::IdleMode::Adaptive;
@@ -296,8 +277,7 @@ class Dataplane : public testing::Environment {
     rte_ring_free(rx_ring_);
     rte_ring_free(tx_ring_);
     rte_mempool_free(pool_);
-    sessions_.reset();
-    conns_.reset();
+    rig_.reset();
     region_.reset();
     if (!instance_.empty()) {
       shm::Region::unlink(instance_);
@@ -319,10 +299,10 @@ class Dataplane : public testing::Environment {
     if (!slot.ok()) {
       return 0;
     }
-    fill_snapshot(*slot.value(), modes, *maglev_);
-    if (testing::Test::HasFatalFailure()) {
-      return 0;
+    for (size_t h = 0; h < kHostCount; ++h) {
+      rig_->set_mode(kGroupNames[kHosts[h].group], kHosts[h].name, modes[h]);
     }
+    rig_->build_snapshot(*slot.value());
     return writer.publish(slot.value());
   }
 
@@ -390,11 +370,7 @@ class Dataplane : public testing::Environment {
   MacAddr port_mac_{};
   std::string instance_;
   std::unique_ptr<shm::Region> region_;
-  std::unique_ptr<dp::ConnTable> conns_;
-  std::unique_ptr<dp::SessionTable> sessions_;
-  std::unique_ptr<MaglevBuilder> maglev_;
-  dp::Neighbor neighbor_;
-  dp::PortInfo info_;
+  std::unique_ptr<FastpathRig> rig_;
   dp::Worker* worker_ = nullptr;
   std::atomic<bool> stop_{false};
 };

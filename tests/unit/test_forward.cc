@@ -1,8 +1,6 @@
 // The forwarding decision of DESIGN.md, driven over plain buffers: what the data plane does with
 // each packet for every host mode, drain policy, persistence, quiesce and state loss. The DPDK
 // packet tests (tests/packet/) drive the same function through a real lcore loop.
-#include "dataplane/core/forward.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,10 +10,11 @@
 #include <vector>
 
 #include "dataplane/config/config.h"
-#include "ctl/publish/publish.h"
 #include "dataplane/core/checksum.h"
 #include "dataplane/core/conn_table.h"
+#include "dataplane/core/forward.h"
 #include "dataplane/core/session_table.h"
+#include "tests/support/fastpath_rig.h"
 #include "tests/support/packet_builder.h"
 
 namespace gw::dp {
@@ -75,57 +74,41 @@ struct Result1 {
 
 class ForwardTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    config_ = conf::load_config_string(kConfig, "forward-test");
-    ASSERT_TRUE(ids_.assign(config_));
-    snap_ = std::make_unique<gw_snapshot>();
-    worker_ = std::make_unique<gw_worker>();
-    n_buckets_ = 1024;
-    buckets_.assign(n_buckets_, gw_conn_bucket{});
-    entries_.assign(size_t{n_buckets_} * GW_CONN_WAYS, gw_conn{});
-    sessions_.assign(1024, gw_session_bucket{});
-    make_tables();
-    neighbor_.set(kRouterMac);
-    port_.mac = kPortMac;
-    port_.addr4 = *parse_ip("10.99.1.2");
-    port_.addr6 = *parse_ip("fd00:99:1::2");
-    port_.next_hop = *parse_ip("10.99.1.1");
-    port_.mtu = 1600;
-    port_.neighbor = &neighbor_;
-    publish();
+  static test::RigOptions rig_options() {
+    test::RigOptions o;
+    o.conn_buckets = 1024;
+    o.conn_capacity = 4096;
+    o.session_buckets = 1024;
+    o.port_mac = kPortMac;
+    o.next_hop_mac = kRouterMac;
+    o.mtu = 1600;
+    return o;
   }
 
-  void make_tables() {
-    conns_ = std::make_unique<ConnTable>(buckets_.data(), entries_.data(), n_buckets_, 4096,
-                                         worker_.get(), ConnTimeouts{});
-    session_table_ =
-        std::make_unique<SessionTable>(sessions_.data(), 1024, worker_->hosts);
-  }
+  ForwardTest()
+      : rig_(conf::load_config_string(kConfig, "forward-test"), rig_options()),
+        worker_(&rig_.stats()),
+        conns_(&rig_.conns()),
+        port_(rig_.port()) {}
 
   // The data plane restarted: its connection table is gone (sessions live in their own table).
   void lose_connection_table() {
-    std::fill(buckets_.begin(), buckets_.end(), gw_conn_bucket{});
-    std::fill(entries_.begin(), entries_.end(), gw_conn{});
-    for (auto& h : worker_->hosts) {
-      h.open_conns = h.open_established = h.open_closing = 0;
-    }
-    make_tables();
+    rig_.lose_connection_table();
+    conns_ = &rig_.conns();
   }
 
   void set_mode(const std::string& g, const std::string& h, HostMode m, bool keep = true,
                 bool healthy = true) {
-    runtime_[{g, h}] = ctl::HostRuntime{m, healthy, keep};
+    rig_.set_mode(g, h, m, keep, healthy);
     publish();
   }
 
   void publish() {
-    ctl::SnapshotInputs in{&config_, &ids_, &runtime_, 1, quiesce_};
-    MaglevBuilder mb(GW_MAGLEV_SIZE);
-    auto r = ctl::build_snapshot(in, mb, *snap_);
-    ASSERT_TRUE(r) << r.error();
+    rig_.set_quiesce(quiesce_);
+    rig_.publish();
   }
 
-  uint16_t host_id(const std::string& g, const std::string& h) { return ids_.host(g, h); }
+  uint16_t host_id(const std::string& g, const std::string& h) { return rig_.host_id(g, h); }
 
   Result1 send(const PacketBuilder& b, uint32_t now_ms = 1000) {
     Frame f;
@@ -134,17 +117,9 @@ class ForwardTest : public ::testing::Test {
     f.buf.insert(f.buf.end(), frame.begin(), frame.end());
     f.len = static_cast<uint32_t>(frame.size());
     Pkt p{f.data(), f.len, f.headroom, 0};
-    WorkerCtx ctx;
-    ctx.snap = snap_.get();
-    ctx.conns = conns_.get();
-    ctx.sessions = session_table_.get();
-    ctx.stats = worker_.get();
-    ctx.ports = &port_;
-    ctx.n_ports = 1;
-    ctx.now_ms = now_ms;
-    ctx.now_s = now_ms / 1000;
+    rig_.set_now_ms(now_ms);
     Outcome o;
-    process_burst(&p, 1, ctx, scratch_, &o);
+    rig_.run(&p, 1, &o);
     Result1 r{o, {}};
     if (o.action == Action::Forward || o.action == Action::Reply) {
       EXPECT_GE(o.start, f.buf.data());
@@ -168,17 +143,16 @@ class ForwardTest : public ::testing::Test {
     } else {
       return "?";
     }
-    for (const auto& g : config_.backend_groups) {
-      for (const auto& h : g.hosts) {
-        if (h.address == dst) return h.name;
-      }
-    }
-    return "unknown " + format_ip(dst);
+    const std::string name = rig_.host_named_by(dst);
+    return name.empty() ? "unknown " + format_ip(dst) : name;
   }
 
   PacketBuilder tcp(const char* client, uint16_t sport, uint8_t flags,
                     const char* vip = "10.99.0.10", uint16_t dport = 80) {
-    return PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4(client, vip).tcp(sport, dport, flags)
+    return PacketBuilder()
+        .eth(test::kMacSrc, kPortMac)
+        .ipv4(client, vip)
+        .tcp(sport, dport, flags)
         .payload(flags & kTcpSyn ? 0 : 100);
   }
 
@@ -190,21 +164,12 @@ class ForwardTest : public ::testing::Test {
   }
   uint64_t drops(DropReason r) const { return worker_->drops[static_cast<size_t>(r)]; }
 
-  conf::Config config_;
-  ctl::IdMap ids_;
-  ctl::RuntimeMap runtime_;
+  test::FastpathRig rig_;
+  gw_worker* worker_;
+  ConnTable* conns_;  // follows lose_connection_table()
+  PortInfo& port_;
+  uint32_t n_buckets_ = 1024;
   uint32_t quiesce_ = 0;
-  std::unique_ptr<gw_snapshot> snap_;
-  std::unique_ptr<gw_worker> worker_;
-  uint32_t n_buckets_ = 0;
-  std::vector<gw_conn_bucket> buckets_;
-  std::vector<gw_conn> entries_;
-  std::vector<gw_session_bucket> sessions_;
-  std::unique_ptr<ConnTable> conns_;
-  std::unique_ptr<SessionTable> session_table_;
-  Neighbor neighbor_;
-  PortInfo port_;
-  Scratch scratch_;
   std::vector<uint8_t> last_sent_;
 };
 
@@ -306,7 +271,9 @@ TEST_F(ForwardTest, DisabledHostFlowsAreRescheduledOrDroppedByGroupPolicy) {
   // web6 has on_disable: drop.
   uint16_t p6 = 100;
   auto syn6 = [&](uint16_t sp, uint8_t fl) {
-    return PacketBuilder().eth(test::kMacSrc, kPortMac).ipv6("2001:db8::7", "fd00:99::10")
+    return PacketBuilder()
+        .eth(test::kMacSrc, kPortMac)
+        .ipv6("2001:db8::7", "fd00:99::10")
         .tcp(sp, 80, fl);
   };
   std::string h6;
@@ -321,7 +288,8 @@ TEST_F(ForwardTest, DisabledHostFlowsAreRescheduledOrDroppedByGroupPolicy) {
 }
 
 TEST_F(ForwardTest, Ipv6ServiceIsCarriedInIp6Ip6) {
-  const auto r = send(PacketBuilder().eth(test::kMacSrc, kPortMac)
+  const auto r = send(PacketBuilder()
+                          .eth(test::kMacSrc, kPortMac)
                           .ipv6("2001:db8::7", "fd00:99::10")
                           .tcp(40000, 80, kTcpSyn));
   ASSERT_EQ(r.out.action, Action::Forward) << drop_reason_label(r.out.reason);
@@ -398,8 +366,11 @@ TEST_F(ForwardTest, StandbyTakesNewFlowsOnlyWhenNoActiveHostIsLeft) {
 
 TEST_F(ForwardTest, UdpFlowsAreBalancedAndPinned) {
   auto udp = [&](uint16_t sp) {
-    return PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
-        .udp(sp, 53).payload(30);
+    return PacketBuilder()
+        .eth(test::kMacSrc, kPortMac)
+        .ipv4("198.51.100.7", "10.99.0.10")
+        .udp(sp, 53)
+        .payload(30);
   };
   const std::string h = host_of(send(udp(5353)));
   EXPECT_THAT(h, ::testing::AnyOf("b1", "b2", "b3"));
@@ -408,20 +379,25 @@ TEST_F(ForwardTest, UdpFlowsAreBalancedAndPinned) {
 }
 
 TEST_F(ForwardTest, AnswersArpAndEchoForItsOwnAddressesAndEchoForVips) {
-  auto arp = send(PacketBuilder().eth(kRouterMac, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+  auto arp = send(PacketBuilder()
+                      .eth(kRouterMac, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
                       .arp_request(kRouterMac, "10.99.1.1", "10.99.1.2"));
   ASSERT_EQ(arp.out.action, Action::Reply);
   EXPECT_EQ(std::memcmp(&arp.bytes[0], kRouterMac.b, 6), 0);
   EXPECT_EQ(arp.bytes[14 + 7], 2) << "ARP op reply";
   EXPECT_EQ(std::memcmp(&arp.bytes[14 + 8], kPortMac.b, 6), 0) << "sender MAC is ours";
 
-  auto other = send(PacketBuilder().eth(kRouterMac, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+  auto other = send(PacketBuilder()
+                        .eth(kRouterMac, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
                         .arp_request(kRouterMac, "10.99.1.1", "10.99.1.99"));
   EXPECT_EQ(other.out.reason, DropReason::ArpIgnored);
 
   for (const char* dst : {"10.99.1.2", "10.99.0.10"}) {
-    auto echo = send(PacketBuilder().eth(kRouterMac, kPortMac).ipv4("198.51.100.7", dst)
-                         .icmp_echo(77, 3).payload(24));
+    auto echo = send(PacketBuilder()
+                         .eth(kRouterMac, kPortMac)
+                         .ipv4("198.51.100.7", dst)
+                         .icmp_echo(77, 3)
+                         .payload(24));
     ASSERT_EQ(echo.out.action, Action::Reply) << dst;
     const auto& b = echo.bytes;
     EXPECT_EQ(b[14 + 20], kIcmpEchoReply);
@@ -429,8 +405,11 @@ TEST_F(ForwardTest, AnswersArpAndEchoForItsOwnAddressesAndEchoForVips) {
     EXPECT_EQ(csum(&b[34], b.size() - 34), 0) << "ICMP checksum verifies";
     EXPECT_EQ(format_ip(IpAddress::v4(&b[14 + 16])), "198.51.100.7");
   }
-  auto echo6 = send(PacketBuilder().eth(kRouterMac, kPortMac).ipv6("2001:db8::7", "fd00:99:1::2")
-                        .icmp_echo(5, 1).payload(8));
+  auto echo6 = send(PacketBuilder()
+                        .eth(kRouterMac, kPortMac)
+                        .ipv6("2001:db8::7", "fd00:99:1::2")
+                        .icmp_echo(5, 1)
+                        .payload(8));
   ASSERT_EQ(echo6.out.action, Action::Reply);
   EXPECT_EQ(echo6.bytes[14 + 40], kIcmp6EchoReply);
 }
@@ -441,7 +420,8 @@ TEST_F(ForwardTest, LearnsTheNextHopFromArpAndDropsUntilThen) {
   const auto r = send(tcp("198.51.100.7", 4000, kTcpSyn));
   EXPECT_EQ(r.out.reason, DropReason::NoNextHop);
   const MacAddr router2{{0x02, 0xcc, 0, 0, 0, 0x01}};
-  auto reply = send(PacketBuilder().eth(router2, kPortMac)
+  auto reply = send(PacketBuilder()
+                        .eth(router2, kPortMac)
                         .arp_reply(router2, "10.99.1.1", kPortMac, "10.99.1.2"));
   EXPECT_EQ(reply.out.action, Action::Consume);
   const auto again = send(tcp("198.51.100.7", 4000, kTcpSyn));
@@ -457,9 +437,11 @@ TEST_F(ForwardTest, IcmpErrorsAboutAFlowReachItsHost) {
   } while (h != "b2");
   // A router on the way back says the host's reply was too big: the quoted packet is
   // VIP:80 -> client:port.
-  const auto quoted = PacketBuilder().ipv4("10.99.0.10", "198.51.100.7").tcp(80, port, kTcpAck)
-                          .payload(1400);
-  const auto r = send(PacketBuilder().eth(kRouterMac, kPortMac).ipv4("192.0.2.1", "10.99.0.10")
+  const auto quoted =
+      PacketBuilder().ipv4("10.99.0.10", "198.51.100.7").tcp(80, port, kTcpAck).payload(1400);
+  const auto r = send(PacketBuilder()
+                          .eth(kRouterMac, kPortMac)
+                          .ipv4("192.0.2.1", "10.99.0.10")
                           .icmp_unreachable(4, quoted));
   EXPECT_EQ(host_of(r), "b2");
 }
@@ -469,20 +451,32 @@ TEST_F(ForwardTest, EveryOtherPacketIsDroppedWithItsReason) {
             DropReason::NoService);
   EXPECT_EQ(send(tcp("198.51.100.7", 1, kTcpSyn, "10.99.0.99", 80)).out.reason,
             DropReason::NotForUs);
-  EXPECT_EQ(send(PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
-                     .tcp(1, 80, kTcpSyn).bad_checksum().payload(0))
+  EXPECT_EQ(send(PacketBuilder()
+                     .eth(test::kMacSrc, kPortMac)
+                     .ipv4("198.51.100.7", "10.99.0.10")
+                     .tcp(1, 80, kTcpSyn)
+                     .bad_checksum()
+                     .payload(0))
                 .out.action,
             Action::Forward)
       << "the balancer does not own the TCP checksum; the host checks it";
-  auto bad = PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
+  auto bad = PacketBuilder()
+                 .eth(test::kMacSrc, kPortMac)
+                 .ipv4("198.51.100.7", "10.99.0.10")
                  .tcp(1, 80, kTcpSyn);
   bad.checksum(0x1234);
-  EXPECT_EQ(send(PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
-                     .bad_checksum().tcp(1, 80, kTcpSyn))
+  EXPECT_EQ(send(PacketBuilder()
+                     .eth(test::kMacSrc, kPortMac)
+                     .ipv4("198.51.100.7", "10.99.0.10")
+                     .bad_checksum()
+                     .tcp(1, 80, kTcpSyn))
                 .out.reason,
             DropReason::Ipv4BadChecksum);
-  EXPECT_EQ(send(PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
-                     .proto(47).payload(20))
+  EXPECT_EQ(send(PacketBuilder()
+                     .eth(test::kMacSrc, kPortMac)
+                     .ipv4("198.51.100.7", "10.99.0.10")
+                     .proto(47)
+                     .payload(20))
                 .out.reason,
             DropReason::L4Unsupported);
   EXPECT_EQ(drops(DropReason::NoService), 1u);
@@ -492,27 +486,25 @@ TEST_F(ForwardTest, EveryOtherPacketIsDroppedWithItsReason) {
 
 TEST_F(ForwardTest, TooBigForThePathIsDroppedAndCounted) {
   port_.mtu = 1500;
-  auto big = PacketBuilder().eth(test::kMacSrc, kPortMac).ipv4("198.51.100.7", "10.99.0.10")
-                 .tcp(1, 80, kTcpSyn).payload(1460);
+  auto big = PacketBuilder()
+                 .eth(test::kMacSrc, kPortMac)
+                 .ipv4("198.51.100.7", "10.99.0.10")
+                 .tcp(1, 80, kTcpSyn)
+                 .payload(1460);
   EXPECT_EQ(send(big).out.reason, DropReason::TooBig);
 }
 
 TEST_F(ForwardTest, WithoutASnapshotNothingIsForwardedButArpIsAnswered) {
-  snap_.reset(new gw_snapshot());
-  std::memset(snap_.get(), 0, sizeof(gw_snapshot));
+  // Before gatewayd's first publish the worker's pass holds no snapshot (and no session table).
+  rig_.ctx().snap = nullptr;
+  rig_.ctx().sessions = nullptr;
   Frame f;
   const auto frame = tcp("198.51.100.7", 1, kTcpSyn).build();
   f.buf.assign(f.headroom, 0);
   f.buf.insert(f.buf.end(), frame.begin(), frame.end());
   Pkt p{f.data(), static_cast<uint32_t>(frame.size()), f.headroom, 0};
-  WorkerCtx ctx;
-  ctx.snap = nullptr;
-  ctx.conns = conns_.get();
-  ctx.stats = worker_.get();
-  ctx.ports = &port_;
-  ctx.n_ports = 1;
   Outcome o;
-  process_burst(&p, 1, ctx, scratch_, &o);
+  rig_.run(&p, 1, &o);
   EXPECT_EQ(o.action, Action::Drop);
   EXPECT_EQ(o.reason, DropReason::NoService);
 }

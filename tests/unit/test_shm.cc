@@ -1,8 +1,6 @@
-#include "dataplane/shm/shm.h"
-
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,9 +11,13 @@
 #include "dataplane/core/drop_reason.h"
 #include "dataplane/core/flow.h"
 #include "dataplane/core/mode.h"
+#include "dataplane/core/service_lookup.h"
+#include "dataplane/shm/shm.h"
 
 namespace gw::shm {
 namespace {
+
+using dp::find_service;  // the fast path's reader of the index index_services writes
 
 // Every field gatewayd and the data plane exchange sits where layout version 1 says. A change
 // here is a layout change: bump GW_SHM_LAYOUT_VERSION and this table together.
@@ -246,9 +248,9 @@ TEST_F(ShmTest, ConcurrentPublishAndReadersNeverSeeATornSnapshot) {
         if (s != nullptr) {
           const uint64_t g = rd.generation();
           for (unsigned i = 0; i < 64; ++i) {
-            const uint64_t v = std::atomic_ref<const uint64_t>(
-                                   reinterpret_cast<const uint64_t*>(s->hosts)[i])
-                                   .load(std::memory_order_relaxed);
+            const uint64_t v =
+                std::atomic_ref<const uint64_t>(reinterpret_cast<const uint64_t*>(s->hosts)[i])
+                    .load(std::memory_order_relaxed);
             if (v != g) torn.fetch_add(1);
           }
         }
@@ -284,8 +286,7 @@ TEST(Modes, AdmissionFollowsTheDesignTable) {
   // mode, healthy, keep_sessions, group_has_active -> new, established, sessions
   EXPECT_EQ(host_admission(M::Active, true, true, true), (HostAdmission{true, true, true}));
   EXPECT_EQ(host_admission(M::Active, false, true, true), (HostAdmission{false, true, false}));
-  EXPECT_EQ(host_admission(M::NoNewSessions, true, true, true),
-            (HostAdmission{false, true, true}));
+  EXPECT_EQ(host_admission(M::NoNewSessions, true, true, true), (HostAdmission{false, true, true}));
   EXPECT_EQ(host_admission(M::NoNewSessions, true, false, true),
             (HostAdmission{false, true, false}));
   EXPECT_EQ(host_admission(M::Disabled, true, true, false), (HostAdmission{false, false, false}));
