@@ -1,3 +1,4 @@
+// Durable file writes and reads (see files.h). Zone: slow path.
 #include "ctl/gatewayd/files.h"
 
 #include <fcntl.h>

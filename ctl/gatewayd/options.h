@@ -49,6 +49,6 @@ struct Options {
 using LogFn = std::function<void(const std::string&)>;
 
 // Age of a data-plane CLOCK_MONOTONIC stamp; a stamp slightly ahead of ours is age 0.
-inline uint64_t age_ms(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
+inline uint64_t stamp_age_ms(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
 
 }  // namespace gw::gatewayd

@@ -1,3 +1,4 @@
+// Time stamps and the line diff (see text.h). Zone: slow path.
 #include "ctl/gatewayd/text.h"
 
 #include <algorithm>

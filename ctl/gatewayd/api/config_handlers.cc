@@ -82,13 +82,11 @@ http::Response ConfigHandlers::get_candidate() {
   if (!state_.candidate()) {
     return error_response(404, "no candidate configuration");
   }
-  conf::Config c;
-  try {
-    c = conf::load_config_string(*state_.candidate(), "candidate");
-  } catch (const conf::ConfigError& e) {
-    return error_response(500, std::string("the stored candidate does not load: ") + e.what());
+  auto c = versions_.stored_candidate();
+  if (!c) {
+    return internal_error(c.error());
   }
-  const std::string yaml = conf::canonical_yaml(c, {.redact_tokens = true});
+  const std::string yaml = conf::canonical_yaml(*c, {.redact_tokens = true});
   ojson j;
   j["yaml"] = yaml;
   j["diff"] = diff_to_active(yaml);
@@ -102,13 +100,11 @@ http::Response ConfigHandlers::post_activate(const Caller& caller) {
   if (!state_.candidate()) {
     return error_response(409, "nothing to activate: no candidate (PUT /v1/config/candidate)");
   }
-  conf::Config c;
-  try {
-    c = conf::load_config_string(*state_.candidate(), "candidate");
-  } catch (const conf::ConfigError& e) {
-    return error_response(500, std::string("the stored candidate does not load: ") + e.what());
+  auto c = versions_.stored_candidate();
+  if (!c) {
+    return internal_error(c.error());
   }
-  return activate(c, *state_.candidate(), "candidate", std::nullopt, caller);
+  return activate(*c, *state_.candidate(), "candidate", std::nullopt, caller);
 }
 
 http::Response ConfigHandlers::activate(const conf::Config& cfg, const std::string& yaml,

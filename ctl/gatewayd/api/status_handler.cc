@@ -27,7 +27,7 @@ http::Response StatusHandler::get_status() {
   dp["alive"] = dataplane_alive(d, now, opts_);
   dp["pid"] = d.pid == 0 ? ojson(nullptr) : ojson(d.pid);
   dp["heartbeat_age_ms"] =
-      d.heartbeat_ms == 0 ? ojson(nullptr) : ojson(age_ms(now, d.heartbeat_ms));
+      d.heartbeat_ms == 0 ? ojson(nullptr) : ojson(stamp_age_ms(now, d.heartbeat_ms));
   dp["restarts"] = d.restarts;
   ojson workers = ojson::array();
   uint64_t entries = 0;
@@ -35,8 +35,8 @@ http::Response StatusHandler::get_status() {
   uint64_t rx = 0;
   uint64_t tx = 0;
   for (const WorkerInfo& w : d.workers) {
-    const bool alive =
-        w.running && w.heartbeat_ms != 0 && age_ms(now, w.heartbeat_ms) < opts_.worker_alive_ms;
+    const bool alive = w.running && w.heartbeat_ms != 0 &&
+                       stamp_age_ms(now, w.heartbeat_ms) < opts_.worker_alive_ms;
     ojson wj;
     wj["index"] = w.index;
     // A worker that never ran has not written its lcore yet: the configuration names it.
@@ -45,7 +45,7 @@ http::Response StatusHandler::get_status() {
                       : w.lcore;
     wj["alive"] = alive;
     wj["heartbeat_age_ms"] =
-        w.heartbeat_ms == 0 ? ojson(nullptr) : ojson(age_ms(now, w.heartbeat_ms));
+        w.heartbeat_ms == 0 ? ojson(nullptr) : ojson(stamp_age_ms(now, w.heartbeat_ms));
     wj["generation"] = w.seen_generation;
     workers.push_back(std::move(wj));
     entries += w.conn_entries;

@@ -31,6 +31,14 @@ std::optional<CandidateRefusal> ConfigVersions::check_candidate(const conf::Conf
   return std::nullopt;
 }
 
+Result<conf::Config> ConfigVersions::stored_candidate() const {
+  try {
+    return conf::load_config_string(*state_.candidate(), "candidate");
+  } catch (const conf::ConfigError& e) {
+    return make_error(std::string("the stored candidate does not load: ") + e.what());
+  }
+}
+
 Result<void> ConfigVersions::save_candidate(const conf::Config& c) {
   if (auto r = state_.save_candidate(conf::canonical_yaml(c)); !r) {
     return make_error("cannot persist the candidate: " + r.error() + "; nothing changed");

@@ -59,6 +59,8 @@ class ConfigVersions {
   // What stops c from becoming a candidate: things not changed at run time (instance, state
   // directory), the services limit, hosts that cannot get ids.
   std::optional<CandidateRefusal> check_candidate(const conf::Config& c) const;
+  // The stored candidate, loaded (one must exist: State::candidate()).
+  Result<conf::Config> stored_candidate() const;
   // Stores c (canonical YAML) as the candidate.
   Result<void> save_candidate(const conf::Config& c);
 

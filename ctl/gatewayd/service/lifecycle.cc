@@ -10,7 +10,8 @@
 namespace gw::gatewayd {
 
 bool dataplane_alive(const DataplaneInfo& d, uint64_t now_ms, const Options& opts) {
-  return d.pid != 0 && d.heartbeat_ms != 0 && age_ms(now_ms, d.heartbeat_ms) < opts.dp_alive_ms;
+  return d.pid != 0 && d.heartbeat_ms != 0 &&
+         stamp_age_ms(now_ms, d.heartbeat_ms) < opts.dp_alive_ms;
 }
 
 int64_t Lifecycle::open_connections() const {
