@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "ctl/gatewayd/text.h"
+
 namespace gw::gatewayd {
 
 using nlohmann::json;
@@ -399,6 +401,24 @@ Result<void> State::append_audit(const std::string& json_line) {
 
 Result<void> State::write_aux(const std::string& name, const std::string& content) {
   return write_file_atomic(path(name), content, kFileMode, fault_);
+}
+
+Result<void> State::write_counters(const std::vector<HostTotals>& by_host_id, uint64_t realtime_ms,
+                                   uint64_t snapshot_generation) {
+  ojson hosts = ojson::array();
+  for (const auto& [key, id] : runtime_.ids.hosts()) {
+    const HostTotals c = id < by_host_id.size() ? by_host_id[id] : HostTotals{};
+    hosts.push_back({{"group", key.first},
+                     {"host", key.second},
+                     {"new_connections", c.new_conns},
+                     {"packets", c.packets},
+                     {"bytes", c.bytes}});
+  }
+  ojson j;
+  j["time"] = iso_time(realtime_ms);
+  j["snapshot_generation"] = snapshot_generation;
+  j["hosts"] = std::move(hosts);
+  return write_aux("counters.json", j.dump(2) + "\n");
 }
 
 }  // namespace gw::gatewayd

@@ -33,7 +33,7 @@
 #include <utility>
 #include <vector>
 
-#include "ctl/gatewayd/util.h"
+#include "ctl/gatewayd/files.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/core/mode.h"
 #include "dataplane/shm/result.h"
@@ -118,8 +118,17 @@ class State {
                            const RuntimeState& rs, bool clear_candidate);
 
   Result<void> append_audit(const std::string& json_line);
-  // Any other file of the directory, replaced atomically (counters.json).
+  // Any other file of the directory, replaced atomically.
   Result<void> write_aux(const std::string& name, const std::string& content);
+  // Replaces counters.json: every host of runtime().ids with its totals (indexed by host id),
+  // stamped with the time and the snapshot generation they were read at.
+  struct HostTotals {
+    uint64_t new_conns = 0;
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+  };
+  Result<void> write_counters(const std::vector<HostTotals>& by_host_id, uint64_t realtime_ms,
+                              uint64_t snapshot_generation);
 
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
 

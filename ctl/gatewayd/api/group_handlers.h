@@ -1,0 +1,55 @@
+// The backend-groups resource: GET /v1/backend-groups[/{group}], POST .../{group}/host-mode and
+// GET .../{group}/hosts/{host}/connections.
+//
+// Zone: slow path.
+//
+// Invariants: called by the router under Daemon's lock. Views come from the read model; a
+// mode change is validated here (every 400/404/409/503 of ctl/API.md) and made through
+// HostModes::set_modes only.
+#pragma once
+
+#include <string>
+
+#include "ctl/gatewayd/dataplane_link.h"
+#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/service/host_modes.h"
+#include "ctl/gatewayd/service/lifecycle.h"
+#include "ctl/gatewayd/service/read_model.h"
+#include "ctl/gatewayd/state.h"
+#include "ctl/http/http.h"
+#include "dataplane/config/config.h"
+
+namespace gw::gatewayd::api {
+
+struct Caller;
+
+class GroupHandlers {
+ public:
+  GroupHandlers(const State& state, const conf::Config& active, const DataplaneLink& link,
+                const Clock& clock, const ReadModel& read_model, HostModes& modes,
+                const Lifecycle& lifecycle)
+      : state_(state),
+        active_(active),
+        link_(link),
+        clock_(clock),
+        read_model_(read_model),
+        modes_(modes),
+        lifecycle_(lifecycle) {}
+
+  http::Response get_groups(const std::string* group);
+  http::Response post_host_mode(const std::string& group, const http::Request& req,
+                                const Caller& caller);
+  http::Response get_connections(const std::string& group, const std::string& host,
+                                 const http::Request& req);
+
+ private:
+  const State& state_;
+  const conf::Config& active_;
+  const DataplaneLink& link_;
+  const Clock& clock_;
+  const ReadModel& read_model_;
+  HostModes& modes_;
+  const Lifecycle& lifecycle_;
+};
+
+}  // namespace gw::gatewayd::api

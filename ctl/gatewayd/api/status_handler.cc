@@ -1,0 +1,72 @@
+// GET /v1/status (see status_handler.h). Zone: slow path.
+#include "ctl/gatewayd/api/status_handler.h"
+
+#include "ctl/gatewayd/api/encoding.h"
+#include "ctl/gatewayd/text.h"
+#include "dataplane/core/drop_reason.h"
+
+namespace gw::gatewayd::api {
+
+http::Response StatusHandler::get_status() {
+  const QuiesceProgress& progress = lifecycle_.update_quiesce_progress();
+  const uint64_t now = clock_.monotonic_ms();
+  const DataplaneInfo d = link_.info();
+  const QuiesceState q = lifecycle_.quiesce();
+  ojson j;
+  j["instance"] = active_.instance;
+  j["version"] = opts_.version;
+  j["config_version"] = state_.runtime().active_version;
+  j["config_generation"] = state_.runtime().active_version;
+  j["snapshot_generation"] = link_.generation();
+  j["started"] = iso_time(started_ms_);
+  j["quiesce"] = {{"enabled", q.enabled},
+                  {"block", quiesce_block_name(q.enabled ? q.block : QuiesceBlock::None)},
+                  {"status", progress.status}};
+  ojson dp;
+  dp["attached"] = d.attached;
+  dp["alive"] = dataplane_alive(d, now, opts_);
+  dp["pid"] = d.pid == 0 ? ojson(nullptr) : ojson(d.pid);
+  dp["heartbeat_age_ms"] =
+      d.heartbeat_ms == 0 ? ojson(nullptr) : ojson(stamp_age_ms(now, d.heartbeat_ms));
+  dp["restarts"] = d.restarts;
+  ojson workers = ojson::array();
+  uint64_t entries = 0;
+  uint64_t stateless = 0;
+  uint64_t rx = 0;
+  uint64_t tx = 0;
+  for (const WorkerInfo& w : d.workers) {
+    const bool alive = w.running && w.heartbeat_ms != 0 &&
+                       stamp_age_ms(now, w.heartbeat_ms) < opts_.worker_alive_ms;
+    ojson wj;
+    wj["index"] = w.index;
+    // A worker that never ran has not written its lcore yet: the configuration names it.
+    wj["lcore"] = w.heartbeat_ms == 0 && w.index < active_.dataplane.lcores.size()
+                      ? active_.dataplane.lcores[w.index]
+                      : w.lcore;
+    wj["alive"] = alive;
+    wj["heartbeat_age_ms"] =
+        w.heartbeat_ms == 0 ? ojson(nullptr) : ojson(stamp_age_ms(now, w.heartbeat_ms));
+    wj["generation"] = w.seen_generation;
+    workers.push_back(std::move(wj));
+    entries += w.conn_entries;
+    stateless += w.conn_stateless;
+    rx += w.rx_packets;
+    tx += w.tx_packets;
+  }
+  dp["workers"] = std::move(workers);
+  dp["conn_table"] = {{"entries", entries},
+                      {"capacity", uint64_t{d.conn_capacity} * d.workers.size()},
+                      {"stateless", stateless}};
+  dp["packets"] = {{"rx", rx}, {"tx", tx}};
+  ojson drops = ojson::object();
+  for (size_t r = 1; r < d.drops.size() && r < kDropReasonCount; ++r) {
+    if (d.drops[r] != 0) {
+      drops[std::string(drop_reason_label(static_cast<DropReason>(r)))] = d.drops[r];
+    }
+  }
+  dp["drops"] = std::move(drops);
+  j["dataplane"] = std::move(dp);
+  return json_response(200, j);
+}
+
+}  // namespace gw::gatewayd::api

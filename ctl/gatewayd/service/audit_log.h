@@ -1,0 +1,44 @@
+// The audit log (the state directory's audit.log): one JSON line per mutating API request, and
+// one per change gatewayd makes on its own, written as the request an operator would have sent.
+//
+// Zone: slow path.
+//
+// Invariants: owned by Daemon, called under its lock: record_request() by Daemon::handle() for
+// every request other than GET and HEAD, whatever its answer; record_mode_change() by
+// HostModes::set_modes() only. A line that cannot be written is logged, never fatal.
+// Configuration texts are stored with inline tokens redacted.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/state.h"
+#include "dataplane/core/mode.h"
+
+namespace gw::gatewayd {
+
+class AuditLog {
+ public:
+  AuditLog(State& state, const Clock& clock, LogFn log)
+      : state_(state), clock_(clock), log_(std::move(log)) {}
+
+  // result: "ok" or the error code of the answer.
+  void record_request(const std::string& who, const std::string& method, const std::string& path,
+                      const std::string& body, int status, std::string_view result);
+  // A mode gatewayd set itself (reason: "drain deadline"), as POST .../{group}/host-mode.
+  void record_mode_change(const std::string& group, const std::string& host, HostMode mode,
+                          const std::string& reason);
+
+ private:
+  void append(const std::string& line);
+
+  State& state_;
+  const Clock& clock_;
+  LogFn log_;
+};
+
+// Inline `token: SECRET` values of a configuration text replaced by "<redacted>".
+std::string redact_yaml_tokens(std::string_view yaml);
+
+}  // namespace gw::gatewayd

@@ -1,0 +1,40 @@
+// Snapshot publication: build, commit, publish (see publication.h). Zone: slow path.
+#include "ctl/gatewayd/service/publication.h"
+
+namespace gw::gatewayd {
+
+Publication::Publication(DataplaneLink& link, const HealthScheduler& health,
+                         const ShutdownState& shutdown)
+    : link_(link), health_(health), shutdown_(shutdown), maglev_(GW_MAGLEV_SIZE) {}
+
+Result<uint64_t> Publication::publish(const conf::Config& cfg, const RuntimeState& rs,
+                                      const Commit& commit, bool* inputs_unfit) {
+  if (inputs_unfit != nullptr) {
+    *inputs_unfit = false;
+  }
+  auto slot = link_.begin();
+  if (!slot) {
+    return make_error("cannot publish to the data plane: " + slot.error() + "; nothing changed");
+  }
+  const ctl::RuntimeMap rm = runtime_map(cfg, rs.hosts, health_);
+  ctl::SnapshotInputs in;
+  in.config = &cfg;
+  in.ids = &rs.ids;
+  in.runtime = &rm;
+  in.config_generation = rs.active_version;
+  in.quiesce = quiesce_flags(rs.quiesce, shutdown_);
+  if (auto r = ctl::build_snapshot(in, maglev_, **slot); !r) {
+    if (inputs_unfit != nullptr) {
+      *inputs_unfit = true;
+    }
+    return make_error("cannot build the host-state snapshot: " + r.error() + "; nothing changed");
+  }
+  if (commit) {
+    if (auto r = commit(); !r) {
+      return make_error("cannot persist state: " + r.error() + "; nothing changed");
+    }
+  }
+  return link_.publish(*slot);
+}
+
+}  // namespace gw::gatewayd

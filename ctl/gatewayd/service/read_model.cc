@@ -1,0 +1,107 @@
+// The read model (see read_model.h). Zone: slow path.
+#include "ctl/gatewayd/service/read_model.h"
+
+#include "dataplane/shm/shm.h"
+
+namespace gw::gatewayd {
+
+namespace {
+
+bool group_has_active(const conf::BackendGroupConfig& g, const ctl::RuntimeMap& rm) {
+  for (const auto& h : g.hosts) {
+    auto it = rm.find({g.name, h.name});
+    if (it != rm.end() && it->second.mode == HostMode::Active && it->second.healthy &&
+        h.weight > 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Collected ReadModel::collect(bool scan_idle) const {
+  Collected c;
+  c.groups = groups(nullptr, scan_idle);
+  c.config_generation = s_.state.runtime().active_version;
+  c.quiesce = effective_quiesce(s_.state.runtime().quiesce, s_.shutdown);
+  c.dataplane = s_.link.info();
+  for (const conf::PortConfig& p : s_.active.dataplane.ports) {
+    c.ports.push_back(p.device);
+  }
+  c.monotonic_ms = s_.clock.monotonic_ms();
+  c.started_monotonic_ms = s_.started_mono_ms;
+  return c;
+}
+
+std::vector<GroupView> ReadModel::groups(const std::string* group, bool scan_idle) const {
+  std::vector<HostCounters> counters;
+  s_.link.read_host_counters(counters);
+  const uint64_t generation = s_.link.generation();
+  std::vector<uint64_t> idle(GW_MAX_HOSTS, 0);
+  if (scan_idle) {
+    const auto now32 = static_cast<uint32_t>(s_.clock.monotonic_ms());
+    s_.link.for_each_conn([&](unsigned, const gw_conn& c) {
+      const auto d = static_cast<int32_t>(now32 - c.last_ms);
+      if (d > 0 && static_cast<uint64_t>(d) > s_.opts.idle_threshold_ms && c.host < GW_MAX_HOSTS) {
+        ++idle[c.host];
+      }
+    });
+  }
+  const RuntimeState& rs = s_.state.runtime();
+  const ctl::RuntimeMap rm = runtime_map(s_.active, rs.hosts, s_.health);
+  std::vector<GroupView> out;
+  for (const auto& g : s_.active.backend_groups) {
+    if (group != nullptr && g.name != *group) {
+      continue;
+    }
+    GroupView gv;
+    gv.name = g.name;
+    gv.generation = generation;
+    gv.on_disable = g.on_disable;
+    const bool has_active = group_has_active(g, rm);
+    for (const auto& h : g.hosts) {
+      const HostKey key{g.name, h.name};
+      const ctl::HostRuntime& r = rm.at(key);
+      HostView hv;
+      hv.name = h.name;
+      hv.id = rs.ids.host(g.name, h.name);
+      hv.address = h.address;
+      hv.weight = h.weight;
+      hv.tags = h.tags;
+      hv.mode = r.mode;
+      hv.healthy = r.healthy;
+      hv.effective = std::string(effective_state(r.mode, r.healthy, has_active));
+      if (hv.id < GW_MAX_HOSTS) {
+        hv.counters = counters[hv.id];
+        hv.idle = idle[hv.id];
+      }
+      if (const RateWindow* rate = s_.samples.rate(key)) {
+        hv.new_per_s = rate->per_second();
+      }
+      if (r.mode == HostMode::NoNewSessions) {
+        DrainView dv;
+        auto o = rs.hosts.find(key);
+        if (o != rs.hosts.end() && o->second.mode == HostMode::NoNewSessions) {
+          dv.started_ms = o->second.drain_started_ms;
+          dv.keep_sessions = o->second.keep_sessions;
+          dv.has_deadline = o->second.deadline_ms != 0;
+          dv.deadline_ms = o->second.deadline_ms;
+          dv.then = o->second.then;
+        } else {
+          dv.started_ms = drain_epoch_ms(s_.state, s_.started_ms);
+        }
+        if (const DrainEstimator* e = s_.samples.drain(key)) {
+          dv.eta_s = e->eta_s();
+          dv.stalled = e->stalled();
+        }
+        hv.drain = dv;
+      }
+      gv.hosts.push_back(std::move(hv));
+    }
+    out.push_back(std::move(gv));
+  }
+  return out;
+}
+
+}  // namespace gw::gatewayd

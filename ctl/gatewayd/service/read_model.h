@@ -1,0 +1,97 @@
+// The read model: every group and host as GET /v1/backend-groups reports them (mode, health,
+// effective state, counters, rate, drain), and the instance-wide figures a metrics exporter
+// reads (Daemon::collect()). The API's group handlers encode these views; metrics.cc formats
+// Collected. One source for both, so the API and /metrics never disagree.
+//
+// Zone: slow path.
+//
+// Invariants: ReadModel reads only (state, link, health, samples, shutdown) and is called
+// under Daemon's lock; what it returns is a copy, formatted outside the lock by metrics.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctl/gatewayd/dataplane_link.h"
+#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/service/health_scheduler.h"
+#include "ctl/gatewayd/service/samples.h"
+#include "ctl/gatewayd/service/snapshot_inputs.h"
+#include "ctl/gatewayd/state.h"
+#include "dataplane/config/config.h"
+
+namespace gw::gatewayd {
+
+struct DrainView {
+  uint64_t started_ms = 0;  // CLOCK_REALTIME
+  std::optional<double> eta_s;
+  bool stalled = false;
+  bool keep_sessions = true;
+  bool has_deadline = false;
+  DrainThen then = DrainThen::Wait;
+  uint64_t deadline_ms = 0;
+};
+
+struct HostView {
+  std::string name;
+  uint16_t id = GW_NO_HOST;
+  IpAddress address;
+  uint32_t weight = 0;
+  std::map<std::string, std::string> tags;
+  HostMode mode = HostMode::Active;
+  bool healthy = true;
+  std::string effective;
+  HostCounters counters;
+  uint64_t idle = 0;
+  double new_per_s = 0;
+  std::optional<DrainView> drain;
+};
+
+struct GroupView {
+  std::string name;
+  uint64_t generation = 0;
+  OnDisable on_disable = OnDisable::Reschedule;
+  std::vector<HostView> hosts;
+};
+
+// What a metrics exporter reads (Daemon::collect()): copied under the daemon's lock in one go,
+// so that formatting happens outside it.
+struct Collected {
+  std::vector<GroupView> groups;      // as GET /v1/backend-groups (idle counts only when scanned)
+  uint64_t config_generation = 0;     // the active configuration version
+  QuiesceState quiesce;               // effective: a running shutdown drain counts as `all`
+  DataplaneInfo dataplane;            // process facts, worker records, port and drop counters
+  std::vector<std::string> ports;     // dataplane.ports[i].device, the index of dataplane.ports
+  uint64_t monotonic_ms = 0;          // when it was read (the data plane's clock)
+  uint64_t started_monotonic_ms = 0;  // when this gatewayd started
+};
+
+class ReadModel {
+ public:
+  struct Sources {
+    const State& state;
+    const conf::Config& active;
+    const DataplaneLink& link;
+    const Clock& clock;
+    const Options& opts;
+    const HealthScheduler& health;
+    const Samples& samples;
+    const ShutdownState& shutdown;
+    uint64_t started_ms;       // CLOCK_REALTIME
+    uint64_t started_mono_ms;  // CLOCK_MONOTONIC
+  };
+  explicit ReadModel(const Sources& s) : s_(s) {}
+
+  // Every group, or only `group` (which must exist). Without scan_idle the connection tables
+  // are not walked and HostView::idle stays 0.
+  std::vector<GroupView> groups(const std::string* group, bool scan_idle) const;
+  Collected collect(bool scan_idle) const;
+
+ private:
+  Sources s_;
+};
+
+}  // namespace gw::gatewayd
