@@ -30,10 +30,11 @@
 
 #include "dataplane/config/config.h"
 #include "ctl/gatewayd/daemon.h"
-#include "ctl/gatewayd/dataplane_link.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/metrics.h"
-#include "ctl/gatewayd/state.h"
-#include "ctl/gatewayd/util.h"
+#include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/base/files.h"
+#include "ctl/gatewayd/base/text.h"
 #include "ctl/http/http.h"
 
 #ifndef GW_VERSION

@@ -16,6 +16,7 @@
 #include <thread>
 #include <utility>
 
+#include "ctl/gatewayd/base/text.h"
 #include "dataplane/core/drop_reason.h"
 #include "dataplane/core/mode.h"
 #include "prometheus/exposer.h"

@@ -26,7 +26,7 @@
 
 #include "dataplane/config/config.h"
 #include "ctl/gatewayd/daemon.h"
-#include "ctl/gatewayd/util.h"
+#include "ctl/gatewayd/base/files.h"
 #include "dataplane/shm/result.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"

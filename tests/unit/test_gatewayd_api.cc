@@ -20,8 +20,8 @@
 #include "tests/support/manual_clock.h"
 #include "tests/support/temp_dir.h"
 #include "ctl/gatewayd/daemon.h"
-#include "ctl/gatewayd/dataplane_link.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/core/drop_reason.h"
 
 namespace gw::gatewayd {

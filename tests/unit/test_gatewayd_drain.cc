@@ -8,8 +8,8 @@
 
 #include <cmath>
 
-#include "ctl/gatewayd/drain_estimator.h"
-#include "ctl/gatewayd/health.h"
+#include "ctl/gatewayd/base/drain_estimator.h"
+#include "ctl/gatewayd/base/health.h"
 
 namespace gw::gatewayd {
 namespace {

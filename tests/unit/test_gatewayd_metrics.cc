@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "ctl/gatewayd/daemon.h"
-#include "ctl/gatewayd/dataplane_link.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/metrics.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/http/http.h"
 #include "dataplane/core/drop_reason.h"
 #include "prometheus/text_serializer.h"

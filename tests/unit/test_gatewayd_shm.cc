@@ -16,8 +16,8 @@
 #include <string>
 
 #include "ctl/gatewayd/daemon.h"
-#include "ctl/gatewayd/dataplane_link.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/core/conn_table.h"
 #include "dataplane/shm/shm.h"
 

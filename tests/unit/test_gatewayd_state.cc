@@ -11,8 +11,11 @@
 #include <string>
 
 #include "tests/support/temp_dir.h"
-#include "ctl/gatewayd/state.h"
-#include "ctl/gatewayd/util.h"
+#include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/api/auth.h"
+#include "ctl/gatewayd/base/files.h"
+#include "ctl/gatewayd/base/text.h"
+#include "ctl/gatewayd/service/audit_log.h"
 
 namespace gw::gatewayd {
 namespace {

@@ -5,7 +5,7 @@
 #include <cctype>
 
 #include "ctl/gatewayd/api/encoding.h"
-#include "ctl/gatewayd/files.h"
+#include "ctl/gatewayd/base/files.h"
 
 namespace gw::gatewayd::api {
 

@@ -4,7 +4,7 @@
 #include "ctl/gatewayd/api/auth.h"
 #include "ctl/gatewayd/api/encoding.h"
 #include "ctl/gatewayd/api/quiesce_handlers.h"
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 
 namespace gw::gatewayd::api {
 

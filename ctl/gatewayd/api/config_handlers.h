@@ -9,7 +9,7 @@
 
 #include "ctl/gatewayd/service/config_versions.h"
 #include "ctl/gatewayd/service/lifecycle.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/http/http.h"
 #include "dataplane/config/config.h"
 

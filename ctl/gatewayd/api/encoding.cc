@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 
 namespace gw::gatewayd::api {
 

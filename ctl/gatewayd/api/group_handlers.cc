@@ -11,7 +11,7 @@
 #include "ctl/gatewayd/api/auth.h"
 #include "ctl/gatewayd/api/encoding.h"
 #include "ctl/gatewayd/api/quiesce_handlers.h"
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 #include "dataplane/shm/shm.h"
 
 namespace gw::gatewayd::api {

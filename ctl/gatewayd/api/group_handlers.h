@@ -10,12 +10,12 @@
 
 #include <string>
 
-#include "ctl/gatewayd/dataplane_link.h"
-#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/service/host_modes.h"
 #include "ctl/gatewayd/service/lifecycle.h"
 #include "ctl/gatewayd/service/read_model.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/http/http.h"
 #include "dataplane/config/config.h"
 

@@ -2,7 +2,7 @@
 #include "ctl/gatewayd/api/shutdown_handler.h"
 
 #include "ctl/gatewayd/api/encoding.h"
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 
 namespace gw::gatewayd::api {
 

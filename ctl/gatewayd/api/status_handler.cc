@@ -2,7 +2,7 @@
 #include "ctl/gatewayd/api/status_handler.h"
 
 #include "ctl/gatewayd/api/encoding.h"
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 #include "dataplane/core/drop_reason.h"
 
 namespace gw::gatewayd::api {

@@ -9,10 +9,10 @@
 
 #include <cstdint>
 
-#include "ctl/gatewayd/dataplane_link.h"
-#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/service/lifecycle.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/http/http.h"
 #include "dataplane/config/config.h"
 

@@ -5,7 +5,7 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 
 namespace gw::gatewayd {
 

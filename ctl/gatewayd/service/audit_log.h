@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "ctl/gatewayd/options.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/options.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/core/mode.h"
 
 namespace gw::gatewayd {

@@ -17,9 +17,9 @@
 #include <optional>
 #include <string>
 
-#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/service/publication.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 #include "dataplane/shm/result.h"
 

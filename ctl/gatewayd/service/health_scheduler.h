@@ -12,9 +12,9 @@
 #include <map>
 #include <vector>
 
-#include "ctl/gatewayd/health.h"
-#include "ctl/gatewayd/options.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/health.h"
+#include "ctl/gatewayd/base/options.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 
 namespace gw::gatewayd {

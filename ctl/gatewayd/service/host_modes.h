@@ -20,11 +20,11 @@
 #include <string>
 #include <vector>
 
-#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/service/audit_log.h"
 #include "ctl/gatewayd/service/publication.h"
 #include "ctl/gatewayd/service/samples.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 #include "dataplane/shm/result.h"
 

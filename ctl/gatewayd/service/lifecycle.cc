@@ -5,7 +5,7 @@
 #include <cmath>
 #include <vector>
 
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 
 namespace gw::gatewayd {
 

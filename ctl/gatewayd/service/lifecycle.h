@@ -14,11 +14,11 @@
 #include <cstdint>
 #include <string>
 
-#include "ctl/gatewayd/dataplane_link.h"
-#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/service/publication.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 #include "dataplane/shm/result.h"
 

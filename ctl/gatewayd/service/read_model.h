@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "ctl/gatewayd/dataplane_link.h"
-#include "ctl/gatewayd/options.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/gatewayd/service/samples.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 
 namespace gw::gatewayd {

@@ -10,10 +10,10 @@
 #include <map>
 #include <vector>
 
-#include "ctl/gatewayd/dataplane_link.h"
-#include "ctl/gatewayd/drain_estimator.h"
-#include "ctl/gatewayd/options.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/drain_estimator.h"
+#include "ctl/gatewayd/base/options.h"
+#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 
 namespace gw::gatewayd {

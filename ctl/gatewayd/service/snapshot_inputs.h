@@ -14,7 +14,7 @@
 #include <map>
 
 #include "ctl/gatewayd/service/health_scheduler.h"
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/config/config.h"
 

@@ -1,5 +1,5 @@
 // Time stamps and the line diff (see text.h). Zone: slow path.
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 
 #include <algorithm>
 #include <ctime>

@@ -12,7 +12,7 @@
 #include <functional>
 #include <string>
 
-#include "ctl/gatewayd/drain_estimator.h"
+#include "ctl/gatewayd/base/drain_estimator.h"
 
 namespace gw::gatewayd {
 

@@ -33,7 +33,7 @@
 #include <utility>
 #include <vector>
 
-#include "ctl/gatewayd/files.h"
+#include "ctl/gatewayd/base/files.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/core/mode.h"
 #include "dataplane/shm/result.h"

@@ -1,4 +1,4 @@
-#include "ctl/gatewayd/health.h"
+#include "ctl/gatewayd/base/health.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "ctl/gatewayd/drain_estimator.h"
+#include "ctl/gatewayd/base/drain_estimator.h"
 
 #include <cmath>
 

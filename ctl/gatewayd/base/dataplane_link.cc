@@ -1,4 +1,4 @@
-#include "ctl/gatewayd/dataplane_link.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
 
 #include <atomic>
 

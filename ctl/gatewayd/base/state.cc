@@ -1,4 +1,4 @@
-#include "ctl/gatewayd/state.h"
+#include "ctl/gatewayd/base/state.h"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "ctl/gatewayd/text.h"
+#include "ctl/gatewayd/base/text.h"
 
 namespace gw::gatewayd {
 

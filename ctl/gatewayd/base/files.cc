@@ -1,5 +1,5 @@
 // Durable file writes and reads (see files.h). Zone: slow path.
-#include "ctl/gatewayd/files.h"
+#include "ctl/gatewayd/base/files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
