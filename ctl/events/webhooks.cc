@@ -75,6 +75,8 @@ class CurlPoster final : public Poster {
 
 }  // namespace
 
+std::vector<TargetStats> Sink::stats() const { return {}; }
+
 std::unique_ptr<Poster> make_curl_poster() { return std::make_unique<CurlPoster>(); }
 
 std::string hmac_sha256_hex(const std::string& key, const std::string& body) {
@@ -176,8 +178,7 @@ void WebhookDispatcher::run() {
     // Post without the lock: emit() must not wait on the network.
     const Delivery d = *pick;
     const WebhookTarget& t = targets_[d.target];
-    std::vector<std::string> headers = {"Content-Type: application/json",
-                                        "User-Agent: gatewayd",
+    std::vector<std::string> headers = {"Content-Type: application/json", "User-Agent: gatewayd",
                                         "X-Gateway-Delivery: " + d.event_id};
     if (!t.secret.empty()) {
       headers.push_back("X-Gateway-Signature: sha256=" + hmac_sha256_hex(t.secret, d.body));

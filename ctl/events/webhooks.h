@@ -39,10 +39,14 @@ struct Event {
   nlohmann::json payload = nlohmann::json::object();
 };
 
+struct TargetStats;
+
 class Sink {
  public:
   virtual ~Sink() = default;
   virtual void emit(Event event) = 0;
+  // Per webhook, how deliveries went (GET /v1/events); none for a sink without webhooks.
+  virtual std::vector<TargetStats> stats() const;
 };
 
 // A sink that keeps nothing: gatewayd without webhooks.
@@ -69,12 +73,12 @@ class Poster {
 std::unique_ptr<Poster> make_curl_poster();
 
 struct DispatcherOptions {
-  std::string instance;            // the envelope's "instance"
-  size_t queue_capacity = 4096;    // deliveries waiting, over all webhooks
-  uint32_t max_attempts = 10;      // then the delivery is given up and counted as failed
-  uint32_t first_backoff_ms = 500;  // doubled per attempt ...
-  uint32_t max_backoff_ms = 60'000;  // ... up to this
-  uint32_t timeout_ms = 5'000;     // one attempt
+  std::string instance;                   // the envelope's "instance"
+  size_t queue_capacity = 4096;           // deliveries waiting, over all webhooks
+  uint32_t max_attempts = 10;             // then the delivery is given up and counted as failed
+  uint32_t first_backoff_ms = 500;        // doubled per attempt ...
+  uint32_t max_backoff_ms = 60'000;       // ... up to this
+  uint32_t timeout_ms = 5'000;            // one attempt
   std::function<uint64_t()> realtime_ms;  // the envelope's "time"; default: the system clock
   std::function<void(const std::string&)> log;  // one line per given-up delivery; default: none
 };
@@ -83,11 +87,11 @@ struct DispatcherOptions {
 struct TargetStats {
   std::string url;
   uint64_t delivered = 0;
-  uint64_t retried = 0;   // attempts that failed and were scheduled again
-  uint64_t failed = 0;    // deliveries given up after max_attempts
-  uint64_t dropped = 0;   // deliveries pushed out of a full queue
-  uint64_t pending = 0;   // in the queue now
-  std::string last_error;  // of the last failed attempt, "" if none
+  uint64_t retried = 0;          // attempts that failed and were scheduled again
+  uint64_t failed = 0;           // deliveries given up after max_attempts
+  uint64_t dropped = 0;          // deliveries pushed out of a full queue
+  uint64_t pending = 0;          // in the queue now
+  std::string last_error;        // of the last failed attempt, "" if none
   std::string last_error_event;  // its event id
   uint64_t last_error_ms = 0;    // CLOCK_REALTIME
 };
@@ -109,7 +113,7 @@ class WebhookDispatcher final : public Sink {
   // shutdown, so that shutdown.completed has its chance to leave.
   void flush(std::chrono::milliseconds limit);
 
-  std::vector<TargetStats> stats() const;
+  std::vector<TargetStats> stats() const override;
 
  private:
   struct Delivery {

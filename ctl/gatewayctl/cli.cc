@@ -31,6 +31,9 @@ struct Usage {
 // One table drives `help`, `help COMMAND` and the bash completion's list of commands.
 constexpr Usage kUsages[] = {
     {"status", "status", "gatewayd, configuration, quiesce and data-plane state"},
+    {"events", "events",
+     "webhook deliveries: delivered, retried, failed (given up), dropped (queue full), pending,\n"
+     "and the last error of each webhook"},
     {"backends", "backends [GROUP]",
      "hosts: mode, health, effective state, weight, open connections, sessions, drain"},
     {"mode", "mode GROUP HOST|--selector k=v[,k=v] MODE",
@@ -214,7 +217,7 @@ Result<Command> parse_command(const std::string& name, const std::vector<std::st
     c.help = usage(tokens.empty() ? "" : tokens[0]);
     return c;
   }
-  if (name == "status") {
+  if (name == "status" || name == "events") {
     Result<Sub> sub = parse_sub(name, tokens, none);
     if (!sub) {
       return make_error(sub.error());
@@ -222,7 +225,7 @@ Result<Command> parse_command(const std::string& name, const std::vector<std::st
     if (!sub->words.empty()) {
       return usage_error(words_error(name, sub->words, 0, 0));
     }
-    c.verb = Verb::Status;
+    c.verb = name == "status" ? Verb::Status : Verb::Events;
     return c;
   }
   if (name == "backends") {
@@ -583,6 +586,9 @@ ApiCall api_call(const Command& c, const std::string& file_text) {
       break;
     case Verb::Status:
       a = {"GET", "/v1/status", ""};
+      break;
+    case Verb::Events:
+      a = {"GET", "/v1/events", ""};
       break;
     case Verb::Backends:
       a = {"GET", c.group.empty() ? std::string("/v1/backend-groups") : group_path(c.group), ""};

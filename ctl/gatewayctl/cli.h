@@ -23,6 +23,7 @@ enum class Verb {
   Help,
   Version,
   Status,
+  Events,
   Backends,
   Mode,  // also enable (ACTIVE) and disable (DISABLED)
   Drain,

@@ -408,7 +408,34 @@ std::string format_quiesce(const json& q) {
   if (field(q, "since") != nullptr) {
     out += ", since " + text(q, "since");
   }
+  const json& flush = array_or_empty(q, "flush");
+  if (!flush.empty()) {
+    out += ", flushed:";
+    for (const json& f : flush) {
+      out += " " + (f.is_string() ? f.get<std::string>() : f.dump());
+    }
+  }
   return out + "\n";
+}
+
+std::string format_events(const json& body) {
+  const json& hooks = array_or_empty(body, "webhooks");
+  if (hooks.empty()) {
+    return "no webhooks configured (control.webhooks)\n";
+  }
+  const std::vector<Column> cols = {{"WEBHOOK", false},   {"DELIVERED", true}, {"RETRIED", true},
+                                    {"FAILED", true},     {"DROPPED", true},   {"PENDING", true},
+                                    {"LAST ERROR", false}};
+  std::vector<std::vector<std::string>> rows;
+  for (const json& h : hooks) {
+    std::string last = text(h, "last_error", "");
+    if (!last.empty()) {
+      last += " (event " + text(h, "last_error_event") + ", " + text(h, "last_error_time") + ")";
+    }
+    rows.push_back({text(h, "url"), text(h, "delivered"), text(h, "retried"), text(h, "failed"),
+                    text(h, "dropped"), text(h, "pending"), last.empty() ? "-" : last});
+  }
+  return format_table(cols, rows);
 }
 
 std::string format_shutdown(const json& body) {

@@ -48,6 +48,7 @@ std::string format_history(const json& body);
 std::string format_rollback(const json& body);
 std::string format_quiesce(const json& body);
 std::string format_shutdown(const json& body);
+std::string format_events(const json& body);  // GET /v1/events
 
 // The message of an API error reply, for stderr. A YAML error with a position reads
 // "FILE:LINE:COLUMN: KEY: MESSAGE", with `file` (the local file name) in place of the API's

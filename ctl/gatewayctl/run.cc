@@ -440,6 +440,9 @@ int run(const Invocation& inv, Transport& transport, Io& io, Clock& clock) {
     case Verb::Status:
       io.out << format_status(body);
       break;
+    case Verb::Events:
+      io.out << format_events(body);
+      break;
     case Verb::Backends:
       io.out << (c.group.empty() ? format_groups(body) : format_group(body));
       break;

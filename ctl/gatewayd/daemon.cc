@@ -5,10 +5,12 @@
 
 #include <cstdio>
 #include <exception>
+#include <map>
 
 #include "ctl/gatewayd/api/auth.h"
 #include "ctl/gatewayd/api/config_handlers.h"
 #include "ctl/gatewayd/api/encoding.h"
+#include "ctl/gatewayd/api/events_handler.h"
 #include "ctl/gatewayd/api/group_handlers.h"
 #include "ctl/gatewayd/api/quiesce_handlers.h"
 #include "ctl/gatewayd/api/router.h"
@@ -17,6 +19,7 @@
 #include "ctl/gatewayd/service/audit_log.h"
 #include "ctl/gatewayd/service/host_modes.h"
 #include "ctl/gatewayd/service/lifecycle.h"
+#include "ctl/gatewayd/service/notifier.h"
 #include "ctl/gatewayd/service/publication.h"
 #include "ctl/gatewayd/service/samples.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
@@ -34,22 +37,26 @@ struct Daemon::Units {
       : log(std::move(log_fn)),
         started_ms(clock.realtime_ms()),
         started_mono_ms(clock.monotonic_ms()),
+        sink(opts.events != nullptr ? *opts.events : null_sink),
+        notifier(sink),
         tokens(log),
         audit(state, clock, log),
         health(active, clock, log),
         samples(active, opts),
         publication(link, health, shutdown),
-        modes(state, active, publication, samples, audit, clock, started_ms, log),
+        modes(state, active, publication, samples, audit, notifier, clock, started_ms, log),
         versions(
-            state, active, publication, clock, [this, &active] { reconcile(active); }, log),
-        lifecycle(state, active, link, publication, clock, proc, opts, shutdown, log),
+            state, active, publication, notifier, clock, [this, &active] { reconcile(active); },
+            log),
+        lifecycle(state, active, link, publication, notifier, clock, proc, opts, shutdown, log),
         read_model({state, active, link, clock, opts, health, samples, shutdown, started_ms,
                     started_mono_ms}),
         status(state, active, link, lifecycle, clock, opts, started_ms),
         groups(state, active, link, clock, read_model, modes, lifecycle),
         config(state, active, versions, lifecycle),
         quiesce(lifecycle),
-        shutdown_handler(lifecycle) {
+        shutdown_handler(lifecycle),
+        events_handler(sink) {
     add_routes();
   }
 
@@ -110,15 +117,21 @@ struct Daemon::Units {
     router.add("PUT", "/v1/quiesce", [this](const Req& req, const Caller&, const PathParams&) {
       return quiesce.put_quiesce(req);
     });
+    router.add("GET", "/v1/events", [this](const Req&, const Caller&, const PathParams&) {
+      return events_handler.get_events();
+    });
     router.add("POST", "/v1/shutdown", [this](const Req& req, const Caller&, const PathParams&) {
       return shutdown_handler.post_shutdown(req);
     });
   }
 
   LogFn log;
-  uint64_t started_ms;       // CLOCK_REALTIME
-  uint64_t started_mono_ms;  // CLOCK_MONOTONIC
-  ShutdownState shutdown;    // written by Lifecycle only
+  uint64_t started_ms;         // CLOCK_REALTIME
+  uint64_t started_mono_ms;    // CLOCK_MONOTONIC
+  ShutdownState shutdown;      // written by Lifecycle only
+  events::NullSink null_sink;  // where events go when Options::events is not set
+  events::Sink& sink;
+  Notifier notifier;
   api::Tokens tokens;
   AuditLog audit;
   HealthScheduler health;
@@ -133,6 +146,7 @@ struct Daemon::Units {
   api::ConfigHandlers config;
   api::QuiesceHandlers quiesce;
   api::ShutdownHandler shutdown_handler;
+  api::EventsHandler events_handler;
   api::Router router;
 };
 
@@ -219,6 +233,8 @@ void Daemon::tick() {
   std::vector<HostCounters> counters;
   link_.read_host_counters(counters);
   units_->samples.sample(state_.runtime(), counters, static_cast<double>(mono) / 1000.0);
+  // Before the deadlines are acted on, so drain.deadline comes before the mode change it causes.
+  units_->notifier.check_drains(state_.runtime(), counters, units_->samples, clock_.realtime_ms());
   units_->modes.expire_drain_deadlines();
   units_->lifecycle.update_quiesce_progress();
   units_->lifecycle.run_shutdown();
@@ -232,8 +248,17 @@ std::vector<HealthProbe> Daemon::due_health_probes() {
 void Daemon::apply_health_results(const std::vector<HealthProbe>& probes,
                                   const std::vector<bool>& ok) {
   std::lock_guard lk(mu_);
+  std::map<HostKey, bool> before;
+  for (const HealthProbe& p : probes) {
+    before.emplace(p.host, units_->health.healthy(p.host));
+  }
   if (!units_->health.record(probes, ok)) {
     return;
+  }
+  for (const auto& [host, was] : before) {
+    if (units_->health.healthy(host) != was) {
+      units_->notifier.health_changed(host, !was);
+    }
   }
   if (auto r = units_->publication.publish(active_, state_.runtime()); !r) {
     units_->log("health change not published: " + r.error());

@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "dataplane/config/config.h"
+#include "ctl/events/webhooks.h"
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/metrics.h"
@@ -331,6 +332,32 @@ int run(const std::string& config_arg, bool foreground) {
     tick_wake = true;
     tick_cv.notify_all();
   };
+  // Webhooks: the active configuration's control.webhooks, with their secrets read now (a
+  // secret that cannot be read stops the start: unsigned deliveries were not asked for).
+  std::vector<gw::events::WebhookTarget> hooks;
+  for (size_t i = 0; i < active->control.webhooks.size(); ++i) {
+    const gw::conf::Webhook& w = active->control.webhooks[i];
+    gw::events::WebhookTarget t{w.url, w.events, ""};
+    if (!w.secret_file.empty()) {
+      auto secret = read_file(w.secret_file);
+      if (!secret) {
+        log_line("control.webhooks[" + std::to_string(i) + "].secret_file: " + secret.error());
+        detacher.done(false);
+        return 1;
+      }
+      t.secret = *secret;
+      while (!t.secret.empty() && (t.secret.back() == '\n' || t.secret.back() == '\r')) {
+        t.secret.pop_back();
+      }
+    }
+    hooks.push_back(std::move(t));
+  }
+  gw::events::DispatcherOptions hook_opts;
+  hook_opts.instance = active->instance;
+  hook_opts.log = log_line;
+  gw::events::WebhookDispatcher webhooks(std::move(hooks), hook_opts,
+                                         gw::events::make_curl_poster());
+  opts.events = &webhooks;
   Daemon daemon(*state, std::move(*active), link, clock, proc, opts);
   if (auto r = daemon.start(); !r) {
     log_line(r.error());
@@ -401,6 +428,8 @@ int run(const std::string& config_arg, bool foreground) {
   }
   if (g_exit.load()) {
     log_line("shutdown complete: exiting");
+    // shutdown.completed and what came before it get their chance to leave, for a bounded time.
+    webhooks.flush(std::chrono::seconds(3));
   }
   server.stop();
   metrics.reset();

@@ -26,6 +26,7 @@ http::Response QuiesceHandlers::get_quiesce() {
   j["status"] = progress.status;
   j["failure_reason"] = progress.failure_reason;
   j["open_connections"] = lifecycle_.open_connections();
+  j["flush"] = progress.flush;
   j["since"] = q.enabled ? iso_or_null(q.since_ms) : ojson(nullptr);
   return json_response(200, j);
 }

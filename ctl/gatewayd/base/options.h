@@ -14,6 +14,10 @@
 
 #include "ctl/gatewayd/base/drain_estimator.h"
 
+namespace gw::events {
+class Sink;
+}
+
 namespace gw::gatewayd {
 
 class Clock {
@@ -43,6 +47,7 @@ struct Options {
   std::string version;                          // gateway's version for /v1/status
   std::function<void(const std::string&)> log;  // one line; default: stderr
   std::function<void()> wake_tick;              // asks the tick thread to run now
+  events::Sink* events = nullptr;               // where events go (webhooks); none: dropped
 };
 
 // One log line (Daemon hands every unit the same one: Options::log, or stderr).

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "ctl/gatewayd/service/notifier.h"
 #include "dataplane/shm/shm.h"
 
 namespace gw::gatewayd {
@@ -96,6 +97,7 @@ Result<Activated> ConfigVersions::activate(const conf::Config& cfg, const std::s
     line += (i == 0 ? "; run-time mode released: " : ", ") + released[i];
   }
   log_(line);
+  notifier_.config_activated(rec.version, *published, rollback_of, who);
   return Activated{rec.version, *published};
 }
 

@@ -18,12 +18,14 @@
 #include <string>
 
 #include "ctl/gatewayd/base/options.h"
-#include "ctl/gatewayd/service/publication.h"
 #include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/service/publication.h"
 #include "dataplane/config/config.h"
 #include "dataplane/shm/result.h"
 
 namespace gw::gatewayd {
+
+class Notifier;
 
 // Why a candidate cannot replace the active configuration: the key at fault and what is wrong.
 struct CandidateRefusal {
@@ -47,11 +49,12 @@ class ConfigVersions {
  public:
   // after_activation: runs once the new configuration is active, before the activation's log
   // line (Daemon drops health, samples and tokens of what the new configuration lacks).
-  ConfigVersions(State& state, conf::Config& active, Publication& publication, const Clock& clock,
-                 std::function<void()> after_activation, LogFn log)
+  ConfigVersions(State& state, conf::Config& active, Publication& publication, Notifier& notifier,
+                 const Clock& clock, std::function<void()> after_activation, LogFn log)
       : state_(state),
         active_(active),
         publication_(publication),
+        notifier_(notifier),
         clock_(clock),
         after_activation_(std::move(after_activation)),
         log_(std::move(log)) {}
@@ -76,6 +79,7 @@ class ConfigVersions {
   State& state_;
   conf::Config& active_;
   Publication& publication_;
+  Notifier& notifier_;
   const Clock& clock_;
   std::function<void()> after_activation_;
   LogFn log_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "ctl/gatewayd/service/notifier.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
 
 namespace gw::gatewayd {
@@ -67,6 +68,7 @@ Result<ModeChange> HostModes::set_modes(const std::string& group,
       audit_.record_mode_change(group, h.name, mode, actor.reason);
     }
   }
+  notifier_.mode_changed(group, change, actor.who);
   return change;
 }
 

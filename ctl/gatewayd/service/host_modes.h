@@ -21,14 +21,16 @@
 #include <vector>
 
 #include "ctl/gatewayd/base/options.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/gatewayd/service/audit_log.h"
 #include "ctl/gatewayd/service/publication.h"
 #include "ctl/gatewayd/service/samples.h"
-#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 #include "dataplane/shm/result.h"
 
 namespace gw::gatewayd {
+
+class Notifier;
 
 // How a NO_NEW_SESSIONS host drains; ignored for other modes.
 struct DrainPolicy {
@@ -61,12 +63,13 @@ struct ModeChange {
 class HostModes {
  public:
   HostModes(State& state, const conf::Config& active, Publication& publication, Samples& samples,
-            AuditLog& audit, const Clock& clock, uint64_t started_ms, LogFn log)
+            AuditLog& audit, Notifier& notifier, const Clock& clock, uint64_t started_ms, LogFn log)
       : state_(state),
         active_(active),
         publication_(publication),
         samples_(samples),
         audit_(audit),
+        notifier_(notifier),
         clock_(clock),
         started_ms_(started_ms),
         log_(std::move(log)) {}
@@ -85,6 +88,7 @@ class HostModes {
   Publication& publication_;
   Samples& samples_;
   AuditLog& audit_;
+  Notifier& notifier_;
   const Clock& clock_;
   uint64_t started_ms_;
   LogFn log_;

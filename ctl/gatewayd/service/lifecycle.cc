@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ctl/gatewayd/base/text.h"
+#include "ctl/gatewayd/service/notifier.h"
 
 namespace gw::gatewayd {
 
@@ -35,39 +36,66 @@ Result<void> Lifecycle::flush_counters() {
   return state_.write_counters(totals, clock_.realtime_ms(), link_.generation());
 }
 
+std::string Lifecycle::lcores_without(uint64_t generation) const {
+  const DataplaneInfo d = link_.info();
+  const uint64_t now = clock_.monotonic_ms();
+  if (!dataplane_alive(d, now, opts_)) {
+    return "";
+  }
+  for (const WorkerInfo& w : d.workers) {
+    const bool alive = w.running && w.heartbeat_ms != 0 &&
+                       stamp_age_ms(now, w.heartbeat_ms) < opts_.worker_alive_ms;
+    if (alive && w.seen_generation < generation) {
+      return "lcore " + std::to_string(w.lcore) + " runs generation " +
+             std::to_string(w.seen_generation) + ", the block is in " + std::to_string(generation);
+    }
+  }
+  return "";
+}
+
 const QuiesceProgress& Lifecycle::update_quiesce_progress() {
   const QuiesceState q = quiesce();
   QuiesceProgress& p = progress_;
-  if (!q.enabled || q.block != QuiesceBlock::All) {
+  if (!q.enabled) {
     p = QuiesceProgress{};
     return p;
   }
-  if (open_connections() > 0) {
-    p.status = "pending";
-    p.failure_reason.clear();
-    p.flushed = false;
-    return p;
-  }
-  if (!p.flushed) {
-    if (auto r = flush_counters(); !r) {
-      p.status = "failed";
-      p.failure_reason = "cannot flush counters: " + r.error();
+  if (q.block == QuiesceBlock::All) {
+    if (p.block_generation == 0) {
+      p.block_generation = link_.generation();  // after a restart: the snapshot published at start
+    }
+    if (!lcores_without(p.block_generation).empty()) {
+      p.status = "pending";
+      p.failure_reason.clear();
       return p;
     }
-    p.flushed = true;
+    if (!p.flushed) {
+      if (auto r = flush_counters(); !r) {
+        p.status = "failed";
+        p.failure_reason = "cannot flush counters: " + r.error();
+        return p;
+      }
+      p.flushed = true;
+      p.flush = {"counters"};
+    }
   }
   p.status = "success";
   p.failure_reason.clear();
+  if (!p.announced) {
+    p.announced = true;
+    notifier_.quiesce_completed(q.block, open_connections(), p.flush);
+  }
   return p;
 }
 
 Result<uint64_t> Lifecycle::set_quiesce(bool enable, QuiesceBlock block) {
   QuiesceState q;
   q.enabled = enable;
+  const QuiesceState& cur = state_.runtime().quiesce;
+  const bool same = enable && cur.enabled && cur.block == block;
   if (enable) {
     q.block = block;
-    const QuiesceState& cur = state_.runtime().quiesce;
-    q.since_ms = cur.enabled && cur.block == q.block ? cur.since_ms : clock_.realtime_ms();
+    q.since_ms = same ? cur.since_ms : clock_.realtime_ms();
   }
   RuntimeState rs = state_.runtime();
   rs.quiesce = q;
@@ -77,7 +105,11 @@ Result<uint64_t> Lifecycle::set_quiesce(bool enable, QuiesceBlock block) {
   }
   log_("quiesce " + std::string(q.enabled ? quiesce_block_name(q.block) : "off") + " (generation " +
        std::to_string(*published) + ")");
-  progress_ = QuiesceProgress{};
+  if (!same) {
+    // The same quiesce asked again keeps its progress (and is announced once).
+    progress_ = QuiesceProgress{};
+    progress_.block_generation = *published;
+  }
   return published;
 }
 
@@ -93,13 +125,20 @@ Result<uint64_t> Lifecycle::start_shutdown(bool force, double timeout_s) {
   shutdown_ = s;
   if (!force) {
     // No new flows from now on.
-    if (auto r = publication_.publish(active_, state_.runtime()); !r) {
+    const QuiesceState& persisted = state_.runtime().quiesce;
+    auto r = publication_.publish(active_, state_.runtime());
+    if (!r) {
       shutdown_ = ShutdownState{};
       return r;
+    }
+    if (!persisted.enabled || persisted.block != QuiesceBlock::All) {
+      progress_ = QuiesceProgress{};  // the shutdown's block, in force once the lcores run it
+      progress_.block_generation = *r;
     }
   }
   log_(std::string("shutdown (") + (force ? "force" : "drain") + ") requested, deadline " +
        iso_time(s.deadline_ms));
+  notifier_.shutdown_started(force, s.deadline_ms);
   if (opts_.wake_tick) {
     opts_.wake_tick();
   }
@@ -115,6 +154,7 @@ void Lifecycle::run_shutdown() {
   if (!shutdown_.force && open > 0 && !timed_out) {
     return;
   }
+  const std::string reason = shutdown_.force ? "force" : open == 0 ? "drained" : "timeout";
   log_(shutdown_.force ? std::string("shutdown: force")
        : open == 0     ? std::string("shutdown: every flow finished")
                        : "shutdown: timeout with " + std::to_string(open) + " connections open");
@@ -133,6 +173,7 @@ void Lifecycle::run_shutdown() {
   if (auto r = publication_.publish(active_, state_.runtime()); !r) {
     log_("shutdown: final snapshot not published");
   }
+  notifier_.shutdown_completed(reason, open);
   exit_requested_ = true;
   proc_.request_exit();
 }

@@ -13,34 +13,44 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/options.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/gatewayd/service/publication.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
-#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 #include "dataplane/shm/result.h"
 
 namespace gw::gatewayd {
 
-// How far a quiesce `all` got: "pending" while connections are open, then "success" once the
-// counters are flushed, or "failed" with the reason.
+class Notifier;
+
+// How far a quiesce got (the seed's meaning of `success`): for `all`, "pending" until every
+// live lcore runs with the block (it acknowledged the snapshot that carries it) and the counters
+// are flushed, then "success" however many connections are still open (they finish on their
+// own and GET /v1/quiesce keeps counting them); "failed" with the reason when the flush fails
+// (retried each tick). `designtime` is in force, and so "success", once persisted.
 struct QuiesceProgress {
   std::string status = "success";
   std::string failure_reason;
   bool flushed = false;
+  std::vector<std::string> flush;  // what the quiesce flushed: "counters"
+  uint64_t block_generation = 0;   // the snapshot that carries the block; 0: the current one
+  bool announced = false;          // quiesce.completed sent for this quiesce
 };
 
 class Lifecycle {
  public:
   Lifecycle(State& state, const conf::Config& active, DataplaneLink& link, Publication& publication,
-            const Clock& clock, ProcessControl& proc, const Options& opts, ShutdownState& shutdown,
-            LogFn log)
+            Notifier& notifier, const Clock& clock, ProcessControl& proc, const Options& opts,
+            ShutdownState& shutdown, LogFn log)
       : state_(state),
         active_(active),
         link_(link),
         publication_(publication),
+        notifier_(notifier),
         clock_(clock),
         proc_(proc),
         opts_(opts),
@@ -54,7 +64,8 @@ class Lifecycle {
   // Open connections over every host (0 or more).
   int64_t open_connections() const;
 
-  // Moves the progress on (flushes counters when a quiesce `all` has no connection left).
+  // Moves the progress on (see QuiesceProgress): checks the lcores' acknowledgements, flushes
+  // the counters once, sends quiesce.completed once.
   const QuiesceProgress& update_quiesce_progress();
   // Persists and publishes a quiesce (enable with `block`, or off); the progress starts over.
   Result<uint64_t> set_quiesce(bool enable, QuiesceBlock block);
@@ -69,11 +80,15 @@ class Lifecycle {
 
  private:
   Result<void> flush_counters();
+  // "" when every live lcore runs with snapshot `generation` or later (or no data plane runs:
+  // it starts from the published snapshot), else which lcore it waits for.
+  std::string lcores_without(uint64_t generation) const;
 
   State& state_;
   const conf::Config& active_;
   DataplaneLink& link_;
   Publication& publication_;
+  Notifier& notifier_;
   const Clock& clock_;
   ProcessControl& proc_;
   const Options& opts_;

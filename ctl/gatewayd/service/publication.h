@@ -17,9 +17,9 @@
 #include <functional>
 
 #include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
-#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 #include "dataplane/core/maglev.h"
 #include "dataplane/shm/result.h"

@@ -17,10 +17,10 @@
 
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/options.h"
+#include "ctl/gatewayd/base/state.h"
 #include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/gatewayd/service/samples.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
-#include "ctl/gatewayd/base/state.h"
 #include "dataplane/config/config.h"
 
 namespace gw::gatewayd {

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <map>
 
-#include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/publish/publish.h"
 #include "dataplane/config/config.h"
 
