@@ -174,14 +174,11 @@ inline const uint16_t* table_of(const gw_snapshot& s, uint16_t group, bool estab
 }
 
 // What the host a connection entry, session or ICMP error names gets to do with the packet:
-// the mode table of mode.h, over the snapshot's bits. The id comes from shared memory (another
-// process or worker wrote it): one out of range is a host that admits nothing, so its entry or
-// session is handled as a miss (rescheduled, or a new connection), never used as an index.
+// the mode table of mode.h, over the snapshot's bits. host < GW_MAX_HOSTS: entries, sessions and
+// Maglev tables only hold host ids (the tables' writers check it on insert).
 inline Admit admit_host(const gw_snapshot& s, uint16_t host, const gw_service& svc,
                         Situation situation) noexcept {
-  if (host >= GW_MAX_HOSTS) {
-    return admit(0, false, situation);
-  }
+  GW_DCHECK(host < GW_MAX_HOSTS, "host id out of range");
   const gw_host& h = s.hosts[host];
   return admit(h.flags, h.group == svc.group, situation);
 }
