@@ -188,32 +188,6 @@ struct Choice {
   DropReason reason;
 };
 
-// The session table's hash covers its whole key (group, family, client): the client's hash
-// alone would give every group's session of one client the same bucket and tag.
-inline uint64_t session_hash(uint64_t source_hash, uint16_t group) noexcept {
-  return source_hash ^ ((uint64_t{group} + 1) * 0x9e3779b97f4a7c15ull);
-}
-
-// Persistence lives from the client's last packet (DESIGN.md): a packet of an established flow
-// to a persistent service refreshes the client's session when it pins the client to this flow's
-// host. At most once a second per flow, so the shared table is not written per packet.
-inline void refresh_session(const gw_snapshot& snap, const gw_service& svc, const FlowKey& key,
-                            gw_conn* e, WorkerCtx& ctx) noexcept {
-  if ((svc.flags & GW_SERVICE_PERSIST) == 0 || ctx.sessions == nullptr ||
-      shm::load_relaxed(e->session_s) == ctx.now_s) {
-    return;
-  }
-  shm::store_relaxed(e->session_s, ctx.now_s);
-  const uint64_t sh = source_hash64(key.family, key.src, kSessionSeed);
-  const SessionKey sk{key.src, svc.group, key.family};
-  const SessionHit hit = ctx.sessions->lookup(sk, session_hash(sh, svc.group), ctx.now_ms,
-                                              /*refresh=*/false);
-  if (hit && hit.host == e->host &&
-      admit_host(snap, hit.host, svc, Situation::Session) == Admit::Keep) {
-    ctx.sessions->refresh(hit, ctx.now_ms);
-  }
-}
-
 // A flow without a usable connection entry. new_flow: TCP SYN or a UDP packet; otherwise the
 // `established` table serves (the data plane lost its table, or ECMP moved the flow here).
 Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey& key,
@@ -235,11 +209,12 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   if (st == nullptr) {
     return {by_table, by_table == GW_NO_HOST ? DropReason::NoHost : DropReason::None};
   }
-  // The configuration refuses lifetimes over 65535 s (dataplane/config/rules.cc), so the bound
-  // only guards the table against a snapshot written by something else.
-  const auto timeout_s = static_cast<uint16_t>(std::min<uint32_t>(svc.persist_timeout_s, 65535));
+  const uint16_t timeout_s =
+      static_cast<uint16_t>(std::min<uint32_t>(svc.persist_timeout_s, 65535));
   const SessionKey sk{key.src, svc.group, key.family};
-  const uint64_t skh = session_hash(sh, svc.group);
+  // The session table's hash covers its whole key (group, family, client): the client's hash
+  // alone would give every group's session of one client the same bucket and tag.
+  const uint64_t skh = sh ^ ((uint64_t{svc.group} + 1) * 0x9e3779b97f4a7c15ull);
   const SessionHit hit = st->lookup(sk, skh, ctx.now_ms, /*refresh=*/false);
   if (hit) {
     if (admit_host(snap, hit.host, svc, Situation::Session) == Admit::Keep) {
@@ -398,7 +373,6 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
       case Admit::Keep:
         if (key.proto == kProtoTcp) ct.transition(e, pr.tcp_flags);
         ct.touch(e, ctx.now_ms);
-        refresh_session(*snap, svc, key, e, ctx);
         return encap_to(p, pr, *snap, host, hash, ctx);
       case Admit::NewConnection:
         // A reused port: a new connection, never the old one resurrected.

@@ -184,9 +184,7 @@ struct gw_conn {                 /* 64 bytes: one cache line */
   uint16_t service;              /* [wN] service index at creation */
   uint32_t created_s;            /* [wN] CLOCK_MONOTONIC seconds */
   uint32_t last_ms;              /* [wN] CLOCK_MONOTONIC ms, wrapping; compare as differences */
-  uint32_t session_s;            /* [wN] CLOCK_MONOTONIC s when this flow last refreshed its
-                                    client's persistence session (at most once a second) */
-  uint8_t reserved[8];
+  uint8_t reserved[12];
 };
 
 struct gw_conn_bucket {          /* 64 bytes: one cache line */

@@ -327,30 +327,6 @@ TEST_F(ForwardTest, PersistenceKeepsClientsOfADrainingHostWhenThePolicySaysKeep)
   EXPECT_EQ(worker_->hosts[host_id("sticky", "s1")].sessions, 0) << "the session moved";
 }
 
-// Persistence lives from the last packet: a client whose one connection keeps sending for longer
-// than the timeout (600 s) still has its session, so during a drain its next connection still
-// reaches the draining host.
-TEST_F(ForwardTest, PersistenceLivesFromTheClientsLastPacketOnAnyOfItsFlows) {
-  std::string client;
-  for (int i = 1; i < 250 && client.empty(); ++i) {
-    const std::string c = "198.51.100." + std::to_string(i);
-    if (host_of(send(tcp(c.c_str(), 1000, kTcpSyn, "10.99.0.20"), 1000)) == "s1") client = c;
-  }
-  ASSERT_FALSE(client.empty());
-  // One busy connection for 15 minutes, a packet every 100 s (within the 300 s idle timeout).
-  uint32_t now = 1000;
-  for (int i = 0; i < 9; ++i) {
-    now += 100'000;
-    ASSERT_EQ(host_of(send(tcp(client.c_str(), 1000, kTcpAck, "10.99.0.20"), now)), "s1");
-  }
-  set_mode("sticky", "s1", HostMode::NoNewSessions);
-  EXPECT_EQ(host_of(send(tcp(client.c_str(), 4000, kTcpSyn, "10.99.0.20"), now + 10)), "s1")
-      << "the session expired although the client kept sending";
-  // Without traffic the session does expire: 601 s later the client is a new client.
-  now += 601'000;
-  EXPECT_NE(host_of(send(tcp(client.c_str(), 4001, kTcpSyn, "10.99.0.20"), now)), "s1");
-}
-
 TEST_F(ForwardTest, SynOnAClosingEntryStartsANewConnection) {
   uint16_t port = 9000;
   while (host_of(send(tcp("198.51.100.7", ++port, kTcpSyn))) != "b1") {

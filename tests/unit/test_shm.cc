@@ -49,7 +49,6 @@ TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(gw_conn, state), 38u);
   EXPECT_EQ(offsetof(gw_conn, host), 40u);
   EXPECT_EQ(offsetof(gw_conn, last_ms), 48u);
-  EXPECT_EQ(offsetof(gw_conn, session_s), 52u);
   EXPECT_EQ(offsetof(gw_session, last_ms), 28u);
   // The connection entry starts with a FlowKey's 38 meaningful bytes.
   EXPECT_EQ(offsetof(FlowKey, src_port), offsetof(gw_conn, src_port));
