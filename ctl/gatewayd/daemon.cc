@@ -43,7 +43,8 @@ struct Daemon::Units {
         versions(
             state, active, publication, clock, [this, &active] { reconcile(active); }, log),
         lifecycle(state, active, link, publication, clock, proc, opts, shutdown, log),
-        read_model({state, active, link, clock, opts, health, samples, shutdown, started_ms,
+        idle(link, clock, idle_scan_params(opts)),
+        read_model({state, active, link, clock, opts, health, samples, shutdown, idle, started_ms,
                     started_mono_ms}),
         status(state, active, link, lifecycle, clock, opts, started_ms),
         groups(state, active, link, clock, read_model, modes, lifecycle),
@@ -127,6 +128,7 @@ struct Daemon::Units {
   HostModes modes;
   ConfigVersions versions;
   Lifecycle lifecycle;
+  IdleScanner idle;  // its thread uses only link and clock; joined when Units is destroyed
   ReadModel read_model;
   api::StatusHandler status;
   api::GroupHandlers groups;
@@ -240,9 +242,14 @@ void Daemon::apply_health_results(const std::vector<HealthProbe>& probes,
   }
 }
 
-Collected Daemon::collect(bool scan_idle) {
+Collected Daemon::collect() {
   std::lock_guard lk(mu_);
-  return units_->read_model.collect(scan_idle);
+  return units_->read_model.collect();
 }
+
+// Without mu_: the scanner is thread-safe and never needs the daemon's state.
+void Daemon::start_idle_scan() { units_->idle.start(); }
+
+void Daemon::scan_idle_now() { units_->idle.scan_now(); }
 
 }  // namespace gw::gatewayd
