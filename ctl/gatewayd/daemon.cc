@@ -250,6 +250,8 @@ Collected Daemon::collect() {
 // Without mu_: the scanner is thread-safe and never needs the daemon's state.
 void Daemon::start_idle_scan() { units_->idle.start(); }
 
+void Daemon::stop_idle_scan() { units_->idle.stop(); }
+
 void Daemon::scan_idle_now() { units_->idle.scan_now(); }
 
 }  // namespace gw::gatewayd

@@ -72,9 +72,11 @@ class Daemon {
   Collected collect();
 
   // The idle scan (service/idle_scanner.h): start_idle_scan() starts its thread (gatewayd's main
-  // does, after start()); scan_idle_now() runs one unpaced pass on the caller's thread (tests,
-  // benches). Neither takes the lock; the destructor stops and joins the thread.
+  // does, after start()); stop_idle_scan() joins it (benches; start may follow again);
+  // scan_idle_now() runs one unpaced pass on the caller's thread (tests, benches). None takes
+  // the lock; the destructor stops and joins the thread.
   void start_idle_scan();
+  void stop_idle_scan();
   void scan_idle_now();
 
   bool exit_requested() const;
