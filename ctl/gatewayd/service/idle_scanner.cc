@@ -126,12 +126,13 @@ bool IdleScanner::pass(bool paced, TimePoint& next) {
       counter.now32 = static_cast<uint32_t>(clock_.monotonic_ms());
       link_.for_each_conn_in(w, s * params_.slice_buckets, params_.slice_buckets, fn);
       const TimePoint end = steady_clock::now();
-      next = std::max(next + gap, end + (end - begin));
+      // A late slice moves the schedule rather than catching up in a burst.
+      next = std::max(std::max(next, begin) + gap, end + (end - begin));
     }
   }
   if (slices == 0) {
     // Nothing to read (no data plane attached yet): still one result per pass_ms.
-    next += nanoseconds(params_.pass_ms * 1'000'000);
+    next += nanoseconds(std::max<uint64_t>(params_.pass_ms, 1) * 1'000'000);
   }
   scan->finished_mono_ms = clock_.monotonic_ms();
   publish(std::move(scan));

@@ -15,8 +15,9 @@
 //    (the condition variable releases it).
 //  - Pace: a pass over W tables of B buckets is cut into slices of slice_buckets; slices start at
 //    least max(pass_ms / slices, slice_buckets / buckets_per_s) apart, and at least as long after
-//    the previous slice ended as that slice took (so the thread reads at most half the time).
-//    A pass therefore takes at least pass_ms and reads at most buckets_per_s buckets a second.
+//    the previous slice ended as that slice took (so the thread reads at most half the time); a
+//    late slice shifts the schedule, never followed by a catch-up burst. A pass therefore takes
+//    at least pass_ms and reads at most buckets_per_s buckets a second.
 //  - A result is a whole pass: IdleScan::started_mono_ms is when its first slice was read (the
 //    age of its oldest reading); a pass cut short by stop() is dropped.
 //  - stop() (and the destructor) wake the thread and join it; a sleeping thread wakes at once, a
