@@ -57,6 +57,9 @@ struct Opts {
   int dp_cpu = 1;
   int ctl_cpu = 0;
   bool http = true;
+  uint64_t scan_buckets_per_s = 0;  // 0: gatewayd's default pace
+  uint64_t scan_pass_ms = 0;
+  uint32_t scan_slice_buckets = 0;
 };
 
 class NoProc final : public gatewayd::ProcessControl {
@@ -177,6 +180,14 @@ int run(const Opts& o, const char* label) {
   NoProc proc;
   gatewayd::Options opts;
   opts.log = [](const std::string&) {};
+#if GW_BENCH_IDLE_SCANNER
+  if (o.scan_buckets_per_s != 0) opts.idle_scan_buckets_per_s = o.scan_buckets_per_s;
+  if (o.scan_pass_ms != 0) opts.idle_scan_pass_ms = o.scan_pass_ms;
+  if (o.scan_slice_buckets != 0) opts.idle_scan_slice_buckets = o.scan_slice_buckets;
+  std::printf("# idle scan pace: at least %" PRIu64 " ms a pass, at most %" PRIu64
+              " buckets a second, %u buckets a slice\n",
+              opts.idle_scan_pass_ms, opts.idle_scan_buckets_per_s, opts.idle_scan_slice_buckets);
+#endif
   auto daemon =
       std::make_unique<gatewayd::Daemon>(*state, std::move(*active), link, clock, proc, opts);
   if (auto r = daemon->start(); !r) {
@@ -200,20 +211,29 @@ int run(const Opts& o, const char* label) {
                 pos == std::string::npos ? "?" : r.body.substr(pos, 110).c_str());
   }
 
-  // ---- handler latency
-  std::vector<double> ms;
-  for (int i = 0; i < o.gets; ++i) {
-    const uint64_t t0 = now_ns();
-    const http::Response r = daemon->handle(get_group());
-    ms.push_back(static_cast<double>(now_ns() - t0) / 1e6);
-    if (r.status != 200) {
-      std::fprintf(stderr, "reads: GET %d\n", r.status);
-      return 1;
+  // ---- handler latency (after: with the scanner running, and stopped)
+  auto handler_latency = [&](const char* what) {
+    std::vector<double> ms;
+    for (int i = 0; i < o.gets; ++i) {
+      const uint64_t t0 = now_ns();
+      const http::Response r = daemon->handle(get_group());
+      ms.push_back(static_cast<double>(now_ns() - t0) / 1e6);
+      if (r.status != 200) {
+        std::fprintf(stderr, "reads: GET %d\n", r.status);
+        std::exit(1);
+      }
     }
-  }
-  const Latency lh = latency_of(ms);
-  std::printf("%-8s %-9s %5d GETs  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", label, "handler",
-              o.gets, lh.p50_ms, lh.p99_ms, lh.max_ms);
+    const Latency l = latency_of(ms);
+    std::printf("%-8s %-9s %5d GETs  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms%s\n", label,
+                "handler", o.gets, l.p50_ms, l.p99_ms, l.max_ms, what);
+  };
+  handler_latency(GW_BENCH_IDLE_SCANNER ? "  (scanner running)" : "");
+#if GW_BENCH_IDLE_SCANNER
+  daemon->stop_idle_scan();
+  handler_latency("  (scanner stopped)");
+  daemon->start_idle_scan();
+#endif
+  std::vector<double> ms;
 
   // ---- through the HTTP server over its Unix socket
   if (o.http) {
@@ -239,8 +259,9 @@ int run(const Opts& o, const char* label) {
     }
     server.stop();
     const Latency lt = latency_of(ms);
-    std::printf("%-8s %-9s %5d GETs  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", label, "http",
-                o.gets, lt.p50_ms, lt.p99_ms, lt.max_ms);
+    std::printf("%-8s %-9s %5d GETs  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms%s\n", label, "http",
+                o.gets, lt.p50_ms, lt.p99_ms, lt.max_ms,
+                GW_BENCH_IDLE_SCANNER ? "  (scanner running)" : "");
   }
 
   // ---- the data plane's rate, quiet and polled (the scanner runs in polled windows only)
@@ -278,12 +299,14 @@ int run(const Opts& o, const char* label) {
     double wall_mpps = 0, cpu_mpps = 0, oncpu = 0;
     int polls = 0;
   };
-  auto window = [&](bool polled) {
+  // mode 0: quiet; 1: polled (and the scanner running, where there is one); 2: the scanner only.
+  auto window = [&](int mode) {
+    const bool polled = mode == 1;
     std::atomic<bool> poll_stop{false};
     std::atomic<int> polls{0};
     std::thread poller;
 #if GW_BENCH_IDLE_SCANNER
-    if (polled) daemon->start_idle_scan();
+    if (mode != 0) daemon->start_idle_scan();
 #endif
     if (polled) {
       poller = std::thread([&] {
@@ -291,8 +314,11 @@ int run(const Opts& o, const char* label) {
           const uint64_t t0 = now_ns();
           (void)daemon->handle(get_group());
           polls.fetch_add(1);
+          // Sleeps out the period in few steps: the poller's own wake-ups must not be the load.
           while (!poll_stop.load() && now_ns() - t0 < 500'000'000) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            const uint64_t left_ms = (500'000'000 - (now_ns() - t0)) / 1'000'000;
+            std::this_thread::sleep_for(
+                std::chrono::milliseconds(std::min<uint64_t>(left_ms, 100)));
           }
         }
       });
@@ -307,7 +333,7 @@ int run(const Opts& o, const char* label) {
     poll_stop.store(true);
     if (poller.joinable()) poller.join();
 #if GW_BENCH_IDLE_SCANNER
-    if (polled) daemon->stop_idle_scan();
+    if (mode != 0) daemon->stop_idle_scan();
 #endif
     Window w;
     const double wall = static_cast<double>(t1 - t0) / 1e9;
@@ -317,38 +343,39 @@ int run(const Opts& o, const char* label) {
     w.polls = polls.load();
     return w;
   };
-  std::vector<double> qw, qc, pw, pc, qon, pon;
+  const int modes = GW_BENCH_IDLE_SCANNER ? 3 : 2;
+  const char* mode_name[3] = {"quiet", "polled", "scan"};
+  std::vector<double> wall[3], cpu[3], oncpu[3];
   int total_polls = 0;
   for (int r = 0; r < o.reps; ++r) {
-    const Window q = window(false);
-    const Window p = window(true);
-    qw.push_back(q.wall_mpps);
-    qc.push_back(q.cpu_mpps);
-    qon.push_back(q.oncpu);
-    pw.push_back(p.wall_mpps);
-    pc.push_back(p.cpu_mpps);
-    pon.push_back(p.oncpu);
-    total_polls += p.polls;
-    std::printf(
-        "#   rep %d: quiet %.3f Mpps (%.3f per CPU s, oncpu %.0f%%), polled %.3f Mpps "
-        "(%.3f per CPU s, oncpu %.0f%%, %d GETs)\n",
-        r, q.wall_mpps, q.cpu_mpps, q.oncpu, p.wall_mpps, p.cpu_mpps, p.oncpu, p.polls);
+    std::printf("#   rep %d:", r);
+    for (int m = 0; m < modes; ++m) {
+      const Window w = window(m);
+      wall[m].push_back(w.wall_mpps);
+      cpu[m].push_back(w.cpu_mpps);
+      oncpu[m].push_back(w.oncpu);
+      total_polls += w.polls;
+      std::printf(" %s %.3f Mpps (%.3f per CPU s, oncpu %.0f%%)", mode_name[m], w.wall_mpps,
+                  w.cpu_mpps, w.oncpu);
+    }
+    std::printf("\n");
     std::fflush(stdout);
   }
   stop.store(true);
   dp.join();
-  const Summary sqw = summarize(qw), sqc = summarize(qc), spw = summarize(pw), spc = summarize(pc);
-  std::printf(
-      "%-8s %-9s quiet  %.3f Mpps [%.3f..%.3f]  per CPU s %.3f [%.3f..%.3f]  oncpu %.0f%%\n", label,
-      "dataplane", sqw.median, sqw.min, sqw.max, sqc.median, sqc.min, sqc.max,
-      summarize(qon).median);
-  std::printf(
-      "%-8s %-9s polled %.3f Mpps [%.3f..%.3f]  per CPU s %.3f [%.3f..%.3f]  oncpu %.0f%% "
-      "(%d GETs)\n",
-      label, "dataplane", spw.median, spw.min, spw.max, spc.median, spc.min, spc.max,
-      summarize(pon).median, total_polls);
-  std::printf("%-8s %-9s polled/quiet: wall %.4f, per CPU s %.4f\n", label, "dataplane",
-              spw.median / sqw.median, spc.median / sqc.median);
+  for (int m = 0; m < modes; ++m) {
+    const Summary sw = summarize(wall[m]), sc = summarize(cpu[m]);
+    std::printf(
+        "%-8s %-9s %-6s %.3f Mpps [%.3f..%.3f]  per CPU s %.3f [%.3f..%.3f]  oncpu %.0f%%\n", label,
+        "dataplane", mode_name[m], sw.median, sw.min, sw.max, sc.median, sc.min, sc.max,
+        summarize(oncpu[m]).median);
+  }
+  for (int m = 1; m < modes; ++m) {
+    std::printf("%-8s %-9s %s/quiet: wall %.4f, per CPU s %.4f%s\n", label, "dataplane",
+                mode_name[m], summarize(wall[m]).median / summarize(wall[0]).median,
+                summarize(cpu[m]).median / summarize(cpu[0]).median,
+                m == 1 ? (" (" + std::to_string(total_polls) + " GETs)").c_str() : "");
+  }
 
   daemon.reset();
   std::error_code ec;
@@ -380,12 +407,20 @@ int main(int argc, char** argv) {
       o.ctl_cpu = std::stoi(a.value);
     } else if (a.key == "--no-http") {
       o.http = false;
+    } else if (a.key == "--scan-buckets-per-s") {
+      o.scan_buckets_per_s = std::stoull(a.value);
+    } else if (a.key == "--scan-slice-buckets") {
+      o.scan_slice_buckets = static_cast<uint32_t>(std::stoul(a.value));
+    } else if (a.key == "--scan-pass-ms") {
+      o.scan_pass_ms = std::stoull(a.value);
     } else if (a.key == "--label") {
       label = a.value;
     } else {
       std::fprintf(stderr,
                    "usage: reads [--flows=N per worker] [--workers=W] [--gets=N] [--reps=N] "
-                   "[--window-ms=MS] [--dp-cpu=C] [--ctl-cpu=C] [--no-http] [--label=TEXT]\n");
+                   "[--window-ms=MS] [--dp-cpu=C] [--ctl-cpu=C] [--no-http] [--label=TEXT] "
+                   "[--scan-buckets-per-s=N] [--scan-pass-ms=MS] "
+                   "[--scan-slice-buckets=N]\n");
       return 2;
     }
   }

@@ -39,8 +39,8 @@ namespace gw::gatewayd {
 struct IdleScanParams {
   uint64_t threshold_ms = 60'000;
   uint64_t pass_ms = 1'000;
-  uint64_t buckets_per_s = 262'144;
-  uint32_t slice_buckets = 256;
+  uint64_t buckets_per_s = 131'072;
+  uint32_t slice_buckets = 1'024;
 };
 
 IdleScanParams idle_scan_params(const Options& opts);
