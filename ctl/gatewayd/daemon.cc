@@ -16,6 +16,7 @@
 #include "ctl/gatewayd/api/status_handler.h"
 #include "ctl/gatewayd/service/audit_log.h"
 #include "ctl/gatewayd/service/host_modes.h"
+#include "ctl/gatewayd/service/idle_scanner.h"
 #include "ctl/gatewayd/service/lifecycle.h"
 #include "ctl/gatewayd/service/publication.h"
 #include "ctl/gatewayd/service/samples.h"
