@@ -40,7 +40,7 @@ struct Options {
   // their live entries) a second, idle_scan_slice_buckets at a time.
   uint64_t idle_scan_pass_ms = 1'000;
   uint64_t idle_scan_buckets_per_s = 131'072;
-  uint32_t idle_scan_slice_buckets = 1'024;
+  uint32_t idle_scan_slice_buckets = 8'192;
   double rate_window_s = 10;     // new_connections_per_s
   DrainEstimator::Params drain;  // eta_s, stalled
   uint64_t dp_alive_ms = 3'000;  // data-plane heartbeat age still counted alive

@@ -40,7 +40,7 @@ struct IdleScanParams {
   uint64_t threshold_ms = 60'000;
   uint64_t pass_ms = 1'000;
   uint64_t buckets_per_s = 131'072;
-  uint32_t slice_buckets = 1'024;
+  uint32_t slice_buckets = 8'192;
 };
 
 IdleScanParams idle_scan_params(const Options& opts);
