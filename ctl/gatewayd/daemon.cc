@@ -18,6 +18,7 @@
 #include "ctl/gatewayd/api/status_handler.h"
 #include "ctl/gatewayd/service/audit_log.h"
 #include "ctl/gatewayd/service/host_modes.h"
+#include "ctl/gatewayd/service/idle_scanner.h"
 #include "ctl/gatewayd/service/lifecycle.h"
 #include "ctl/gatewayd/service/notifier.h"
 #include "ctl/gatewayd/service/publication.h"
@@ -49,7 +50,8 @@ struct Daemon::Units {
             state, active, publication, notifier, clock, [this, &active] { reconcile(active); },
             log),
         lifecycle(state, active, link, publication, notifier, clock, proc, opts, shutdown, log),
-        read_model({state, active, link, clock, opts, health, samples, shutdown, started_ms,
+        idle(link, clock, idle_scan_params(opts)),
+        read_model({state, active, link, clock, opts, health, samples, shutdown, idle, started_ms,
                     started_mono_ms}),
         status(state, active, link, lifecycle, clock, opts, started_ms),
         groups(state, active, link, clock, read_model, modes, lifecycle),
@@ -140,6 +142,7 @@ struct Daemon::Units {
   HostModes modes;
   ConfigVersions versions;
   Lifecycle lifecycle;
+  IdleScanner idle;  // its thread uses only link and clock; joined when Units is destroyed
   ReadModel read_model;
   api::StatusHandler status;
   api::GroupHandlers groups;
@@ -265,9 +268,16 @@ void Daemon::apply_health_results(const std::vector<HealthProbe>& probes,
   }
 }
 
-Collected Daemon::collect(bool scan_idle) {
+Collected Daemon::collect() {
   std::lock_guard lk(mu_);
-  return units_->read_model.collect(scan_idle);
+  return units_->read_model.collect();
 }
+
+// Without mu_: the scanner is thread-safe and never needs the daemon's state.
+void Daemon::start_idle_scan() { units_->idle.start(); }
+
+void Daemon::stop_idle_scan() { units_->idle.stop(); }
+
+void Daemon::scan_idle_now() { units_->idle.scan_now(); }
 
 }  // namespace gw::gatewayd

@@ -17,7 +17,9 @@
 // Invariants:
 //  - One mutex serialises handle(), tick(), collect() and the health-check calls (the HTTP
 //    server already runs handlers one at a time; the tick thread is the other caller). The
-//    units below hold references to the state they share and are only called under it.
+//    units below hold references to the state they share and are only called under it. The
+//    one exception is the IdleScanner: its thread walks the connection tables without the lock
+//    and publishes under its own small mutex what the read model copies.
 //  - A mutation is built into the unpublished snapshot slot first (a configuration that does not
 //    fit the layout is refused there), then persisted (State; failure: 500, nothing changed,
 //    the slot is simply not published), then published, then answered. So an answer always
@@ -65,9 +67,17 @@ class Daemon {
   void apply_health_results(const std::vector<HealthProbe>& probes, const std::vector<bool>& ok);
 
   // Every group as GET /v1/backend-groups reports it, and the instance-wide figures: the one
-  // place a metrics exporter reads. Without scan_idle the connection tables are not walked and
-  // HostView::idle stays 0 (the lock is held for a copy of the counters only).
-  Collected collect(bool scan_idle = false);
+  // place a metrics exporter reads. The lock is held for a copy of the counters and of the idle
+  // scan's last result only; the connection tables are never walked here.
+  Collected collect();
+
+  // The idle scan (service/idle_scanner.h): start_idle_scan() starts its thread (gatewayd's main
+  // does, after start()); stop_idle_scan() joins it (benches; start may follow again);
+  // scan_idle_now() runs one unpaced pass on the caller's thread (tests, benches). None takes
+  // the lock; the destructor stops and joins the thread.
+  void start_idle_scan();
+  void stop_idle_scan();
+  void scan_idle_now();
 
   bool exit_requested() const;
   conf::Config active_config() const;

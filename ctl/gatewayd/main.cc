@@ -364,6 +364,8 @@ int run(const std::string& config_arg, bool foreground) {
     detacher.done(false);
     return 1;
   }
+  // open_connections.idle: counted off the lock by the scanner's thread (joined by ~Daemon).
+  daemon.start_idle_scan();
   server.start([&](const gw::http::Request& req) { return daemon.handle(req); });
 
   std::shared_ptr<CounterGuard> counter_guard;

@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "tests/support/gatewayd_fixture.h"
-#include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/daemon.h"
 #include "dataplane/core/drop_reason.h"
 
 namespace gw::gatewayd {
@@ -122,7 +122,8 @@ TEST_F(GatewaydApi, GroupsAndOneGroup) {
   ASSERT_EQ(g.body["hosts"].size(), 3u);
   EXPECT_EQ(g.body["hosts"][0], json::parse(R"({"name":"b1","address":"192.0.2.11","weight":100,
       "tags":{"dc":"dc1","version":"v1"},"mode":"ACTIVE","healthy":true,"effective":"active",
-      "open_connections":{"total":0,"established":0,"closing":0,"idle":0},"sessions":0,
+      "open_connections":{"total":0,"established":0,"closing":0,"idle":0,"idle_age_s":null},
+      "sessions":0,
       "new_connections_per_s":0.0,"drain":null})"));
 
   expect_error(call("GET", "/v1/backend-groups/nope"), 404, "not_found");
@@ -144,9 +145,11 @@ TEST_F(GatewaydApi, CountersAndIdleScanShowUp) {
     return c;
   };
   link_.conns = {{0, conn(61'000)}, {0, conn(500'000)}, {0, conn(1'000)}};
+  daemon_->scan_idle_now();  // idle comes from the last scan, 1.2 s ago
+  clock_.advance_ms(1200);
   const json h = host("b2");
   EXPECT_EQ(h["open_connections"],
-            json::parse(R"({"total":12,"established":9,"closing":1,"idle":2})"));
+            json::parse(R"({"total":12,"established":9,"closing":1,"idle":2,"idle_age_s":1.2})"));
   EXPECT_EQ(h["sessions"], 5);
   // Negative per-worker sums never show.
   link_.counters[id("b3")].sessions = -1;

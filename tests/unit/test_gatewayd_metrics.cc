@@ -21,10 +21,10 @@
 #include <string>
 #include <vector>
 
-#include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/base/dataplane_link.h"
-#include "ctl/gatewayd/metrics.h"
 #include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/daemon.h"
+#include "ctl/gatewayd/metrics.h"
 #include "ctl/http/http.h"
 #include "dataplane/core/drop_reason.h"
 #include "prometheus/text_serializer.h"
@@ -600,17 +600,21 @@ TEST_F(GatewaydMetrics, HeartbeatAge) {
 }
 
 TEST_F(GatewaydMetrics, ScrapesSeeTheDaemonWithoutTheIdleScan) {
-  // collect() for metrics leaves the tables alone (HostView::idle stays 0) and copies views.
+  // collect() for metrics leaves the tables alone and copies views; idle is the idle scan's last
+  // result (none yet: 0 and no age).
   gw_conn c{};
   c.host = id("b1");
   c.state = GW_CONN_ESTABLISHED;
   c.last_ms = static_cast<uint32_t>(clock_.mono - 120'000);
   link_.conns.emplace_back(0, c);
   const Collected quick = daemon_->collect();
-  const Collected full = daemon_->collect(true);
+  daemon_->scan_idle_now();
+  const Collected full = daemon_->collect();
   ASSERT_EQ(quick.groups.size(), 2u);
   EXPECT_EQ(quick.groups[0].hosts[0].idle, 0u);
+  EXPECT_FALSE(quick.groups[0].hosts[0].idle_age_ms);
   EXPECT_EQ(full.groups[0].hosts[0].idle, 1u);
+  EXPECT_EQ(full.groups[0].hosts[0].idle_age_ms, 0u);
   EXPECT_EQ(quick.ports, (std::vector<std::string>{"net_null0", "net_null1"}));
   EXPECT_EQ(quick.config_generation, 1u);
 }

@@ -15,9 +15,9 @@
 #include <optional>
 #include <string>
 
-#include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/daemon.h"
 #include "dataplane/core/conn_table.h"
 #include "dataplane/shm/shm.h"
 
@@ -186,7 +186,7 @@ TEST_F(GatewaydShm, WorkerCountersShowInTheGroup) {
   const json& b2 = g["hosts"][1];
   ASSERT_EQ(b2["name"], "b2");
   EXPECT_EQ(b2["open_connections"],
-            json::parse(R"({"total":12,"established":9,"closing":1,"idle":0})"));
+            json::parse(R"({"total":12,"established":9,"closing":1,"idle":0,"idle_age_s":null})"));
   EXPECT_EQ(b2["sessions"], 3);
   EXPECT_EQ(json::parse(call("GET", "/v1/quiesce").body)["open_connections"], 12);
 }
@@ -231,6 +231,7 @@ TEST_F(GatewaydShm, ConnectionsAreReadFromTheLiveTables) {
   EXPECT_EQ(b["connections"][0]["state"], "established");
   EXPECT_EQ(b["connections"][1]["client"], "198.51.100.7:40000");
   // The writer's counters and the idle scan agree with the table.
+  daemon_->scan_idle_now();
   const json g = json::parse(call("GET", "/v1/backend-groups/web").body);
   EXPECT_EQ(g["hosts"][0]["open_connections"]["total"], 2);
   EXPECT_EQ(g["hosts"][0]["open_connections"]["established"], 2);

@@ -74,10 +74,13 @@ ojson group_json(const GroupView& g) {
     hj["mode"] = host_mode_name(h.mode);
     hj["healthy"] = h.healthy;
     hj["effective"] = h.effective;
-    hj["open_connections"] = {{"total", std::max<int64_t>(0, h.counters.open_conns)},
-                              {"established", std::max<int64_t>(0, h.counters.open_established)},
-                              {"closing", std::max<int64_t>(0, h.counters.open_closing)},
-                              {"idle", h.idle}};
+    hj["open_connections"] = {
+        {"total", std::max<int64_t>(0, h.counters.open_conns)},
+        {"established", std::max<int64_t>(0, h.counters.open_established)},
+        {"closing", std::max<int64_t>(0, h.counters.open_closing)},
+        {"idle", h.idle},
+        {"idle_age_s",
+         h.idle_age_ms ? ojson(std::round(*h.idle_age_ms / 100.0) / 10.0) : ojson(nullptr)}};
     hj["sessions"] = std::max<int64_t>(0, h.counters.sessions);
     hj["new_connections_per_s"] = std::round(h.new_per_s * 100) / 100;
     if (h.drain) {
@@ -113,7 +116,7 @@ http::Response GroupHandlers::get_groups(const std::string* group) {
   if (group != nullptr && conf::find_group(active_, *group) == nullptr) {
     return no_group(*group);
   }
-  auto views = read_model_.groups(group, true);
+  auto views = read_model_.groups(group);
   if (group != nullptr) {
     return json_response(200, group_json(views.at(0)));
   }

@@ -1,5 +1,6 @@
 #include "ctl/gatewayd/base/dataplane_link.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "dataplane/core/conn_table.h"
@@ -63,6 +64,23 @@ void ShmLink::for_each_conn(const ConnFn& f) const {
     dp::for_each_conn(region_.conn_buckets(w), region_.conn_entries(w), h->conn_buckets,
                       [&](const gw_conn& c) { f(w, c); });
   }
+}
+
+DataplaneLink::ConnTableShape ShmLink::conn_table_shape() const {
+  const gw_shm_header* h = region_.header();
+  return {h->n_workers, h->conn_buckets};
+}
+
+void ShmLink::for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
+                               const ConnFn& f) const {
+  const gw_shm_header* h = region_.header();
+  if (worker >= h->n_workers || first_bucket >= h->conn_buckets) {
+    return;
+  }
+  const uint32_t n = std::min(n_buckets, h->conn_buckets - first_bucket);
+  dp::for_each_conn(region_.conn_buckets(worker) + first_bucket,
+                    region_.conn_entries(worker) + size_t{first_bucket} * GW_CONN_WAYS, n,
+                    [&](const gw_conn& c) { f(worker, c); });
 }
 
 DataplaneInfo ShmLink::info() const {
@@ -142,6 +160,21 @@ void MemoryLink::read_host_counters(std::vector<HostCounters>& out) const {
 void MemoryLink::for_each_conn(const ConnFn& f) const {
   for (const auto& [w, c] : conns) {
     f(w, c);
+  }
+}
+
+DataplaneLink::ConnTableShape MemoryLink::conn_table_shape() const {
+  return {1, static_cast<uint32_t>(conns.size())};
+}
+
+void MemoryLink::for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
+                                  const ConnFn& f) const {
+  if (worker != 0) {
+    return;
+  }
+  const size_t end = std::min(conns.size(), size_t{first_bucket} + n_buckets);
+  for (size_t i = first_bucket; i < end; ++i) {
+    f(conns[i].first, conns[i].second);
   }
 }
 

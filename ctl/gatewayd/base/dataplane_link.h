@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "dataplane/config/config.h"
-#include "dataplane/shm/result.h"
 #include "dataplane/shm/layout.h"
+#include "dataplane/shm/result.h"
 #include "dataplane/shm/shm.h"
 
 namespace gw::gatewayd {
@@ -80,6 +80,18 @@ class DataplaneLink {
   // Every live connection entry of every worker's table (lock-free reads; consistent copies).
   using ConnFn = std::function<void(unsigned worker, const gw_conn& c)>;
   virtual void for_each_conn(const ConnFn& f) const = 0;
+  // The same walk in slices, for a paced reader (service/idle_scanner.h): `workers` tables of
+  // `buckets` buckets each; for_each_conn_in() calls f for the live entries of buckets
+  // [first_bucket, first_bucket + n_buckets) of one worker's table (clamped to the table).
+  // Thread: unlike the other members, these two may be called from any thread at the same time
+  // as any other call: they read only the geometry (fixed at attach) and the tables (lock-free).
+  struct ConnTableShape {
+    uint32_t workers = 0;
+    uint32_t buckets = 0;  // per worker
+  };
+  virtual ConnTableShape conn_table_shape() const = 0;
+  virtual void for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
+                                const ConnFn& f) const = 0;
   virtual DataplaneInfo info() const = 0;
   // gatewayd's own facts in the header: ctl_pid, ctl_heartbeat_ms.
   virtual void heartbeat(uint64_t pid, uint64_t monotonic_ms) = 0;
@@ -99,6 +111,9 @@ class ShmLink final : public DataplaneLink {
   const gw_snapshot* current() const override;
   void read_host_counters(std::vector<HostCounters>& out) const override;
   void for_each_conn(const ConnFn& f) const override;
+  ConnTableShape conn_table_shape() const override;
+  void for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
+                        const ConnFn& f) const override;
   DataplaneInfo info() const override;
   void heartbeat(uint64_t pid, uint64_t monotonic_ms) override;
 
@@ -114,7 +129,9 @@ class ShmLink final : public DataplaneLink {
 };
 
 // Plain memory standing in for the data plane: two snapshot slots, and counters, connections
-// and process facts that the owner sets.
+// and process facts that the owner sets. For the sliced walk it is one table whose bucket i holds
+// conns[i] (each entry keeps its own worker). Not thread-safe: the owner changes conns only while
+// nothing walks them.
 class MemoryLink final : public DataplaneLink {
  public:
   MemoryLink();
@@ -125,6 +142,9 @@ class MemoryLink final : public DataplaneLink {
   const gw_snapshot* current() const override;
   void read_host_counters(std::vector<HostCounters>& out) const override;
   void for_each_conn(const ConnFn& f) const override;
+  ConnTableShape conn_table_shape() const override;
+  void for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
+                        const ConnFn& f) const override;
   DataplaneInfo info() const override { return dp; }
   void heartbeat(uint64_t pid, uint64_t monotonic_ms) override {
     ctl_pid = pid;

@@ -39,9 +39,15 @@ class ProcessControl {
 
 struct Options {
   uint64_t idle_threshold_ms = 60'000;  // open_connections.idle
-  double rate_window_s = 10;            // new_connections_per_s
-  DrainEstimator::Params drain;         // eta_s, stalled
-  uint64_t dp_alive_ms = 3'000;         // data-plane heartbeat age still counted alive
+  // The idle scan's pace (service/idle_scanner.h): a pass over every table takes at least
+  // idle_scan_pass_ms and reads at most idle_scan_buckets_per_s buckets (64-byte lines, plus
+  // their live entries) a second, idle_scan_slice_buckets at a time.
+  uint64_t idle_scan_pass_ms = 1'000;
+  uint64_t idle_scan_buckets_per_s = 131'072;
+  uint32_t idle_scan_slice_buckets = 8'192;
+  double rate_window_s = 10;     // new_connections_per_s
+  DrainEstimator::Params drain;  // eta_s, stalled
+  uint64_t dp_alive_ms = 3'000;  // data-plane heartbeat age still counted alive
   uint64_t worker_alive_ms = 2'000;
   uint64_t pid = 0;                             // written to the shm header; 0: getpid()
   std::string version;                          // gateway's version for /v1/status

@@ -20,9 +20,9 @@ bool group_has_active(const conf::BackendGroupConfig& g, const ctl::RuntimeMap& 
 
 }  // namespace
 
-Collected ReadModel::collect(bool scan_idle) const {
+Collected ReadModel::collect() const {
   Collected c;
-  c.groups = groups(nullptr, scan_idle);
+  c.groups = groups(nullptr);
   c.config_generation = s_.state.runtime().active_version;
   c.quiesce = effective_quiesce(s_.state.runtime().quiesce, s_.shutdown);
   c.dataplane = s_.link.info();
@@ -34,19 +34,15 @@ Collected ReadModel::collect(bool scan_idle) const {
   return c;
 }
 
-std::vector<GroupView> ReadModel::groups(const std::string* group, bool scan_idle) const {
+std::vector<GroupView> ReadModel::groups(const std::string* group) const {
   std::vector<HostCounters> counters;
   s_.link.read_host_counters(counters);
   const uint64_t generation = s_.link.generation();
-  std::vector<uint64_t> idle(GW_MAX_HOSTS, 0);
-  if (scan_idle) {
-    const auto now32 = static_cast<uint32_t>(s_.clock.monotonic_ms());
-    s_.link.for_each_conn([&](unsigned, const gw_conn& c) {
-      const auto d = static_cast<int32_t>(now32 - c.last_ms);
-      if (d > 0 && static_cast<uint64_t>(d) > s_.opts.idle_threshold_ms && c.host < GW_MAX_HOSTS) {
-        ++idle[c.host];
-      }
-    });
+  // The scanner's last whole pass (shared, never changed once published).
+  const std::shared_ptr<const IdleScan> scan = s_.idle.latest();
+  std::optional<uint64_t> idle_age_ms;
+  if (scan) {
+    idle_age_ms = stamp_age_ms(s_.clock.monotonic_ms(), scan->started_mono_ms);
   }
   const RuntimeState& rs = s_.state.runtime();
   const ctl::RuntimeMap rm = runtime_map(s_.active, rs.hosts, s_.health);
@@ -74,8 +70,9 @@ std::vector<GroupView> ReadModel::groups(const std::string* group, bool scan_idl
       hv.effective = std::string(effective_state(r.mode, r.healthy, has_active));
       if (hv.id < GW_MAX_HOSTS) {
         hv.counters = counters[hv.id];
-        hv.idle = idle[hv.id];
+        hv.idle = scan ? scan->idle[hv.id] : 0;
       }
+      hv.idle_age_ms = idle_age_ms;
       if (const RateWindow* rate = s_.samples.rate(key)) {
         hv.new_per_s = rate->per_second();
       }

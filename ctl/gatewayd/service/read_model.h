@@ -5,8 +5,10 @@
 //
 // Zone: slow path.
 //
-// Invariants: ReadModel reads only (state, link, health, samples, shutdown) and is called
-// under Daemon's lock; what it returns is a copy, formatted outside the lock by metrics.
+// Invariants: ReadModel reads only (state, link, health, samples, shutdown, the idle scanner's
+// latest result) and is called under Daemon's lock; what it returns is a copy, formatted outside
+// the lock by metrics. It never walks the connection tables: counts come from the data plane's
+// per-host counters (exact), `idle` from the last pass of the IdleScanner (its own thread).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/base/state.h"
 #include "ctl/gatewayd/service/health_scheduler.h"
+#include "ctl/gatewayd/service/idle_scanner.h"
 #include "ctl/gatewayd/service/samples.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
 #include "dataplane/config/config.h"
@@ -45,7 +48,8 @@ struct HostView {
   bool healthy = true;
   std::string effective;
   HostCounters counters;
-  uint64_t idle = 0;
+  uint64_t idle = 0;                    // from the last idle scan; 0 before the first
+  std::optional<uint64_t> idle_age_ms;  // since that scan started; nullopt before the first
   double new_per_s = 0;
   std::optional<DrainView> drain;
 };
@@ -60,7 +64,7 @@ struct GroupView {
 // What a metrics exporter reads (Daemon::collect()): copied under the daemon's lock in one go,
 // so that formatting happens outside it.
 struct Collected {
-  std::vector<GroupView> groups;      // as GET /v1/backend-groups (idle counts only when scanned)
+  std::vector<GroupView> groups;      // as GET /v1/backend-groups (idle: the last idle scan)
   uint64_t config_generation = 0;     // the active configuration version
   QuiesceState quiesce;               // effective: a running shutdown drain counts as `all`
   DataplaneInfo dataplane;            // process facts, worker records, port and drop counters
@@ -80,15 +84,15 @@ class ReadModel {
     const HealthScheduler& health;
     const Samples& samples;
     const ShutdownState& shutdown;
+    const IdleScanner& idle;
     uint64_t started_ms;       // CLOCK_REALTIME
     uint64_t started_mono_ms;  // CLOCK_MONOTONIC
   };
   explicit ReadModel(const Sources& s) : s_(s) {}
 
-  // Every group, or only `group` (which must exist). Without scan_idle the connection tables
-  // are not walked and HostView::idle stays 0.
-  std::vector<GroupView> groups(const std::string* group, bool scan_idle) const;
-  Collected collect(bool scan_idle) const;
+  // Every group, or only `group` (which must exist).
+  std::vector<GroupView> groups(const std::string* group) const;
+  Collected collect() const;
 
  private:
   Sources s_;
