@@ -121,7 +121,9 @@ uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
   for (uint32_t m = ways; m != 0; m &= m - 1) {
     const auto w = static_cast<uint32_t>(std::countr_zero(m));
     gw_conn& e = base[w];
-    count(e.host, e.state, -1);
+    if (e.host < GW_MAX_HOSTS) {
+      count(e.host, e.state, -1);
+    }
     shm::store_relaxed(bucket.sig[w], uint32_t{0});
     shm::store_relaxed(e.state, uint8_t{GW_CONN_EMPTY});
     ++removed;

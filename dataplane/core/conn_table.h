@@ -18,14 +18,18 @@
 //    open_closing of hosts[]). Counter stores are plain read-modify-write by that one thread, made
 //    visible to gatewayd by relaxed std::atomic_ref stores (no fetch_add: nobody else writes).
 //  - Way w of bucket b is live iff sig[w] != 0; a live way's entry has state SYN, ESTABLISHED,
-//    CLOSING or UDP and a host id < GW_MAX_HOSTS. A free way's entry has state EMPTY.
+//    CLOSING or UDP and a host id < GW_MAX_HOSTS. A free way's entry has state EMPTY. The memory is
+//    shared, so the fast path still checks an entry's host before it indexes anything with it;
+//    remove() takes an entry whose host is out of range without counting it (nothing counted it
+//    under that id).
 //  - Bucket seq: the writer makes it odd (relaxed store, then a release fence) before it changes a
 //    signature or any entry field other than last_ms, and even again (release store) afterwards.
 //    A reader loads seq (acquire), copies the signatures and live entries, issues an acquire
 //    fence, reloads seq, and keeps the copy only when both loads saw the same even value; so every
 //    copy it keeps is a state of the bucket the writer produced between two updates, never a mix
-//    of two. last_ms is the one field outside seq: touch() runs per packet and must not dirty the
-//    bucket line; a reader's copy may hold a last_ms a few packets old, which a listing tolerates.
+//    of two. last_ms and session_ms are the fields outside seq: touch() runs per packet and
+//    note_session_refresh() up to once a second per entry, and neither must dirty the bucket line;
+//    a reader's copy may hold values a few packets old, which a listing tolerates.
 //  - Every store into the table is an atomic store (relaxed; byte arrays as 8-byte words), so the
 //    reader's concurrent loads are not data races and ThreadSanitizer can check the protocol. The
 //    writer's own loads are plain: nobody else writes.
@@ -176,6 +180,7 @@ inline void store_conn(gw_conn& dst, const gw_conn& v) noexcept {
   shm::store_relaxed(dst.service, v.service);
   shm::store_relaxed(dst.created_s, v.created_s);
   shm::store_relaxed(dst.last_ms, v.last_ms);
+  shm::store_relaxed(dst.session_ms, v.session_ms);
 }
 
 inline void load_conn(gw_conn& out, const gw_conn& src) noexcept {
@@ -196,6 +201,7 @@ inline void load_conn(gw_conn& out, const gw_conn& src) noexcept {
   out.service = shm::load_relaxed(src.service);
   out.created_s = shm::load_relaxed(src.created_s);
   out.last_ms = shm::load_relaxed(src.last_ms);
+  out.session_ms = shm::load_relaxed(src.session_ms);
 }
 
 // Reader side: copies bucket b's live entries into out[] (state and host validated) and sets *n.
@@ -301,6 +307,12 @@ class ConnTable {
 
   // Per packet, on a live entry: its idle time restarts. Outside seq (see the invariants).
   void touch(gw_conn* e, uint32_t now_ms) noexcept { shm::store_relaxed(e->last_ms, now_ms); }
+
+  // The flow refreshed its client's persistence session at now_ms (the rate limit's stamp).
+  // Outside seq, like last_ms.
+  void note_session_refresh(gw_conn* e, uint32_t now_ms) noexcept {
+    shm::store_relaxed(e->session_ms, now_ms);
+  }
 
   // Applies next_conn_state() for a packet with these TCP flags, keeping the per-state counters;
   // returns the new state.
@@ -427,6 +439,8 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
   v.service = service;
   v.created_s = now_s;
   v.last_ms = now_ms;
+  // The flow is created by a scheduling decision that already looked the client's session up.
+  v.session_ms = now_ms;
   gw_conn* e = entries_ + size_t{b} * GW_CONN_WAYS + way;
   begin_write(bucket);
   detail::store_conn(*e, v);

@@ -37,7 +37,7 @@
 #endif
 
 #define GW_SHM_MAGIC 0x314d485357544147ull /* "GATWSHM1" little-endian */
-#define GW_SHM_LAYOUT_VERSION 1u
+#define GW_SHM_LAYOUT_VERSION 2u /* 2: gw_worker.degraded, gw_conn.session_ms */
 
 #define GW_MAX_WORKERS 64u
 #define GW_MAX_PORTS 8u
@@ -47,6 +47,7 @@
 #define GW_MAX_HOSTS 4096u
 #define GW_MAGLEV_SIZE 65537u /* prime */
 #define GW_MAX_DROP_REASONS 64u
+#define GW_MAX_DEGRADED 16u /* gw_worker.degraded: room for gw::Degraded (append-only list) */
 #define GW_NO_HOST 0xffffu
 #define GW_NO_SERVICE 0xffffu
 
@@ -159,6 +160,10 @@ struct gw_worker {
   uint64_t reserved0;
   struct gw_port_counters ports[GW_MAX_PORTS];          /* [wN] */
   uint64_t drops[GW_MAX_DROP_REASONS];                  /* [wN] by gw::DropReason */
+  /* [wN] by gw::Degraded (dataplane/core/degraded.h): packets handled with less state than
+   * designed (no persistence session could be made, a table held a host id out of range). Not
+   * drops: the packet is still forwarded, and counted under drops only if it is dropped later. */
+  uint64_t degraded[GW_MAX_DEGRADED];
   struct gw_host_counters hosts[GW_MAX_HOSTS];          /* [wN] */
 };
 
@@ -184,7 +189,9 @@ struct gw_conn {                 /* 64 bytes: one cache line */
   uint16_t service;              /* [wN] service index at creation */
   uint32_t created_s;            /* [wN] CLOCK_MONOTONIC seconds */
   uint32_t last_ms;              /* [wN] CLOCK_MONOTONIC ms, wrapping; compare as differences */
-  uint8_t reserved[12];
+  uint32_t session_ms;           /* [wN] ms (wrapping) when this flow last refreshed its client's
+                                    persistence session: rate-limits those shared-table writes */
+  uint8_t reserved[8];
 };
 
 struct gw_conn_bucket {          /* 64 bytes: one cache line */
@@ -267,6 +274,7 @@ GW_STATIC_ASSERT(offsetof(struct gw_shm_header, dp_pid) == 256, "data-plane line
 GW_STATIC_ASSERT(offsetof(struct gw_snapshot, service_slots) == 64, "snapshot head");
 GW_STATIC_ASSERT(offsetof(struct gw_worker, ports) == 64, "worker line 0");
 GW_STATIC_ASSERT(offsetof(struct gw_worker, hosts) % 64 == 0, "host counters aligned");
+GW_STATIC_ASSERT(offsetof(struct gw_conn, session_ms) == 52, "gw_conn.session_ms");
 GW_STATIC_ASSERT(sizeof(struct gw_worker) % 64 == 0, "worker stride");
 
 #endif /* GW_SHM_LAYOUT_H */

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "dataplane/core/degraded.h"
 #include "dataplane/core/drop_reason.h"
 #include "dataplane/core/flow.h"
 #include "dataplane/core/mode.h"
@@ -19,7 +20,7 @@ namespace {
 
 using dp::find_service;  // the fast path's reader of the index index_services writes
 
-// Every field gatewayd and the data plane exchange sits where layout version 1 says. A change
+// Every field gatewayd and the data plane exchange sits where layout version 2 says. A change
 // here is a layout change: bump GW_SHM_LAYOUT_VERSION and this table together.
 TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(gw_shm_header, magic), 0u);
@@ -43,18 +44,24 @@ TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(gw_worker, heartbeat_ms), 0u);
   EXPECT_EQ(offsetof(gw_worker, seen_generation), 8u);
   EXPECT_EQ(offsetof(gw_worker, drops), 64u + 64u * GW_MAX_PORTS);
+  EXPECT_EQ(offsetof(gw_worker, degraded), 64u + 64u * GW_MAX_PORTS + 8u * GW_MAX_DROP_REASONS);
+  EXPECT_EQ(offsetof(gw_worker, hosts),
+            64u + 64u * GW_MAX_PORTS + 8u * GW_MAX_DROP_REASONS + 8u * GW_MAX_DEGRADED);
   EXPECT_EQ(offsetof(gw_host_counters, open_conns), 0u);
   EXPECT_EQ(offsetof(gw_host_counters, sessions), 24u);
   EXPECT_EQ(offsetof(gw_conn, src_port), 32u);
   EXPECT_EQ(offsetof(gw_conn, state), 38u);
   EXPECT_EQ(offsetof(gw_conn, host), 40u);
   EXPECT_EQ(offsetof(gw_conn, last_ms), 48u);
+  EXPECT_EQ(offsetof(gw_conn, session_ms), 52u);
   EXPECT_EQ(offsetof(gw_session, last_ms), 28u);
   // The connection entry starts with a FlowKey's 38 meaningful bytes.
   EXPECT_EQ(offsetof(FlowKey, src_port), offsetof(gw_conn, src_port));
   EXPECT_EQ(offsetof(FlowKey, proto), offsetof(gw_conn, proto));
   EXPECT_EQ(offsetof(FlowKey, family), offsetof(gw_conn, family));
   EXPECT_GE(static_cast<size_t>(GW_MAX_DROP_REASONS), kDropReasonCount);
+  EXPECT_GE(static_cast<size_t>(GW_MAX_DEGRADED), kDegradedCount);
+  EXPECT_EQ(GW_SHM_LAYOUT_VERSION, 2u);
 }
 
 class ShmTest : public ::testing::Test {

@@ -76,6 +76,7 @@ DataplaneInfo ShmLink::info() const {
   d.restarts = load(h->dp_restarts);
   d.conn_capacity = h->conn_capacity;
   d.drops.assign(GW_MAX_DROP_REASONS, 0);
+  d.degraded.assign(GW_MAX_DEGRADED, 0);
   d.ports.assign(GW_MAX_PORTS, PortCounters{});
   for (uint32_t w = 0; w < h->n_workers; ++w) {
     const gw_worker* wk = region_.worker(w);
@@ -98,6 +99,9 @@ DataplaneInfo ShmLink::info() const {
     for (uint32_t r = 0; r < GW_MAX_DROP_REASONS; ++r) {
       d.drops[r] += load(wk->drops[r]);
     }
+    for (uint32_t r = 0; r < GW_MAX_DEGRADED; ++r) {
+      d.degraded[r] += load(wk->degraded[r]);
+    }
     d.workers.push_back(wi);
   }
   return d;
@@ -113,6 +117,7 @@ MemoryLink::MemoryLink() : slots_(std::make_unique<gw_snapshot[]>(2)) {
   counters.assign(GW_MAX_HOSTS, HostCounters{});
   dp.attached = true;
   dp.drops.assign(GW_MAX_DROP_REASONS, 0);
+  dp.degraded.assign(GW_MAX_DEGRADED, 0);
   dp.ports.assign(GW_MAX_PORTS, PortCounters{});
 }
 
