@@ -203,6 +203,20 @@ inline Admit admit_host(const gw_snapshot& s, uint16_t host, const gw_service& s
   return admit(h.flags, h.group == svc.group, situation);
 }
 
+// admit() for a connection entry. A stale entry (ConnTable::stale: it predates its host's loss of
+// GW_HOST_ESTABLISHED) is judged as if its host still lacked ESTABLISHED, whatever the host's
+// flags are now: DESIGN.md's DISABLED invalidates entries, and re-enabling the host must not
+// revive them. Precondition: e.host < GW_MAX_HOSTS.
+inline Admit admit_entry(const gw_snapshot& s, const gw_conn& e, const gw_service& svc,
+                         Situation situation) noexcept {
+  const gw_host& h = s.hosts[e.host];
+  uint8_t flags = h.flags;
+  if (e.gen < h.disabled_gen) {
+    flags = static_cast<uint8_t>(flags & ~GW_HOST_ESTABLISHED);
+  }
+  return admit(flags, h.group == svc.group, situation);
+}
+
 struct Choice {
   uint16_t host;
   DropReason reason;
@@ -365,12 +379,17 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
     e = nullptr;
   }
   if (e != nullptr) {
+    // A tombstone's flow is dropped, and so is what is said about it.
+    if ((e->flags & GW_CONN_F_TOMBSTONE) != 0 ||
+        admit_entry(snap, *e, svc, Situation::IcmpError) != Admit::Keep) {
+      return drop(DropReason::NoHost);
+    }
     host = e->host;
   } else {
     host = table_of(snap, svc.group, true)[flow_hash(inner, kMaglevSeed) % GW_MAGLEV_SIZE];
-  }
-  if (host >= GW_MAX_HOSTS || admit_host(snap, host, svc, Situation::IcmpError) != Admit::Keep) {
-    return drop(DropReason::NoHost);
+    if (host >= GW_MAX_HOSTS || admit_host(snap, host, svc, Situation::IcmpError) != Admit::Keep) {
+      return drop(DropReason::NoHost);
+    }
   }
   return encap_to(p, pr, snap, host, h, ctx);
 }
@@ -434,15 +453,25 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
     ct.remove(e);
     e = nullptr;
   }
+  if (e != nullptr && (e->flags & GW_CONN_F_TOMBSTONE) != 0) {
+    // The flow's host was disabled and its group drops (on_disable: drop): its packets are
+    // dropped until it idles out. A SYN is a new connection on a reused port.
+    if (!syn) {
+      ct.touch(e, ctx.now_ms);
+      return drop(DropReason::HostDisabled);
+    }
+    ct.remove(e);
+    e = nullptr;
+  }
   if (e != nullptr) {
     const uint16_t host = e->host;
     // The common case (not a SYN) asks with a constant situation, so admit() folds to the bit
     // tests it stands for.
-    const Admit a = !syn ? admit_host(*snap, host, svc, Situation::Entry)
-                         : admit_host(*snap, host, svc,
-                                      e->state == static_cast<uint8_t>(ConnState::Closing)
-                                          ? Situation::ClosingEntrySyn
-                                          : Situation::EntrySyn);
+    const Admit a = !syn ? admit_entry(*snap, *e, svc, Situation::Entry)
+                         : admit_entry(*snap, *e, svc,
+                                       e->state == static_cast<uint8_t>(ConnState::Closing)
+                                           ? Situation::ClosingEntrySyn
+                                           : Situation::EntrySyn);
     switch (a) {
       case Admit::Keep:
         if (key.proto == kProtoTcp) ct.transition(e, pr.tcp_flags);
@@ -463,12 +492,18 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
           ct.remove(e);
           return drop(c.reason);
         }
-        ct.reassign(e, c.host);
+        // A fresh decision under this snapshot: the entry is current again (also when the pick
+        // is its old host, re-enabled since).
+        ct.reassign(e, c.host, snap->generation);
         ct.transition(e, pr.tcp_flags);
         ct.touch(e, ctx.now_ms);
         return encap_to(p, pr, *snap, c.host, hash, ctx);
       }
       case Admit::DropDisabled:
+        // No longer a connection of its host (counts drop now), but the flow's packets keep
+        // being dropped until it idles out.
+        ct.tombstone(e);
+        ct.touch(e, ctx.now_ms);
         return drop(DropReason::HostDisabled);
       case Admit::DropNoHost:
         return drop(DropReason::NoHost);
@@ -479,7 +514,8 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   if (c.host == GW_NO_HOST) {
     return drop(c.reason);
   }
-  if (ct.insert(key, hash, c.host, si, initial_state(pr), ctx.now_ms, ctx.now_s) == nullptr) {
+  if (ct.insert(key, hash, c.host, si, initial_state(pr), ctx.now_ms, ctx.now_s,
+                snap->generation) == nullptr) {
     shm::add_relaxed(ctx.stats->conn_stateless);
   }
   if (new_flow) {

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -434,6 +435,176 @@ TEST_F(BurstTest, DisabledBetweenBurstsDropsEveryFlowOfTheHostWhenThePolicySaysD
   }
   EXPECT_GT(on_d1, 0u);
   EXPECT_EQ(drops(DropReason::HostDisabled), on_d1);
+  // Fails on the code before the change: the dropped flows stayed counted until they idled out.
+  EXPECT_EQ(counters("dropper", "d1").open_conns, 0);
+  EXPECT_EQ(static_cast<int64_t>(rig_.stats().conn_entries), sum_open());
+}
+
+// ---- DISABLED invalidates entries ----------------------------------------------------------
+// Each test below fails on the code before the change (no invalidation: a disabled host's entries
+// stayed counted until they idled out, and a quick re-enable revived them).
+
+class DisableTest : public BurstTest {
+ protected:
+  // The worker's housekeeping for `ms` milliseconds: the invalidation sweep at its real pace.
+  void housekeeping(uint32_t ms) {
+    ConnTable& ct = rig_.conns();
+    for (uint32_t i = 0; i < ms; ++i) {
+      ct.invalidate_step(rig_.snap(), ct.n_buckets() / kInvalidateDivisor + 1);
+    }
+  }
+  // n established flows of one client to vip; returns the host of each.
+  std::vector<std::string> open_flows(const char* vip, uint16_t first_port, uint16_t n) {
+    std::vector<PacketBuilder> syns;
+    std::vector<PacketBuilder> acks;
+    for (uint16_t p = first_port; p < first_port + n; ++p) {
+      syns.push_back(tcp("198.51.100.7", p, kTcpSyn, vip));
+      acks.push_back(tcp("198.51.100.7", p, kTcpAck, vip));
+    }
+    const Burst b = run(syns);
+    run(acks);
+    std::vector<std::string> hosts;
+    for (const Outcome& o : b.out) hosts.push_back(host_of(o));
+    return hosts;
+  }
+  std::vector<PacketBuilder> acks(const char* vip, uint16_t first_port, uint16_t n) {
+    std::vector<PacketBuilder> v;
+    for (uint16_t p = first_port; p < first_port + n; ++p) {
+      v.push_back(tcp("198.51.100.7", p, kTcpAck | kTcpPsh, vip));
+    }
+    return v;
+  }
+  int64_t count_on(const std::vector<std::string>& hosts, const std::string& h) {
+    return std::count(hosts.begin(), hosts.end(), h);
+  }
+};
+
+TEST_F(DisableTest, CountsReachZeroWithinASecondWithoutTrafficAndFlowsAreRescheduled) {
+  const std::vector<std::string> was = open_flows(kWeb, 10000, 90);
+  const int64_t on_b3 = count_on(was, "b3");
+  ASSERT_GT(on_b3, 0);
+  ASSERT_EQ(counters("web", "b3").open_established, on_b3);
+  set_mode("web", "b3", HostMode::Disabled);
+  housekeeping(kInvalidateDivisor);  // < 1 s
+  EXPECT_EQ(counters("web", "b3").open_conns, 0);
+  EXPECT_EQ(counters("web", "b3").open_established, 0);
+  EXPECT_EQ(sum_open(), 90 - on_b3);
+  EXPECT_EQ(static_cast<int64_t>(rig_.stats().conn_entries), sum_open());
+  // The next packet of each flow goes where the `established` table says, with a fresh entry.
+  const Burst b = run(acks(kWeb, 10000, 90));
+  for (size_t i = 0; i < was.size(); ++i) {
+    const std::string h = host_of(b.out[i]);
+    EXPECT_NE(h, "b3") << i;
+    if (was[i] != "b3") {
+      EXPECT_EQ(h, was[i]) << i;
+    }
+  }
+  EXPECT_EQ(sum_open(), 90);
+  EXPECT_EQ(static_cast<int64_t>(rig_.stats().conn_entries), 90);
+}
+
+TEST_F(DisableTest, DropPolicyCountsReachZeroAndTheFlowsStayDroppedUntilTheyIdleOut) {
+  const std::vector<std::string> was = open_flows(kDropper, 11000, 60);
+  const int64_t on_d1 = count_on(was, "d1");
+  ASSERT_GT(on_d1, 0);
+  set_mode("dropper", "d1", HostMode::Disabled);
+  housekeeping(kInvalidateDivisor);
+  EXPECT_EQ(counters("dropper", "d1").open_conns, 0);
+  EXPECT_EQ(rig_.conns().tombstones(), static_cast<uint32_t>(on_d1));
+  EXPECT_EQ(static_cast<int64_t>(rig_.stats().conn_entries), sum_open());
+  EXPECT_EQ(sum_open(), 60 - on_d1);
+  const Burst b = run(acks(kDropper, 11000, 60));
+  for (size_t i = 0; i < was.size(); ++i) {
+    if (was[i] == "d1") {
+      EXPECT_EQ(b.out[i].action, Action::Drop) << i;
+      EXPECT_EQ(b.out[i].reason, DropReason::HostDisabled) << i;
+    } else {
+      EXPECT_EQ(host_of(b.out[i]), "d2") << i;
+    }
+  }
+  EXPECT_EQ(drops(DropReason::HostDisabled), static_cast<uint64_t>(on_d1));
+  // A SYN on a tombstone's port starts a new connection (on d2, the one host taking new flows).
+  uint16_t reused = 0;
+  for (size_t i = 0; i < was.size() && reused == 0; ++i) {
+    if (was[i] == "d1") reused = static_cast<uint16_t>(11000 + i);
+  }
+  EXPECT_EQ(send(tcp("198.51.100.7", reused, kTcpSyn, kDropper)), "d2");
+  EXPECT_EQ(rig_.conns().tombstones(), static_cast<uint32_t>(on_d1 - 1));
+  // Idle tombstones go like any entry.
+  rig_.advance_ms(301'000);
+  while (rig_.conns().expire_step(rig_.conns().n_buckets(), static_cast<uint32_t>(now())) > 0) {
+  }
+  EXPECT_EQ(rig_.conns().tombstones(), 0u);
+  EXPECT_EQ(sum_open(), 0);
+  EXPECT_EQ(rig_.stats().conn_entries, 0u);
+}
+
+TEST_F(DisableTest, WithoutASweepTheLookupInvalidatesToo) {
+  const std::vector<std::string> was = open_flows(kDropper, 12000, 40);
+  const int64_t on_d1 = count_on(was, "d1");
+  ASSERT_GT(on_d1, 0);
+  set_mode("dropper", "d1", HostMode::Disabled);
+  run(acks(kDropper, 12000, 40));
+  EXPECT_EQ(counters("dropper", "d1").open_conns, 0);
+  EXPECT_EQ(static_cast<int64_t>(rig_.stats().conn_entries), sum_open());
+}
+
+TEST_F(DisableTest, ReEnablingNeverResurrectsAnOldEntry) {
+  // Drop policy, re-enabled before any packet or sweep: the old entries still drop.
+  const std::vector<std::string> was = open_flows(kDropper, 13000, 40);
+  const int64_t on_d1 = count_on(was, "d1");
+  ASSERT_GT(on_d1, 0);
+  set_mode("dropper", "d1", HostMode::Disabled);
+  set_mode("dropper", "d1", HostMode::Active);
+  const Burst b = run(acks(kDropper, 13000, 40));
+  for (size_t i = 0; i < was.size(); ++i) {
+    if (was[i] == "d1") {
+      EXPECT_EQ(b.out[i].reason, DropReason::HostDisabled) << "flow " << i << " came back";
+    } else {
+      EXPECT_EQ(host_of(b.out[i]), "d2") << i;
+    }
+  }
+  EXPECT_EQ(counters("dropper", "d1").open_conns, 0);
+
+  // Reschedule policy, swept while disabled, then re-enabled: nothing comes back by itself, and
+  // a flow's next packet gets a fresh decision (an entry of the current generation).
+  const std::vector<std::string> web = open_flows(kWeb, 14000, 60);
+  ASSERT_GT(count_on(web, "b1"), 0);
+  set_mode("web", "b1", HostMode::Disabled);
+  housekeeping(kInvalidateDivisor);
+  set_mode("web", "b1", HostMode::Active);
+  housekeeping(kInvalidateDivisor);
+  EXPECT_EQ(counters("web", "b1").open_conns, 0);
+  const Burst again = run(acks(kWeb, 14000, 60));
+  for (size_t i = 0; i < web.size(); ++i) {
+    EXPECT_EQ(again.out[i].action, Action::Forward) << i;
+    const gw_conn* e = entry_of(tcp("198.51.100.7", static_cast<uint16_t>(14000 + i), kTcpAck));
+    ASSERT_NE(e, nullptr);
+    if (web[i] == "b1") {
+      EXPECT_EQ(e->gen, rig_.generation()) << i;
+    }
+  }
+  EXPECT_EQ(static_cast<int64_t>(rig_.stats().conn_entries), sum_open());
+}
+
+// Re-enabled before the sweep reached the entries, with reschedule: the lookup treats them as
+// invalid (a fresh decision), never as the old entry.
+TEST_F(DisableTest, QuickReEnableReschedulesThroughAFreshDecision) {
+  const std::vector<std::string> was = open_flows(kWeb, 15000, 60);
+  ASSERT_GT(count_on(was, "b2"), 0);
+  set_mode("web", "b2", HostMode::Disabled);
+  const uint64_t disabled_at = rig_.generation();
+  set_mode("web", "b2", HostMode::Active);
+  EXPECT_EQ(rig_.snap().hosts[id("web", "b2")].disabled_gen, disabled_at) << "carried over";
+  for (size_t i = 0; i < was.size(); ++i) {
+    const PacketBuilder ack = tcp("198.51.100.7", static_cast<uint16_t>(15000 + i), kTcpAck);
+    const gw_conn* before = entry_of(ack);
+    ASSERT_NE(before, nullptr);
+    EXPECT_EQ(before->gen < disabled_at, true);
+    EXPECT_FALSE(send(ack).empty());
+    EXPECT_EQ(entry_of(ack)->gen, was[i] == "b2" ? rig_.generation() : 1u) << i;
+  }
+  EXPECT_EQ(sum_open(), 60);
 }
 
 }  // namespace

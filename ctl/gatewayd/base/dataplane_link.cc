@@ -129,6 +129,9 @@ Result<gw_snapshot*> MemoryLink::begin() {
 }
 
 uint64_t MemoryLink::publish(gw_snapshot* slot) {
+  const gw_snapshot* previous = current();
+  shm::carry_disabled_generations(previous != nullptr ? previous->hosts : nullptr, slot->hosts,
+                                  generation_ + 1);
   slot->generation = ++generation_;
   current_ = slot == &slots_[1] ? 1 : 0;
   ++publishes;
