@@ -277,6 +277,10 @@ void Worker::housekeeping(uint64_t now_ms) noexcept {
   const auto now32 = static_cast<uint32_t>(now_ms);
   if (s_.conns != nullptr) {
     s_.conns->expire_step(s_.conns->n_buckets() / kSweepDivisor + 1, now32);
+    // Runs inside the pass, so the snapshot pointer is valid here (see run()).
+    if (ctx_.snap != nullptr) {
+      s_.conns->invalidate_step(*ctx_.snap, s_.conns->n_buckets() / kInvalidateDivisor + 1);
+    }
   }
   if (s_.sweep_sessions && s_.sessions != nullptr) {
     s_.sessions->reclaim_step(s_.sessions->n_buckets() / kSweepDivisor + 1, now32);

@@ -44,6 +44,8 @@ inline constexpr uint32_t kResolveRefreshMs = 60'000;
 // table about every 4 s, whatever its size.
 inline constexpr uint32_t kSweepDivisor = 4096;
 
+// The invalidation sweep's pace after a new snapshot: kInvalidateDivisor (conn_table.h).
+
 // CLOCK_MONOTONIC in ms from the TSC, so that heartbeats and connection-table times compare with
 // shm::monotonic_ms() of other processes. Re-based on clock_gettime once a second, which keeps
 // TSC drift out; never goes backwards.

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "ctl/gatewayd/base/text.h"
+#include "dataplane/core/degraded.h"
 #include "dataplane/core/drop_reason.h"
 #include "dataplane/core/mode.h"
 #include "prometheus/exposer.h"
@@ -339,6 +340,16 @@ std::vector<MetricFamily> metric_families(const Collected& c, CounterGuard& guar
   for (size_t r = 1; r < kDropReasonCount; ++r) {  // 0 is None: not a drop
     b.counter(drops, {{"reason", std::string(drop_reason_label(static_cast<DropReason>(r)))}},
               r < d.drops.size() ? d.drops[r] : 0);
+  }
+  const auto degraded =
+      b.family("gateway_dataplane_degraded_total",
+               "Packets the data plane handled with less state than designed, by reason (the "
+               "list in dataplane/core/degraded.h); not drops: such a packet is forwarded unless "
+               "gateway_dataplane_drops_total counts it too.",
+               MetricType::Counter);
+  for (size_t r = 0; r < kDegradedCount; ++r) {
+    b.counter(degraded, {{"reason", std::string(degraded_label(static_cast<Degraded>(r)))}},
+              r < d.degraded.size() ? d.degraded[r] : 0);
   }
 
   const auto quiesce = b.family(

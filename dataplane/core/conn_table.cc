@@ -30,7 +30,8 @@ bool read_conn_bucket(const gw_conn_bucket& bucket, const gw_conn* ways, gw_conn
   // that is not one (wrong geometry, foreign bytes).
   uint32_t kept = 0;
   for (uint32_t i = 0; i < k; ++i) {
-    if (is_live_state(static_cast<ConnState>(out[i].state)) && out[i].host < GW_MAX_HOSTS) {
+    if (is_live_state(static_cast<ConnState>(out[i].state)) && out[i].host < GW_MAX_HOSTS &&
+        (out[i].flags & GW_CONN_F_TOMBSTONE) == 0) {
       if (kept != i) {
         out[kept] = out[i];
       }
@@ -110,7 +111,7 @@ void ConnTable::count(uint16_t host, uint8_t state, int64_t d) noexcept {
 }
 
 void ConnTable::publish_size() noexcept {
-  shm::store_relaxed(worker_->conn_entries, uint64_t{live_});
+  shm::store_relaxed(worker_->conn_entries, uint64_t{live_ - tombs_});
 }
 
 uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
@@ -121,7 +122,13 @@ uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
   for (uint32_t m = ways; m != 0; m &= m - 1) {
     const auto w = static_cast<uint32_t>(std::countr_zero(m));
     gw_conn& e = base[w];
-    count(e.host, e.state, -1);
+    if ((e.flags & GW_CONN_F_TOMBSTONE) != 0) {
+      GW_DCHECK(tombs_ != 0, "more tombstones removed than there were");
+      --tombs_;
+      shm::store_relaxed(e.flags, uint8_t{0});
+    } else if (e.host < GW_MAX_HOSTS) {
+      count(e.host, e.state, -1);
+    }
     shm::store_relaxed(bucket.sig[w], uint32_t{0});
     shm::store_relaxed(e.state, uint8_t{GW_CONN_EMPTY});
     ++removed;
@@ -154,21 +161,83 @@ ConnState ConnTable::transition(gw_conn* e, uint8_t tcp_flags) noexcept {
   return s;
 }
 
-bool ConnTable::reassign(gw_conn* e, uint16_t new_host) noexcept {
+bool ConnTable::reassign(gw_conn* e, uint16_t new_host, uint64_t gen) noexcept {
   if (new_host >= GW_MAX_HOSTS) {
     return false;
   }
   const uint16_t old_host = e->host;
-  if (new_host == old_host) {
+  if (new_host == old_host && gen == e->gen) {
     return true;
   }
   gw_conn_bucket& bucket = buckets_[static_cast<size_t>(e - entries_) / GW_CONN_WAYS];
   begin_write(bucket);
   shm::store_relaxed(e->host, new_host);
+  shm::store_relaxed(e->gen, gen);
   end_write(bucket);
-  count(old_host, e->state, -1);
-  count(new_host, e->state, +1);
+  if (new_host != old_host) {
+    count(old_host, e->state, -1);
+    count(new_host, e->state, +1);
+  }
   return true;
+}
+
+void ConnTable::tombstone(gw_conn* e) noexcept {
+  if ((e->flags & GW_CONN_F_TOMBSTONE) != 0) {
+    return;
+  }
+  gw_conn_bucket& bucket = buckets_[static_cast<size_t>(e - entries_) / GW_CONN_WAYS];
+  begin_write(bucket);
+  shm::store_relaxed(e->flags, static_cast<uint8_t>(e->flags | GW_CONN_F_TOMBSTONE));
+  end_write(bucket);
+  if (e->host < GW_MAX_HOSTS) {
+    count(e->host, e->state, -1);
+  }
+  ++tombs_;
+  publish_size();
+}
+
+uint32_t ConnTable::invalidate_step(const gw_snapshot& s, uint32_t max_buckets) noexcept {
+  if (s.generation != inval_gen_) {
+    // A new snapshot: a whole pass from wherever the cursor is. A pass still running for an
+    // older snapshot is subsumed (every check reads the newest snapshot).
+    inval_gen_ = s.generation;
+    inval_left_ = mask_ + 1;
+  }
+  const uint32_t n = max_buckets < inval_left_ ? max_buckets : inval_left_;
+  inval_left_ -= n;
+  uint32_t changed = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t b = inval_cursor_;
+    inval_cursor_ = (inval_cursor_ + 1) & mask_;
+    gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
+    uint32_t dead = 0;
+    for (uint32_t m = ~detail::sig_match(buckets_[b], 0) & ((1u << GW_CONN_WAYS) - 1); m != 0;
+         m &= m - 1) {
+      const auto w = static_cast<uint32_t>(std::countr_zero(m));
+      gw_conn& e = base[w];
+      if ((e.flags & GW_CONN_F_TOMBSTONE) != 0) {
+        continue;
+      }
+      if (e.host >= GW_MAX_HOSTS) {
+        dead |= 1u << w;
+        continue;
+      }
+      if (!stale(e, s)) {
+        continue;
+      }
+      const uint8_t f = s.hosts[e.host].flags;
+      if ((f & GW_HOST_DROP_ON_DISABLE) != 0 && (f & GW_HOST_IN_USE) != 0) {
+        tombstone(&e);
+        ++changed;
+      } else {
+        dead |= 1u << w;
+      }
+    }
+    if (dead != 0) {
+      changed += remove_ways(b, dead);
+    }
+  }
+  return changed;
 }
 
 uint32_t ConnTable::expire_step(uint32_t max_buckets, uint32_t now_ms) noexcept {
@@ -200,6 +269,7 @@ uint64_t ConnTable::rebuild_counts() noexcept {
     shm::store_relaxed(c.open_closing, int64_t{0});
   }
   live_ = 0;
+  tombs_ = 0;
   for (uint32_t b = 0; b <= mask_; ++b) {
     gw_conn_bucket& bucket = buckets_[b];
     gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
@@ -210,7 +280,8 @@ uint64_t ConnTable::rebuild_counts() noexcept {
     for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
       const gw_conn& e = base[w];
       const bool used = bucket.sig[w] != 0;
-      const bool ok = is_live_state(static_cast<ConnState>(e.state)) && e.host < GW_MAX_HOSTS;
+      const bool ok = is_live_state(static_cast<ConnState>(e.state)) && e.host < GW_MAX_HOSTS &&
+                      (e.flags & ~GW_CONN_F_TOMBSTONE) == 0;
       if ((used && (torn || !ok)) || (!used && e.state != GW_CONN_EMPTY)) {
         bad |= 1u << w;
       }
@@ -234,7 +305,11 @@ uint64_t ConnTable::rebuild_counts() noexcept {
     }
     for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
       if (bucket.sig[w] != 0) {
-        count(base[w].host, base[w].state, +1);
+        if ((base[w].flags & GW_CONN_F_TOMBSTONE) != 0) {
+          ++tombs_;
+        } else {
+          count(base[w].host, base[w].state, +1);
+        }
         ++live_;
       }
     }

@@ -18,14 +18,27 @@
 //    open_closing of hosts[]). Counter stores are plain read-modify-write by that one thread, made
 //    visible to gatewayd by relaxed std::atomic_ref stores (no fetch_add: nobody else writes).
 //  - Way w of bucket b is live iff sig[w] != 0; a live way's entry has state SYN, ESTABLISHED,
-//    CLOSING or UDP and a host id < GW_MAX_HOSTS. A free way's entry has state EMPTY.
+//    CLOSING or UDP and a host id < GW_MAX_HOSTS. A free way's entry has state EMPTY. The memory is
+//    shared, so the fast path still checks an entry's host before it indexes anything with it;
+//    remove() takes an entry whose host is out of range without counting it (nothing counted it
+//    under that id).
+//  - Tombstones (flags & GW_CONN_F_TOMBSTONE): live ways whose flow was dropped by its group's
+//    on_disable: drop. They hold their way (and count against the capacity) until they expire, so
+//    that the flow's packets keep being dropped, but they are not connections: no host counter
+//    and not conn_entries counts them, readers skip them, and nothing but remove() and expiry
+//    changes them. conn_entries = live ways - tombstones.
+//  - Invalidation (DESIGN.md host modes, DISABLED): an entry is stale when its gen is below its
+//    host's gw_host.disabled_gen in the current snapshot. invalidate_step() sweeps the table once
+//    per new snapshot generation and removes stale entries (or makes tombstones of them when the
+//    host's group drops), so a disabled host's counts reach zero without any packet.
 //  - Bucket seq: the writer makes it odd (relaxed store, then a release fence) before it changes a
 //    signature or any entry field other than last_ms, and even again (release store) afterwards.
 //    A reader loads seq (acquire), copies the signatures and live entries, issues an acquire
 //    fence, reloads seq, and keeps the copy only when both loads saw the same even value; so every
 //    copy it keeps is a state of the bucket the writer produced between two updates, never a mix
-//    of two. last_ms is the one field outside seq: touch() runs per packet and must not dirty the
-//    bucket line; a reader's copy may hold a last_ms a few packets old, which a listing tolerates.
+//    of two. last_ms and session_ms are the fields outside seq: touch() runs per packet and
+//    note_session_refresh() up to once a second per entry, and neither must dirty the bucket line;
+//    a reader's copy may hold values a few packets old, which a listing tolerates.
 //  - Every store into the table is an atomic store (relaxed; byte arrays as 8-byte words), so the
 //    reader's concurrent loads are not data races and ThreadSanitizer can check the protocol. The
 //    writer's own loads are plain: nobody else writes.
@@ -176,6 +189,8 @@ inline void store_conn(gw_conn& dst, const gw_conn& v) noexcept {
   shm::store_relaxed(dst.service, v.service);
   shm::store_relaxed(dst.created_s, v.created_s);
   shm::store_relaxed(dst.last_ms, v.last_ms);
+  shm::store_relaxed(dst.session_ms, v.session_ms);
+  shm::store_relaxed(dst.gen, v.gen);
 }
 
 inline void load_conn(gw_conn& out, const gw_conn& src) noexcept {
@@ -196,14 +211,26 @@ inline void load_conn(gw_conn& out, const gw_conn& src) noexcept {
   out.service = shm::load_relaxed(src.service);
   out.created_s = shm::load_relaxed(src.created_s);
   out.last_ms = shm::load_relaxed(src.last_ms);
+  out.session_ms = shm::load_relaxed(src.session_ms);
+  out.gen = shm::load_relaxed(src.gen);
 }
 
-// Reader side: copies bucket b's live entries into out[] (state and host validated) and sets *n.
+// Reader side: copies bucket b's live entries into out[] (state and host validated, tombstones
+// left out) and sets *n.
 // False when the writer was changing the bucket (seq odd or moved): the copy must be discarded.
 bool read_conn_bucket(const gw_conn_bucket& bucket, const gw_conn* ways, gw_conn* out,
                       uint32_t* n) noexcept;
 
 }  // namespace detail
+
+// After a new snapshot generation, a worker's invalidation sweep (ConnTable::invalidate_step)
+// visits n_buckets / kInvalidateDivisor + 1 buckets per millisecond (the worker's housekeeping
+// tick), so a whole pass takes at most kInvalidateDivisor ms: DESIGN.md wants a DISABLED host's
+// counts at zero within one second, and 250 ms leaves room for a loop that misses ticks. Cost at
+// 1M entries (131072 buckets, mean 8 live ways): 525 buckets a millisecond, some 525 bucket lines
+// and 4200 entry lines read in address order (which the hardware prefetcher streams), about
+// 300 KB/ms for a quarter of a second after each publish, and nothing between publishes.
+inline constexpr uint32_t kInvalidateDivisor = 250;
 
 // A reader gives up on a bucket after this many attempts (the writer died in mid-update, or keeps
 // rewriting it); for_each_conn() counts such buckets.
@@ -296,11 +323,18 @@ class ConnTable {
   // Creates the entry of key in `state` (SYN, ESTABLISHED, CLOSING or UDP). Precondition: key has
   // no live entry (the caller's lookup missed, or it removed the entry). nullptr when the bucket is
   // full, the capacity is reached, or state/host is out of range; nothing changes then.
+  // gen: the snapshot generation the caller decided under (see gw_conn.gen).
   gw_conn* insert(const FlowKey& key, uint64_t hash, uint16_t host, uint16_t service,
-                  ConnState state, uint32_t now_ms, uint32_t now_s) noexcept;
+                  ConnState state, uint32_t now_ms, uint32_t now_s, uint64_t gen = 0) noexcept;
 
   // Per packet, on a live entry: its idle time restarts. Outside seq (see the invariants).
   void touch(gw_conn* e, uint32_t now_ms) noexcept { shm::store_relaxed(e->last_ms, now_ms); }
+
+  // The flow refreshed its client's persistence session at now_ms (the rate limit's stamp).
+  // Outside seq, like last_ms.
+  void note_session_refresh(gw_conn* e, uint32_t now_ms) noexcept {
+    shm::store_relaxed(e->session_ms, now_ms);
+  }
 
   // Applies next_conn_state() for a packet with these TCP flags, keeping the per-state counters;
   // returns the new state.
@@ -312,7 +346,27 @@ class ConnTable {
   // Moves a live entry to new_host (its host stopped admitting established flows and the group
   // reschedules): the counts move with it; state and age are kept. False when new_host is out of
   // range (nothing changes).
-  bool reassign(gw_conn* e, uint16_t new_host) noexcept;
+  // With gen, the entry also records the snapshot generation of that decision (which makes a
+  // stale entry current again, also when new_host is its old host).
+  bool reassign(gw_conn* e, uint16_t new_host, uint64_t gen) noexcept;
+  bool reassign(gw_conn* e, uint16_t new_host) noexcept { return reassign(e, new_host, e->gen); }
+
+  // Turns a live entry into a tombstone (see the invariants): its host's counts drop it now, the
+  // way stays taken until it expires. Idempotent.
+  void tombstone(gw_conn* e) noexcept;
+
+  // Whether a live entry predates its host's loss of GW_HOST_ESTABLISHED in snapshot s.
+  // Precondition: e.host < GW_MAX_HOSTS.
+  static bool stale(const gw_conn& e, const gw_snapshot& s) noexcept {
+    return e.gen < s.hosts[e.host].disabled_gen;
+  }
+
+  // Incremental invalidation sweep. A snapshot generation not seen before starts a pass over
+  // every bucket; each call examines up to max_buckets more of that pass and removes the stale
+  // entries, or makes tombstones of those whose host's group drops (GW_HOST_DROP_ON_DISABLE), and
+  // removes entries naming a host id out of range. No work once the pass is done. Returns the
+  // number of entries removed or made tombstones.
+  uint32_t invalidate_step(const gw_snapshot& s, uint32_t max_buckets) noexcept;
 
   // Incremental sweep: examines the next max_buckets buckets after the cursor (wrapping) and
   // removes the expired entries. Returns the number removed.
@@ -327,7 +381,8 @@ class ConnTable {
     return static_cast<uint32_t>(now_ms - e.last_ms) >= timeout_ms_[e.state & 7];
   }
 
-  uint32_t size() const noexcept { return live_; }
+  uint32_t size() const noexcept { return live_ - tombs_; }  // connections, tombstones not
+  uint32_t tombstones() const noexcept { return tombs_; }
   uint32_t capacity() const noexcept { return capacity_; }
   uint32_t n_buckets() const noexcept { return mask_ + 1; }
 
@@ -358,8 +413,12 @@ class ConnTable {
   gw_worker* worker_;
   uint32_t mask_;
   uint32_t capacity_;
-  uint32_t live_ = 0;
+  uint32_t live_ = 0;   // live ways, tombstones included (the capacity's measure)
+  uint32_t tombs_ = 0;  // live ways that are tombstones
   uint32_t cursor_ = 0;
+  uint64_t inval_gen_ = 0;     // snapshot generation of the current (or last) invalidation pass
+  uint32_t inval_cursor_ = 0;  // next bucket of the pass
+  uint32_t inval_left_ = 0;    // buckets the pass has still to examine
   uint32_t timeout_ms_[8] = {};
 };
 
@@ -408,7 +467,7 @@ inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t no
 
 inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t host,
                                   uint16_t service, ConnState state, uint32_t now_ms,
-                                  uint32_t now_s) noexcept {
+                                  uint32_t now_s, uint64_t gen) noexcept {
   if (live_ >= capacity_ || host >= GW_MAX_HOSTS || !is_live_state(state)) {
     return nullptr;
   }
@@ -427,6 +486,9 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
   v.service = service;
   v.created_s = now_s;
   v.last_ms = now_ms;
+  // The flow is created by a scheduling decision that already looked the client's session up.
+  v.session_ms = now_ms;
+  v.gen = gen;
   gw_conn* e = entries_ + size_t{b} * GW_CONN_WAYS + way;
   begin_write(bucket);
   detail::store_conn(*e, v);

@@ -5,6 +5,7 @@
 
 #include "dataplane/core/checksum.h"
 #include "dataplane/core/conn_table.h"
+#include "dataplane/core/degraded.h"
 #include "dataplane/core/encap.h"
 #include "dataplane/core/hash.h"
 #include "dataplane/core/mode.h"
@@ -18,6 +19,17 @@ namespace gw::dp {
 namespace {
 
 inline Outcome drop(DropReason r) noexcept { return Outcome{nullptr, 0, 0, Action::Drop, r}; }
+
+inline void count_degraded(WorkerCtx& ctx, Degraded r) noexcept {
+  shm::add_relaxed(ctx.stats->degraded[static_cast<size_t>(r)]);
+}
+
+// A persisting flow refreshes its client's session at most this often (ms). The session table is
+// shared by every worker, so a store per packet would bounce its lines between cores; once a
+// second per flow costs nothing measurable, and a session then ends at most this long before
+// "timeout after the client's last packet" (timeouts are seconds to hours; services with a
+// timeout under two refresh periods refresh at half their timeout instead).
+inline constexpr uint32_t kSessionRefreshMs = 1000;
 
 inline Outcome consume() noexcept {
   return Outcome{nullptr, 0, 0, Action::Consume, DropReason::None};
@@ -169,18 +181,40 @@ Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t
 
 // ---- host selection --------------------------------------------------------------------------
 
+// The session table's hash covers its whole key (group, family, client): the client's hash
+// alone (sh, source_hash64 with kSessionSeed) would give every group's session of one client the
+// same bucket and tag.
+inline uint64_t session_hash(uint64_t sh, uint16_t group) noexcept {
+  return sh ^ ((uint64_t{group} + 1) * 0x9e3779b97f4a7c15ull);
+}
+
 inline const uint16_t* table_of(const gw_snapshot& s, uint16_t group, bool established) noexcept {
   return s.maglev[group][established ? 1 : 0];
 }
 
 // What the host a connection entry, session or ICMP error names gets to do with the packet:
-// the mode table of mode.h, over the snapshot's bits. host < GW_MAX_HOSTS: entries, sessions and
-// Maglev tables only hold host ids (the tables' writers check it on insert).
+// the mode table of mode.h, over the snapshot's bits. host < GW_MAX_HOSTS: the tables' writers
+// only store host ids, but the tables are shared memory, so every caller checks the id it read
+// (an id out of range is a miss, counted under gw::Degraded) before it gets here.
 inline Admit admit_host(const gw_snapshot& s, uint16_t host, const gw_service& svc,
                         Situation situation) noexcept {
   GW_DCHECK(host < GW_MAX_HOSTS, "host id out of range");
   const gw_host& h = s.hosts[host];
   return admit(h.flags, h.group == svc.group, situation);
+}
+
+// admit() for a connection entry. A stale entry (ConnTable::stale: it predates its host's loss of
+// GW_HOST_ESTABLISHED) is judged as if its host still lacked ESTABLISHED, whatever the host's
+// flags are now: DESIGN.md's DISABLED invalidates entries, and re-enabling the host must not
+// revive them. Precondition: e.host < GW_MAX_HOSTS.
+inline Admit admit_entry(const gw_snapshot& s, const gw_conn& e, const gw_service& svc,
+                         Situation situation) noexcept {
+  const gw_host& h = s.hosts[e.host];
+  uint8_t flags = h.flags;
+  if (e.gen < h.disabled_gen) {
+    flags = static_cast<uint8_t>(flags & ~GW_HOST_ESTABLISHED);
+  }
+  return admit(flags, h.group == svc.group, situation);
 }
 
 struct Choice {
@@ -196,15 +230,23 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
     return {GW_NO_HOST, DropReason::Quiesced};
   }
   const uint16_t* table = table_of(snap, svc.group, !new_flow);
+  // Maglev slots hold host ids or GW_NO_HOST (> every id); `>=` keeps any other value from
+  // indexing the snapshot at the cost of the comparison that was there anyway.
   if ((svc.flags & GW_SERVICE_PERSIST) == 0) {
     const uint16_t h = table[flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE];
-    return {h, h == GW_NO_HOST ? DropReason::NoHost : DropReason::None};
+    if (h >= GW_MAX_HOSTS) {
+      return {GW_NO_HOST, DropReason::NoHost};
+    }
+    return {h, DropReason::None};
   }
   // Source-IP persistence: a live session wins while its host admits sessions; otherwise the
   // client's address picks the host (so even without a session a client keeps its host while
   // the table does not change), and the session is created or moved.
   const uint64_t sh = source_hash64(key.family, key.src, kSessionSeed);
-  const uint16_t by_table = table[static_cast<uint32_t>(sh >> 32) % GW_MAGLEV_SIZE];
+  uint16_t by_table = table[static_cast<uint32_t>(sh >> 32) % GW_MAGLEV_SIZE];
+  if (by_table >= GW_MAX_HOSTS) {
+    by_table = GW_NO_HOST;
+  }
   SessionTable* st = ctx.sessions;
   if (st == nullptr) {
     return {by_table, by_table == GW_NO_HOST ? DropReason::NoHost : DropReason::None};
@@ -212,12 +254,14 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   const uint16_t timeout_s =
       static_cast<uint16_t>(std::min<uint32_t>(svc.persist_timeout_s, 65535));
   const SessionKey sk{key.src, svc.group, key.family};
-  // The session table's hash covers its whole key (group, family, client): the client's hash
-  // alone would give every group's session of one client the same bucket and tag.
-  const uint64_t skh = sh ^ ((uint64_t{svc.group} + 1) * 0x9e3779b97f4a7c15ull);
+  const uint64_t skh = session_hash(sh, svc.group);
   const SessionHit hit = st->lookup(sk, skh, ctx.now_ms, /*refresh=*/false);
   if (hit) {
-    if (admit_host(snap, hit.host, svc, Situation::Session) == Admit::Keep) {
+    if (hit.host >= GW_MAX_HOSTS) {
+      // Shared memory is an input: a session naming no host is a miss, and the reassign below
+      // repairs it (it points the session at the pick without counting the bad id).
+      count_degraded(ctx, Degraded::SessionHostOutOfRange);
+    } else if (admit_host(snap, hit.host, svc, Situation::Session) == Admit::Keep) {
       st->refresh(hit, ctx.now_ms);
       return {hit.host, DropReason::None};
     }
@@ -231,13 +275,44 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
     return {GW_NO_HOST, DropReason::NoHost};
   }
   const SessionInsert ins = st->insert(sk, skh, by_table, timeout_s, ctx.now_ms);
-  if (ins.status == SessionStatus::Existing) {
-    // Another worker created the client's session a moment ago: follow it.
-    if (admit_host(snap, ins.hit.host, svc, Situation::Session) == Admit::Keep) {
-      return {ins.hit.host, DropReason::None};
-    }
+  switch (ins.status) {
+    case SessionStatus::Inserted:
+      break;
+    case SessionStatus::Existing:
+      // Another worker created the client's session a moment ago: follow it.
+      if (ins.hit.host >= GW_MAX_HOSTS) {
+        count_degraded(ctx, Degraded::SessionHostOutOfRange);
+      } else if (admit_host(snap, ins.hit.host, svc, Situation::Session) == Admit::Keep) {
+        return {ins.hit.host, DropReason::None};
+      }
+      break;
+    case SessionStatus::Full:
+      count_degraded(ctx, Degraded::SessionFull);
+      break;
+    case SessionStatus::Contended:
+      count_degraded(ctx, Degraded::SessionContended);
+      break;
   }
   return {by_table, DropReason::None};
+}
+
+// Persistence lives from the client's last packet to the service (gw_service.persist_timeout_s),
+// so a flow that keeps its entry also keeps its client's session alive: a client with one busy
+// connection still has its session, and during a drain its next connection still reaches its
+// host. Rate-limited per entry (gw_conn.session_ms, kSessionRefreshMs). Only refreshes: a session
+// that ended (idle past its timeout, or never made because the table was full) is not recreated
+// by a packet that is not a new flow; the next new flow does that through choose_host().
+inline void refresh_session(const gw_service& svc, const FlowKey& key, gw_conn* e, ConnTable& ct,
+                            WorkerCtx& ctx) noexcept {
+  const uint32_t timeout_s = std::min<uint32_t>(svc.persist_timeout_s, 65535);
+  const uint32_t every_ms = std::min<uint32_t>(kSessionRefreshMs, timeout_s * 500u);
+  if (ctx.sessions == nullptr || static_cast<uint32_t>(ctx.now_ms - e->session_ms) < every_ms) {
+    return;
+  }
+  ct.note_session_refresh(e, ctx.now_ms);
+  const uint64_t sh = source_hash64(key.family, key.src, kSessionSeed);
+  (void)ctx.sessions->lookup(SessionKey{key.src, svc.group, key.family},
+                             session_hash(sh, svc.group), ctx.now_ms, /*refresh=*/true);
 }
 
 // The state of a new entry, from the packet that creates it: a SYN starts a handshake, FIN or
@@ -297,13 +372,24 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
   const gw_service& svc = snap.services[si];
   const uint64_t h = flow_hash64(inner, kConnSeed);
   uint16_t host = GW_NO_HOST;
-  if (gw_conn* e = ctx.conns->lookup(inner, h, ctx.now_ms)) {
+  gw_conn* e = ctx.conns->lookup(inner, h, ctx.now_ms);
+  if (e != nullptr && e->host >= GW_MAX_HOSTS) {
+    count_degraded(ctx, Degraded::ConnHostOutOfRange);
+    ctx.conns->remove(e);
+    e = nullptr;
+  }
+  if (e != nullptr) {
+    // A tombstone's flow is dropped, and so is what is said about it.
+    if ((e->flags & GW_CONN_F_TOMBSTONE) != 0 ||
+        admit_entry(snap, *e, svc, Situation::IcmpError) != Admit::Keep) {
+      return drop(DropReason::NoHost);
+    }
     host = e->host;
   } else {
     host = table_of(snap, svc.group, true)[flow_hash(inner, kMaglevSeed) % GW_MAGLEV_SIZE];
-  }
-  if (host == GW_NO_HOST || admit_host(snap, host, svc, Situation::IcmpError) != Admit::Keep) {
-    return drop(DropReason::NoHost);
+    if (host >= GW_MAX_HOSTS || admit_host(snap, host, svc, Situation::IcmpError) != Admit::Keep) {
+      return drop(DropReason::NoHost);
+    }
   }
   return encap_to(p, pr, snap, host, h, ctx);
 }
@@ -360,19 +446,39 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   ConnTable& ct = *ctx.conns;
 
   gw_conn* e = ct.lookup(key, hash, ctx.now_ms);
+  if (e != nullptr && e->host >= GW_MAX_HOSTS) {
+    // Shared memory is an input: an entry naming no host is removed (uncounted, see
+    // ConnTable::remove) and the packet handled as a miss.
+    count_degraded(ctx, Degraded::ConnHostOutOfRange);
+    ct.remove(e);
+    e = nullptr;
+  }
+  if (e != nullptr && (e->flags & GW_CONN_F_TOMBSTONE) != 0) {
+    // The flow's host was disabled and its group drops (on_disable: drop): its packets are
+    // dropped until it idles out. A SYN is a new connection on a reused port.
+    if (!syn) {
+      ct.touch(e, ctx.now_ms);
+      return drop(DropReason::HostDisabled);
+    }
+    ct.remove(e);
+    e = nullptr;
+  }
   if (e != nullptr) {
     const uint16_t host = e->host;
     // The common case (not a SYN) asks with a constant situation, so admit() folds to the bit
     // tests it stands for.
-    const Admit a = !syn ? admit_host(*snap, host, svc, Situation::Entry)
-                         : admit_host(*snap, host, svc,
-                                      e->state == static_cast<uint8_t>(ConnState::Closing)
-                                          ? Situation::ClosingEntrySyn
-                                          : Situation::EntrySyn);
+    const Admit a = !syn ? admit_entry(*snap, *e, svc, Situation::Entry)
+                         : admit_entry(*snap, *e, svc,
+                                       e->state == static_cast<uint8_t>(ConnState::Closing)
+                                           ? Situation::ClosingEntrySyn
+                                           : Situation::EntrySyn);
     switch (a) {
       case Admit::Keep:
         if (key.proto == kProtoTcp) ct.transition(e, pr.tcp_flags);
         ct.touch(e, ctx.now_ms);
+        if ((svc.flags & GW_SERVICE_PERSIST) != 0) {
+          refresh_session(svc, key, e, ct, ctx);
+        }
         return encap_to(p, pr, *snap, host, hash, ctx);
       case Admit::NewConnection:
         // A reused port: a new connection, never the old one resurrected.
@@ -386,12 +492,18 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
           ct.remove(e);
           return drop(c.reason);
         }
-        ct.reassign(e, c.host);
+        // A fresh decision under this snapshot: the entry is current again (also when the pick
+        // is its old host, re-enabled since).
+        ct.reassign(e, c.host, snap->generation);
         ct.transition(e, pr.tcp_flags);
         ct.touch(e, ctx.now_ms);
         return encap_to(p, pr, *snap, c.host, hash, ctx);
       }
       case Admit::DropDisabled:
+        // No longer a connection of its host (counts drop now), but the flow's packets keep
+        // being dropped until it idles out.
+        ct.tombstone(e);
+        ct.touch(e, ctx.now_ms);
         return drop(DropReason::HostDisabled);
       case Admit::DropNoHost:
         return drop(DropReason::NoHost);
@@ -402,7 +514,8 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   if (c.host == GW_NO_HOST) {
     return drop(c.reason);
   }
-  if (ct.insert(key, hash, c.host, si, initial_state(pr), ctx.now_ms, ctx.now_s) == nullptr) {
+  if (ct.insert(key, hash, c.host, si, initial_state(pr), ctx.now_ms, ctx.now_s,
+                snap->generation) == nullptr) {
     shm::add_relaxed(ctx.stats->conn_stateless);
   }
   if (new_flow) {
@@ -412,6 +525,10 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
 }
 
 }  // namespace
+
+uint64_t session_key_hash(const FlowKey& key, uint16_t group) noexcept {
+  return session_hash(source_hash64(key.family, key.src, kSessionSeed), group);
+}
 
 void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept {
   for (uint16_t i = 0; i < n; ++i) {

@@ -101,7 +101,7 @@ struct WorkerCtx {
   uint32_t now_ms = 0;  // CLOCK_MONOTONIC ms, wrapping
   uint32_t now_s = 0;   // CLOCK_MONOTONIC s
   uint64_t now_ms64 = 0;
-  uint16_t ip_id = 0;   // outer IPv4 identification, advanced per packet
+  uint16_t ip_id = 0;  // outer IPv4 identification, advanced per packet
 };
 
 // Per-packet scratch between the two phases.
@@ -116,8 +116,11 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept;
 void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept;
 
 // Both phases; counts rx per port, drops per reason, per-host packets/bytes in ctx.stats.
-void process_burst(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s,
-                   Outcome* out) noexcept;
+void process_burst(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept;
+
+// The session-table hash of the client of `key` in `group`, as the fast path computes it (tests
+// and tools that look a client's session up).
+uint64_t session_key_hash(const FlowKey& key, uint16_t group) noexcept;
 
 // Builds an ARP request (who-has target, tell own) into buf (>= 42 bytes); returns its length.
 uint32_t build_arp_request(uint8_t* buf, const MacAddr& own_mac, const uint8_t* own_ip4,

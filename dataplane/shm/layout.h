@@ -37,7 +37,8 @@
 #endif
 
 #define GW_SHM_MAGIC 0x314d485357544147ull /* "GATWSHM1" little-endian */
-#define GW_SHM_LAYOUT_VERSION 1u
+#define GW_SHM_LAYOUT_VERSION 2u /* 2: gw_worker.degraded; gw_conn session_ms, gen, flags;
+                                    gw_host.disabled_gen */
 
 #define GW_MAX_WORKERS 64u
 #define GW_MAX_PORTS 8u
@@ -47,6 +48,7 @@
 #define GW_MAX_HOSTS 4096u
 #define GW_MAGLEV_SIZE 65537u /* prime */
 #define GW_MAX_DROP_REASONS 64u
+#define GW_MAX_DEGRADED 16u /* gw_worker.degraded: room for gw::Degraded (append-only list) */
 #define GW_NO_HOST 0xffffu
 #define GW_NO_SERVICE 0xffffu
 
@@ -73,7 +75,12 @@ struct gw_host {                 /* 32 bytes; index = stable host id assigned by
   uint8_t healthy;               /* [ctl] 1 or 0, for reporting */
   uint16_t group;                /* [ctl] group id */
   uint16_t weight;               /* [ctl] */
-  uint8_t reserved[8];
+  /* [ctl] generation of the snapshot in which this host last lost GW_HOST_ESTABLISHED (it was
+   * disabled, or its slot stopped being in use); 0 = never. Set and carried over by the snapshot
+   * writer (shm::carry_disabled_generations) from the snapshot published before, so it survives a
+   * gatewayd restart. A connection entry with gen < disabled_gen predates that loss: it is stale
+   * and never takes a packet to this host again, whatever the host's flags are later. */
+  uint64_t disabled_gen;
 };
 
 /* gw_service.flags [ctl] */
@@ -159,6 +166,10 @@ struct gw_worker {
   uint64_t reserved0;
   struct gw_port_counters ports[GW_MAX_PORTS];          /* [wN] */
   uint64_t drops[GW_MAX_DROP_REASONS];                  /* [wN] by gw::DropReason */
+  /* [wN] by gw::Degraded (dataplane/core/degraded.h): packets handled with less state than
+   * designed (no persistence session could be made, a table held a host id out of range). Not
+   * drops: the packet is still forwarded, and counted under drops only if it is dropped later. */
+  uint64_t degraded[GW_MAX_DEGRADED];
   struct gw_host_counters hosts[GW_MAX_HOSTS];          /* [wN] */
 };
 
@@ -171,6 +182,11 @@ struct gw_worker {
 #define GW_CONN_CLOSING 3u     /* TCP: the client sent FIN or RST */
 #define GW_CONN_UDP 4u         /* UDP flow */
 
+/* gw_conn.flags [wN] */
+#define GW_CONN_F_TOMBSTONE 0x01u /* its host was disabled with on_disable: drop. Not a connection
+                                   * any more (uncounted, skipped by readers); it stays until it
+                                   * idles out so that the flow's packets keep being dropped */
+
 struct gw_conn {                 /* 64 bytes: one cache line */
   uint8_t src[16];               /* [wN] client address, wire order */
   uint8_t dst[16];               /* [wN] VIP */
@@ -179,12 +195,15 @@ struct gw_conn {                 /* 64 bytes: one cache line */
   uint8_t proto;                 /* [wN] */
   uint8_t family;                /* [wN] 4 or 6 */
   uint8_t state;                 /* [wN] GW_CONN_* */
-  uint8_t flags;                 /* [wN] reserved */
+  uint8_t flags;                 /* [wN] GW_CONN_F_* */
   uint16_t host;                 /* [wN] host id */
   uint16_t service;              /* [wN] service index at creation */
   uint32_t created_s;            /* [wN] CLOCK_MONOTONIC seconds */
   uint32_t last_ms;              /* [wN] CLOCK_MONOTONIC ms, wrapping; compare as differences */
-  uint8_t reserved[12];
+  uint32_t session_ms;           /* [wN] ms (wrapping) when this flow last refreshed its client's
+                                    persistence session: rate-limits those shared-table writes */
+  uint64_t gen;                  /* [wN] snapshot generation the worker used when it created the
+                                    entry or moved it to its host (see gw_host.disabled_gen) */
 };
 
 struct gw_conn_bucket {          /* 64 bytes: one cache line */
@@ -267,6 +286,9 @@ GW_STATIC_ASSERT(offsetof(struct gw_shm_header, dp_pid) == 256, "data-plane line
 GW_STATIC_ASSERT(offsetof(struct gw_snapshot, service_slots) == 64, "snapshot head");
 GW_STATIC_ASSERT(offsetof(struct gw_worker, ports) == 64, "worker line 0");
 GW_STATIC_ASSERT(offsetof(struct gw_worker, hosts) % 64 == 0, "host counters aligned");
+GW_STATIC_ASSERT(offsetof(struct gw_conn, session_ms) == 52, "gw_conn.session_ms");
+GW_STATIC_ASSERT(offsetof(struct gw_conn, gen) == 56, "gw_conn.gen");
+GW_STATIC_ASSERT(offsetof(struct gw_host, disabled_gen) == 24, "gw_host.disabled_gen");
 GW_STATIC_ASSERT(sizeof(struct gw_worker) % 64 == 0, "worker stride");
 
 #endif /* GW_SHM_LAYOUT_H */

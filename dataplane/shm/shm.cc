@@ -339,9 +339,26 @@ uint64_t SnapshotWriter::publish(gw_snapshot* slot) noexcept {
   GW_CHECK(slot == region_->snapshot(0) || slot == region_->snapshot(1),
            "publish() of a pointer that is not a snapshot slot");
   const unsigned index = slot == region_->snapshot(1) ? 1u : 0u;
+  const gw_snapshot* previous = current();
+  carry_disabled_generations(previous != nullptr && previous != slot ? previous->hosts : nullptr,
+                             slot->hosts, gen);
   slot->generation = gen;
   std::atomic_ref<uint64_t>(h->published).store(gen << 1 | index, std::memory_order_seq_cst);
   return gen;
+}
+
+void carry_disabled_generations(const gw_host* previous, gw_host* next,
+                                uint64_t next_gen) noexcept {
+  for (uint32_t h = 0; h < GW_MAX_HOSTS; ++h) {
+    gw_host& n = next[h];
+    if (previous == nullptr) {
+      n.disabled_gen = 0;
+      continue;
+    }
+    const gw_host& p = previous[h];
+    const bool lost = (p.flags & GW_HOST_ESTABLISHED) != 0 && (n.flags & GW_HOST_ESTABLISHED) == 0;
+    n.disabled_gen = lost ? next_gen : p.disabled_gen;
+  }
 }
 
 uint64_t SnapshotWriter::published_generation() const noexcept {

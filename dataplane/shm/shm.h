@@ -133,6 +133,13 @@ class SnapshotReader {
   uint64_t gen_ = 0;
 };
 
+// Sets next[h].disabled_gen for the hosts of a snapshot about to be published as next_gen after
+// `previous` (the hosts of the one published now, GW_MAX_HOSTS of them; nullptr before the first
+// publish): next_gen for a host that had GW_HOST_ESTABLISHED in previous and has it no longer,
+// previous's value otherwise. Every publisher calls it (SnapshotWriter::publish does); reading
+// previous from the shared-memory object is what makes the value survive a gatewayd restart.
+void carry_disabled_generations(const gw_host* previous, gw_host* next, uint64_t next_gen) noexcept;
+
 // Rebuilds service_slots and vip_slots from services[0..n_services) (the contract of
 // service_slots.h; the fast path's reader is dp::find_service). False if two services have the
 // same (vip, port, proto) or there are too many.

@@ -719,6 +719,52 @@ TEST_F(DataplaneTest, ModeChangeIsTakenWithinOneBurstAndDrainKeepsEstablishedFlo
   EXPECT_EQ(check_encap(exchange(fin), fin, Family::V4), draining);
 }
 
+// DESIGN.md host modes: DISABLED invalidates entries. With no further packet of its flows, the
+// host's open connections reach zero within one second (the worker's invalidation sweep); the
+// next packet of such a flow is rescheduled (the group's on_disable is reschedule); re-enabling
+// brings nothing back by itself.
+TEST_F(DataplaneTest, DisabledHostsConnectionsReachZeroWithinASecondWithoutTraffic) {
+  gw_worker& st = g_dp->stats();
+  std::vector<std::pair<uint16_t, int>> flows;
+  for (uint16_t p = 44000; p < 44016; ++p) {
+    const auto syn = tcp4(p, kTcpSyn).build();
+    const int h = check_encap(exchange(syn), syn, Family::V4);
+    ASSERT_GE(h, 0);
+    const auto ack = tcp4(p, kTcpAck).build();
+    ASSERT_EQ(check_encap(exchange(ack), ack, Family::V4), h);
+    flows.emplace_back(p, h);
+  }
+  const int disabled = flows.front().second;
+  const int other = disabled == 0 ? 1 : 0;
+  ASSERT_GE(read(st.hosts[disabled].open_conns), 1);
+
+  Modes modes = kAllActive;
+  modes[static_cast<size_t>(disabled)] = HostMode::Disabled;
+  const auto t0 = Clock::now();
+  g_dp->publish(modes);
+  ASSERT_TRUE(eventually([&] { return read(st.hosts[disabled].open_conns) == 0; }))
+      << "open connections of the disabled host: " << read(st.hosts[disabled].open_conns);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  EXPECT_LT(took.count(), 1000) << "the host's connections took " << took.count() << " ms";
+  EXPECT_EQ(read(st.hosts[disabled].open_established), 0);
+  int64_t sum = 0;
+  for (const gw_host_counters& c : st.hosts) sum += read(c.open_conns);
+  EXPECT_EQ(sum, static_cast<int64_t>(read(st.conn_entries)));
+
+  // Re-enabled: the old entries are gone, and each flow's next packet gets a fresh decision.
+  g_dp->publish(kAllActive);
+  EXPECT_EQ(read(st.hosts[disabled].open_conns), 0);
+  for (const auto& [p, h] : flows) {
+    const auto data = tcp4(p, kTcpAck | kTcpPsh).payload(100).build();
+    const int now = check_encap(exchange(data), data, Family::V4);
+    if (h != disabled) {
+      EXPECT_EQ(now, h) << "flow " << p << " of a host that stayed up";
+    } else {
+      EXPECT_TRUE(now == disabled || now == other) << "flow " << p;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gw::test
 

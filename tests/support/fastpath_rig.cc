@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
+
+#include "dataplane/shm/shm.h"
 
 namespace gw::test {
 
@@ -86,7 +89,17 @@ void FastpathRig::build_snapshot(gw_snapshot& slot) const {
 }
 
 void FastpathRig::publish() {
+  // The rig rewrites its one snapshot in place (no worker reads it concurrently); the hosts as
+  // published before are what the writer carries disabled generations from.
+  std::vector<gw_host> before;
+  if (generation_ != 0) {
+    before.assign(snap_->hosts, snap_->hosts + GW_MAX_HOSTS);
+  }
   build_snapshot(*snap_);
+  ++generation_;
+  shm::carry_disabled_generations(before.empty() ? nullptr : before.data(), snap_->hosts,
+                                  generation_);
+  snap_->generation = generation_;
   ctx_.snap = snap_;
 }
 

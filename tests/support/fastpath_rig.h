@@ -63,8 +63,10 @@ class FastpathRig {
   void set_mode(const std::string& group, const std::string& host, HostMode mode,
                 bool keep_sessions = true, bool healthy = true);
   void set_quiesce(uint32_t quiesce) { quiesce_ = quiesce; }
-  // Rebuilds the rig's own snapshot from the configuration and the recorded state.
+  // Rebuilds the rig's own snapshot from the configuration and the recorded state and publishes
+  // it as the next generation (disabled generations carried as shm::SnapshotWriter does).
   void publish();
+  uint64_t generation() const noexcept { return generation_; }
   // The same snapshot, written into another slot (a shared-memory object's unpublished one).
   void build_snapshot(gw_snapshot& slot) const;
 
@@ -129,6 +131,7 @@ class FastpathRig {
   dp::WorkerCtx ctx_;
   std::unique_ptr<dp::Scratch> scratch_ = std::make_unique<dp::Scratch>();
   uint64_t now_ms_ = 0;
+  uint64_t generation_ = 0;  // of the last publish(); 0 before the first
 };
 
 }  // namespace gw::test

@@ -592,5 +592,123 @@ TEST(ConnTable, ConcurrentReadersNeverSeeTornEntries) {
   EXPECT_EQ(sum, static_cast<int64_t>(r.total));
 }
 
+// ---- invalidation (DISABLED) -----------------------------------------------------------------
+
+// A snapshot with hosts 1..3 in use and established; host 2 lost ESTABLISHED at generation gen.
+std::unique_ptr<gw_snapshot> snapshot_disabling(uint16_t host, uint64_t gen, bool drop) {
+  auto s = std::make_unique<gw_snapshot>();
+  s->generation = gen;
+  for (uint16_t h = 1; h <= 3; ++h) {
+    s->hosts[h].flags = GW_HOST_IN_USE | GW_HOST_NEW | GW_HOST_ESTABLISHED;
+  }
+  s->hosts[host].flags = GW_HOST_IN_USE | (drop ? GW_HOST_DROP_ON_DISABLE : 0);
+  s->hosts[host].disabled_gen = gen;
+  return s;
+}
+
+int64_t sum_open(const Fixture& f) {
+  int64_t s = 0;
+  for (const gw_host_counters& c : f.worker->hosts) s += c.open_conns;
+  return s;
+}
+
+TEST(ConnTableInvalidate, APassRemovesEveryStaleEntryWithinItsBudgetAndCountsExactly) {
+  Fixture f(256);
+  for (uint32_t id = 0; id < 900; ++id) {
+    const FlowKey k = make_key(id);
+    ASSERT_NE(f.table.insert(k, test_hash(k), static_cast<uint16_t>(1 + id % 3), 0,
+                             ConnState::Established, 1000, 1, /*gen=*/4),
+              nullptr);
+  }
+  ASSERT_EQ(f.c(2).open_conns, 300);
+  const auto s = snapshot_disabling(2, 5, /*drop=*/false);
+  // 256 buckets at 10 per step: 26 steps make the pass; later steps find nothing to do.
+  uint32_t removed = f.table.invalidate_step(*s, 10);
+  EXPECT_LT(removed, 100u) << "one step examines 10 of 256 buckets";
+  EXPECT_GT(f.c(2).open_conns, 200);
+  for (int step = 1; step < 100; ++step) {
+    removed += f.table.invalidate_step(*s, 10);
+  }
+  EXPECT_EQ(removed, 300u);
+  EXPECT_EQ(f.c(2).open_conns, 0);
+  EXPECT_EQ(f.c(1).open_conns, 300);
+  EXPECT_EQ(f.c(3).open_conns, 300);
+  EXPECT_EQ(f.c(2).open_established, 0);
+  EXPECT_EQ(sum_open(f), 600);
+  EXPECT_EQ(f.worker->conn_entries, 600u);
+  EXPECT_EQ(f.read().total, 600u);
+  EXPECT_EQ(f.read(2).total, 0u);
+}
+
+TEST(ConnTableInvalidate, EntriesMadeUnderTheDisablingSnapshotAreNotStale) {
+  Fixture f(64);
+  const auto s = snapshot_disabling(2, 5, false);
+  const FlowKey old_key = make_key(1);
+  const FlowKey new_key = make_key(2);
+  gw_conn* old_e =
+      f.table.insert(old_key, test_hash(old_key), 2, 0, ConnState::Established, 1000, 1, 4);
+  gw_conn* new_e =
+      f.table.insert(new_key, test_hash(new_key), 2, 0, ConnState::Established, 1000, 1, 5);
+  EXPECT_TRUE(ConnTable::stale(*old_e, *s));
+  EXPECT_FALSE(ConnTable::stale(*new_e, *s));
+  // Reassigned under generation 5 (to the same host, re-enabled): current again.
+  ASSERT_TRUE(f.table.reassign(old_e, 2, 5));
+  EXPECT_FALSE(ConnTable::stale(*old_e, *s));
+  EXPECT_EQ(f.c(2).open_conns, 2);
+  EXPECT_EQ(f.table.invalidate_step(*s, 64), 0u);
+}
+
+TEST(ConnTableInvalidate, DropPolicyLeavesUncountedTombstonesUntilTheyExpire) {
+  Fixture f(64);
+  for (uint32_t id = 0; id < 60; ++id) {
+    const FlowKey k = make_key(id);
+    ASSERT_NE(f.table.insert(k, test_hash(k), static_cast<uint16_t>(1 + id % 2), 0,
+                             id % 4 < 2 ? ConnState::Established : ConnState::Closing, 1000, 1, 1),
+              nullptr);
+  }
+  const auto s = snapshot_disabling(2, 2, /*drop=*/true);
+  EXPECT_EQ(f.table.invalidate_step(*s, 64), 30u);
+  EXPECT_EQ(f.c(2).open_conns, 0);
+  EXPECT_EQ(f.c(2).open_established, 0);
+  EXPECT_EQ(f.c(2).open_closing, 0);
+  EXPECT_EQ(f.table.tombstones(), 30u);
+  EXPECT_EQ(f.table.size(), 30u);
+  EXPECT_EQ(f.worker->conn_entries, 30u);
+  EXPECT_EQ(sum_open(f), 30);
+  EXPECT_EQ(f.read().total, 30u) << "readers skip tombstones";
+  // The lookup still finds them (the fast path drops their packets).
+  const FlowKey k1 = make_key(1);
+  gw_conn* t = f.table.lookup(k1, test_hash(k1), 2000);
+  ASSERT_NE(t, nullptr);
+  EXPECT_NE(t->flags & GW_CONN_F_TOMBSTONE, 0u);
+  // A re-attached worker keeps them as tombstones.
+  f.table.rebuild_counts();
+  EXPECT_EQ(f.table.tombstones(), 30u);
+  EXPECT_EQ(f.c(2).open_conns, 0);
+  EXPECT_EQ(f.worker->conn_entries, 30u);
+  // They idle out like any entry; the counters stay exact.
+  while (f.table.expire_step(64, 1000 + 300'000) > 0) {
+  }
+  EXPECT_EQ(f.table.tombstones(), 0u);
+  EXPECT_EQ(f.table.size(), 0u);
+  EXPECT_EQ(sum_open(f), 0);
+  EXPECT_EQ(f.worker->conn_entries, 0u);
+}
+
+TEST(ConnTableInvalidate, ANewGenerationStartsANewPassAndHostIdsOutOfRangeGo) {
+  Fixture f(16);
+  const FlowKey k = make_key(3);
+  gw_conn* e = f.table.insert(k, test_hash(k), 1, 0, ConnState::Udp, 1000, 1, 1);
+  ASSERT_NE(e, nullptr);
+  auto s = snapshot_disabling(2, 2, false);
+  EXPECT_EQ(f.table.invalidate_step(*s, 16), 0u);
+  e->host = GW_MAX_HOSTS + 1;  // a stray writer
+  EXPECT_EQ(f.table.invalidate_step(*s, 16), 0u) << "the pass for generation 2 is over";
+  s->generation = 3;
+  EXPECT_EQ(f.table.invalidate_step(*s, 16), 1u);
+  EXPECT_EQ(f.table.size(), 0u);
+  EXPECT_EQ(f.c(1).open_conns, 1) << "counted under host 1 once; nothing counts a bad id";
+}
+
 }  // namespace
 }  // namespace gw::dp

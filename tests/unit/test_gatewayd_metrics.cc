@@ -26,6 +26,7 @@
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/metrics.h"
 #include "ctl/http/http.h"
+#include "dataplane/core/degraded.h"
 #include "dataplane/core/drop_reason.h"
 #include "prometheus/text_serializer.h"
 #include "tests/support/manual_clock.h"
@@ -358,6 +359,7 @@ TEST_F(GatewaydMetrics, EveryDesignMetricWithHelpTypeAndExactLabels) {
       {"gateway_conn_table_capacity", {"gauge", {{}}}},
       {"gateway_dataplane_packets_total", {"counter", {{"port", "direction"}}}},
       {"gateway_dataplane_drops_total", {"counter", {{"reason"}}}},
+      {"gateway_dataplane_degraded_total", {"counter", {{"reason"}}}},
       {"gateway_quiesce", {"gauge", {{"block"}}}},
       {"gateway_config_generation", {"gauge", {{}}}},
       {"gateway_dataplane_heartbeat_age_seconds", {"gauge", {{}}}},
@@ -397,6 +399,11 @@ TEST_F(GatewaydMetrics, EveryDesignMetricWithHelpTypeAndExactLabels) {
     EXPECT_TRUE(e.has("gateway_dataplane_drops_total{reason=\"" + label + "\"}")) << label;
   }
   EXPECT_EQ(e.count("gateway_dataplane_drops_total"), kDropReasonCount - 1);
+  for (size_t r = 0; r < kDegradedCount; ++r) {
+    const std::string label(degraded_label(static_cast<Degraded>(r)));
+    EXPECT_TRUE(e.has("gateway_dataplane_degraded_total{reason=\"" + label + "\"}")) << label;
+  }
+  EXPECT_EQ(e.count("gateway_dataplane_degraded_total"), kDegradedCount);
   EXPECT_TRUE(e.has("gateway_quiesce{block=\"designtime\"}"));
   EXPECT_TRUE(e.has("gateway_quiesce{block=\"all\"}"));
   EXPECT_EQ(e.count("gateway_quiesce"), 2u);
@@ -416,6 +423,7 @@ TEST_F(GatewaydMetrics, ValuesFollowTheDataPlaneAndTheDaemon) {
   link_.dp.ports[1] = {3, 4};
   link_.dp.drops[static_cast<size_t>(DropReason::NoService)] = 2;
   link_.dp.drops[static_cast<size_t>(DropReason::TxFull)] = 9;
+  link_.dp.degraded[static_cast<size_t>(Degraded::SessionFull)] = 6;
 
   Exposition e = scrape();
   EXPECT_EQ(e.at(hl("gateway_backend_open_connections", "b1")), 12);
@@ -433,6 +441,8 @@ TEST_F(GatewaydMetrics, ValuesFollowTheDataPlaneAndTheDaemon) {
   EXPECT_EQ(e.at(R"(gateway_dataplane_drops_total{reason="no_service"})"), 2);
   EXPECT_EQ(e.at(R"(gateway_dataplane_drops_total{reason="tx_full"})"), 9);
   EXPECT_EQ(e.at(R"(gateway_dataplane_drops_total{reason="fragment"})"), 0);
+  EXPECT_EQ(e.at(R"(gateway_dataplane_degraded_total{reason="session_full"})"), 6);
+  EXPECT_EQ(e.at(R"(gateway_dataplane_degraded_total{reason="session_contended"})"), 0);
   EXPECT_EQ(e.at("gateway_config_generation"), 1);
   EXPECT_EQ(e.at(R"(gateway_quiesce{block="designtime"})"), 0);
   EXPECT_EQ(e.at(R"(gateway_quiesce{block="all"})"), 0);

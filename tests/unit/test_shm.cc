@@ -6,8 +6,10 @@
 #include <atomic>
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "dataplane/core/degraded.h"
 #include "dataplane/core/drop_reason.h"
 #include "dataplane/core/flow.h"
 #include "dataplane/core/mode.h"
@@ -19,7 +21,7 @@ namespace {
 
 using dp::find_service;  // the fast path's reader of the index index_services writes
 
-// Every field gatewayd and the data plane exchange sits where layout version 1 says. A change
+// Every field gatewayd and the data plane exchange sits where layout version 2 says. A change
 // here is a layout change: bump GW_SHM_LAYOUT_VERSION and this table together.
 TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(gw_shm_header, magic), 0u);
@@ -43,18 +45,24 @@ TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(gw_worker, heartbeat_ms), 0u);
   EXPECT_EQ(offsetof(gw_worker, seen_generation), 8u);
   EXPECT_EQ(offsetof(gw_worker, drops), 64u + 64u * GW_MAX_PORTS);
+  EXPECT_EQ(offsetof(gw_worker, degraded), 64u + 64u * GW_MAX_PORTS + 8u * GW_MAX_DROP_REASONS);
+  EXPECT_EQ(offsetof(gw_worker, hosts),
+            64u + 64u * GW_MAX_PORTS + 8u * GW_MAX_DROP_REASONS + 8u * GW_MAX_DEGRADED);
   EXPECT_EQ(offsetof(gw_host_counters, open_conns), 0u);
   EXPECT_EQ(offsetof(gw_host_counters, sessions), 24u);
   EXPECT_EQ(offsetof(gw_conn, src_port), 32u);
   EXPECT_EQ(offsetof(gw_conn, state), 38u);
   EXPECT_EQ(offsetof(gw_conn, host), 40u);
   EXPECT_EQ(offsetof(gw_conn, last_ms), 48u);
+  EXPECT_EQ(offsetof(gw_conn, session_ms), 52u);
   EXPECT_EQ(offsetof(gw_session, last_ms), 28u);
   // The connection entry starts with a FlowKey's 38 meaningful bytes.
   EXPECT_EQ(offsetof(FlowKey, src_port), offsetof(gw_conn, src_port));
   EXPECT_EQ(offsetof(FlowKey, proto), offsetof(gw_conn, proto));
   EXPECT_EQ(offsetof(FlowKey, family), offsetof(gw_conn, family));
   EXPECT_GE(static_cast<size_t>(GW_MAX_DROP_REASONS), kDropReasonCount);
+  EXPECT_GE(static_cast<size_t>(GW_MAX_DEGRADED), kDegradedCount);
+  EXPECT_EQ(GW_SHM_LAYOUT_VERSION, 2u);
 }
 
 class ShmTest : public ::testing::Test {
@@ -227,8 +235,45 @@ TEST_F(ShmTest, WriterNeverReusesASlotALiveWorkerMayRead) {
   EXPECT_EQ(*s4, *s2);
 }
 
-// Readers on several threads never observe a snapshot being rewritten: the writer fills every
-// word of a slot with its generation, readers check the slot is uniform for the whole pass.
+// The writer stamps a host's disabled_gen with the generation that took GW_HOST_ESTABLISHED away
+// and carries it over afterwards (re-enabling keeps it), reading the published snapshot from the
+// object, so a new writer (gatewayd restarted) carries it too.
+TEST_F(ShmTest, WriterStampsAndCarriesDisabledGenerations) {
+  constexpr uint16_t kHost = 7;
+  constexpr uint8_t kUp = GW_HOST_IN_USE | GW_HOST_NEW | GW_HOST_ESTABLISHED;
+  auto publish = [&](SnapshotWriter& w, uint8_t flags) {
+    auto slot = w.begin(0);
+    EXPECT_TRUE(slot) << slot.error();
+    // What build_snapshot leaves: everything but the carried field rewritten.
+    (*slot)->hosts[kHost].flags = flags;
+    (*slot)->hosts[kHost].disabled_gen = 12345;
+    (*slot)->hosts[kHost + 1].flags = kUp;
+    const uint64_t gen = w.publish(*slot);
+    return std::make_pair(gen, w.current()->hosts[kHost].disabled_gen);
+  };
+  auto r = Region::open(instance_, small_);
+  ASSERT_TRUE(r) << r.error();
+  {
+    SnapshotWriter writer(*r);
+    EXPECT_EQ(publish(writer, kUp).second, 0u) << "first publish: never disabled";
+    EXPECT_EQ(publish(writer, kUp).second, 0u);
+    const auto [disabled_at, stamped] = publish(writer, GW_HOST_IN_USE | GW_HOST_DROP_ON_DISABLE);
+    EXPECT_EQ(stamped, disabled_at);
+    EXPECT_EQ(publish(writer, GW_HOST_IN_USE).second, disabled_at) << "still disabled";
+    EXPECT_EQ(publish(writer, kUp).second, disabled_at) << "re-enabled: carried over";
+    EXPECT_EQ(writer.current()->hosts[kHost + 1].disabled_gen, 0u);
+  }
+  SnapshotWriter restarted(*r);
+  const uint64_t before = restarted.current()->hosts[kHost].disabled_gen;
+  EXPECT_EQ(publish(restarted, kUp).second, before);
+  const auto [gen, stamped] = publish(restarted, 0);  // the host left the configuration
+  EXPECT_EQ(stamped, gen);
+  EXPECT_GT(gen, before);
+}
+
+// Readers on several threads never observe a snapshot being rewritten: the writer fills the first
+// words of a slot's services (publish() itself writes hosts[].disabled_gen) with its generation,
+// readers check the slot is uniform for the whole pass.
 TEST_F(ShmTest, ConcurrentPublishAndReadersNeverSeeATornSnapshot) {
   auto r = Region::open(instance_, small_);
   ASSERT_TRUE(r) << r.error();
@@ -249,7 +294,7 @@ TEST_F(ShmTest, ConcurrentPublishAndReadersNeverSeeATornSnapshot) {
           const uint64_t g = rd.generation();
           for (unsigned i = 0; i < 64; ++i) {
             const uint64_t v =
-                std::atomic_ref<const uint64_t>(reinterpret_cast<const uint64_t*>(s->hosts)[i])
+                std::atomic_ref<const uint64_t>(reinterpret_cast<const uint64_t*>(s->services)[i])
                     .load(std::memory_order_relaxed);
             if (v != g) torn.fetch_add(1);
           }
@@ -270,7 +315,7 @@ TEST_F(ShmTest, ConcurrentPublishAndReadersNeverSeeATornSnapshot) {
     ASSERT_TRUE(slot) << slot.error();
     const uint64_t next = writer.published_generation() + 1;
     for (unsigned k = 0; k < 64; ++k) {
-      std::atomic_ref<uint64_t>(reinterpret_cast<uint64_t*>((*slot)->hosts)[k])
+      std::atomic_ref<uint64_t>(reinterpret_cast<uint64_t*>((*slot)->services)[k])
           .store(next, std::memory_order_relaxed);
     }
     EXPECT_EQ(writer.publish(*slot), next);

@@ -94,6 +94,7 @@ DataplaneInfo ShmLink::info() const {
   d.restarts = load(h->dp_restarts);
   d.conn_capacity = h->conn_capacity;
   d.drops.assign(GW_MAX_DROP_REASONS, 0);
+  d.degraded.assign(GW_MAX_DEGRADED, 0);
   d.ports.assign(GW_MAX_PORTS, PortCounters{});
   for (uint32_t w = 0; w < h->n_workers; ++w) {
     const gw_worker* wk = region_.worker(w);
@@ -116,6 +117,9 @@ DataplaneInfo ShmLink::info() const {
     for (uint32_t r = 0; r < GW_MAX_DROP_REASONS; ++r) {
       d.drops[r] += load(wk->drops[r]);
     }
+    for (uint32_t r = 0; r < GW_MAX_DEGRADED; ++r) {
+      d.degraded[r] += load(wk->degraded[r]);
+    }
     d.workers.push_back(wi);
   }
   return d;
@@ -131,6 +135,7 @@ MemoryLink::MemoryLink() : slots_(std::make_unique<gw_snapshot[]>(2)) {
   counters.assign(GW_MAX_HOSTS, HostCounters{});
   dp.attached = true;
   dp.drops.assign(GW_MAX_DROP_REASONS, 0);
+  dp.degraded.assign(GW_MAX_DEGRADED, 0);
   dp.ports.assign(GW_MAX_PORTS, PortCounters{});
 }
 
@@ -142,6 +147,9 @@ Result<gw_snapshot*> MemoryLink::begin() {
 }
 
 uint64_t MemoryLink::publish(gw_snapshot* slot) {
+  const gw_snapshot* previous = current();
+  shm::carry_disabled_generations(previous != nullptr ? previous->hosts : nullptr, slot->hosts,
+                                  generation_ + 1);
   slot->generation = ++generation_;
   current_ = slot == &slots_[1] ? 1 : 0;
   ++publishes;

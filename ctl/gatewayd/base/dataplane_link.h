@@ -60,6 +60,7 @@ struct DataplaneInfo {
   uint32_t conn_capacity = 0;  // per worker
   std::vector<WorkerInfo> workers;
   std::vector<uint64_t> drops;      // by gw::DropReason, summed over workers
+  std::vector<uint64_t> degraded;   // by gw::Degraded, summed over workers (GW_MAX_DEGRADED)
   std::vector<PortCounters> ports;  // GW_MAX_PORTS entries
 };
 
