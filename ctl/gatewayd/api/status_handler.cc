@@ -35,8 +35,7 @@ http::Response StatusHandler::get_status() {
   uint64_t rx = 0;
   uint64_t tx = 0;
   for (const WorkerInfo& w : d.workers) {
-    const bool alive = w.running && w.heartbeat_ms != 0 &&
-                       stamp_age_ms(now, w.heartbeat_ms) < opts_.worker_alive_ms;
+    const bool alive = worker_alive(w, now, opts_);
     ojson wj;
     wj["index"] = w.index;
     // A worker that never ran has not written its lcore yet: the configuration names it.

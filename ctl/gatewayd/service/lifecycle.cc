@@ -36,21 +36,20 @@ Result<void> Lifecycle::flush_counters() {
   return state_.write_counters(totals, clock_.realtime_ms(), link_.generation());
 }
 
-std::string Lifecycle::lcores_without(uint64_t generation) const {
+bool worker_alive(const WorkerInfo& w, uint64_t now_ms, const Options& opts) {
+  return w.running && w.heartbeat_ms != 0 &&
+         stamp_age_ms(now_ms, w.heartbeat_ms) < opts.worker_alive_ms;
+}
+
+bool Lifecycle::lcores_run(uint64_t generation) const {
   const DataplaneInfo d = link_.info();
   const uint64_t now = clock_.monotonic_ms();
   if (!dataplane_alive(d, now, opts_)) {
-    return "";
+    return true;
   }
-  for (const WorkerInfo& w : d.workers) {
-    const bool alive = w.running && w.heartbeat_ms != 0 &&
-                       stamp_age_ms(now, w.heartbeat_ms) < opts_.worker_alive_ms;
-    if (alive && w.seen_generation < generation) {
-      return "lcore " + std::to_string(w.lcore) + " runs generation " +
-             std::to_string(w.seen_generation) + ", the block is in " + std::to_string(generation);
-    }
-  }
-  return "";
+  return std::none_of(d.workers.begin(), d.workers.end(), [&](const WorkerInfo& w) {
+    return worker_alive(w, now, opts_) && w.seen_generation < generation;
+  });
 }
 
 const QuiesceProgress& Lifecycle::update_quiesce_progress() {
@@ -64,7 +63,7 @@ const QuiesceProgress& Lifecycle::update_quiesce_progress() {
     if (p.block_generation == 0) {
       p.block_generation = link_.generation();  // after a restart: the snapshot published at start
     }
-    if (!lcores_without(p.block_generation).empty()) {
+    if (!lcores_run(p.block_generation)) {
       p.status = "pending";
       p.failure_reason.clear();
       return p;

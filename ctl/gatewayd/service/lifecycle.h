@@ -80,9 +80,9 @@ class Lifecycle {
 
  private:
   Result<void> flush_counters();
-  // "" when every live lcore runs with snapshot `generation` or later (or no data plane runs:
-  // it starts from the published snapshot), else which lcore it waits for.
-  std::string lcores_without(uint64_t generation) const;
+  // Every live lcore runs with snapshot `generation` or later (or no data plane runs: it starts
+  // from the published snapshot).
+  bool lcores_run(uint64_t generation) const;
 
   State& state_;
   const conf::Config& active_;
@@ -100,5 +100,7 @@ class Lifecycle {
 
 // The data plane's process runs and its heartbeat is recent.
 bool dataplane_alive(const DataplaneInfo& d, uint64_t now_ms, const Options& opts);
+// The worker's loop runs and its heartbeat is recent.
+bool worker_alive(const WorkerInfo& w, uint64_t now_ms, const Options& opts);
 
 }  // namespace gw::gatewayd
