@@ -255,7 +255,62 @@ std::string format_status(const json& s) {
     }
     lines.add("drops", v.empty() ? "none" : v);
   }
+  return lines.str() + format_fleet(s);
+}
+
+std::string format_fleet(const json& status) {
+  const json* f = field(status, "fleet");
+  if (f == nullptr || !f->is_object()) {
+    return "";
+  }
+  Lines lines;
+  const json* connected = field(*f, "connected");
+  const bool up = connected != nullptr && connected->is_boolean() && connected->get<bool>();
+  lines.add("fleet", text(*f, "name") + ", member " + text(*f, "member") + ", etcd " +
+                         (up ? "connected" : "NOT CONNECTED (forwarding with the last state)"));
+  for (const json& m : array_or_empty(*f, "members")) {
+    const json* self = field(m, "self");
+    std::string name = "  " + text(m, "member");
+    if (self != nullptr && self->is_boolean() && self->get<bool>()) {
+      name += " (this)";
+    }
+    const json* alive = field(m, "alive");
+    const json* stale = field(m, "stale");
+    std::string v = alive != nullptr && alive->is_boolean() && alive->get<bool>() ? "alive"
+                                                                                : "NOT ALIVE";
+    if (stale != nullptr && stale->is_boolean() && stale->get<bool>()) {
+      v += " (report stale)";
+    }
+    const json* ann = field(m, "announcing");
+    v += ", generation " + text(m, "generation") + ", " +
+         (ann != nullptr && ann->is_boolean() && ann->get<bool>() ? "announcing"
+                                                                  : "not announcing") +
+         ", quiesce " + text(m, "quiesce") + ", config " + text(m, "config_version") +
+         ", tables " + text(m, "tables_digest");
+    if (const json* e = field(m, "error"); e != nullptr && e->is_string()) {
+      v += ", ERROR: " + e->get<std::string>();
+    }
+    lines.add(name, v);
+  }
   return lines.str();
+}
+
+std::vector<std::string> members_not_applied(const json& body) {
+  std::vector<std::string> out;
+  const json* members = field(body, "members");
+  if (members == nullptr && field(body, "error") != nullptr) {
+    members = field(body["error"], "members");
+  }
+  if (members == nullptr || !members->is_array()) {
+    return out;
+  }
+  for (const json& m : *members) {
+    const json* applied = field(m, "applied");
+    if (applied == nullptr || !applied->is_boolean() || !applied->get<bool>()) {
+      out.push_back(text(m, "member") + " (at generation " + text(m, "generation") + ")");
+    }
+  }
+  return out;
 }
 
 std::string format_group(const json& g) {
@@ -285,7 +340,25 @@ std::string format_group(const json& g) {
                     rate != nullptr && rate->is_number() ? fixed1(rate->get<double>()) : "-",
                     drain_column(h)});
   }
-  return out + format_table(cols, rows);
+  out += format_table(cols, rows);
+  for (const json& h : hosts) {
+    const json* members = field(h, "members");
+    if (members == nullptr || !members->is_object() || members->empty()) {
+      continue;
+    }
+    std::string line = "  " + text(h, "name") + " by member (open/sessions):";
+    for (const auto& [member, m] : members->items()) {
+      const json* oc = field(m, "open_connections");
+      line += " " + member + " " + (oc != nullptr ? text(*oc, "total") : "-") + "/" +
+              text(m, "sessions");
+      const json* stale = field(m, "stale");
+      if (stale != nullptr && stale->is_boolean() && stale->get<bool>()) {
+        line += " (stale)";
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
 }
 
 std::string format_groups(const json& body) {
@@ -310,7 +383,22 @@ std::string format_mode_change(const json& body) {
     out += "no host changed (already in that mode)\n";
   }
   out += "group " + text(body, "group") + ", generation " + text(body, "generation") + "\n";
-  return out;
+  return out + format_members_applied(body);
+}
+
+std::string format_members_applied(const json& body) {
+  const json* members = field(body, "members");
+  if (members == nullptr || !members->is_array() || members->empty()) {
+    return "";
+  }
+  std::string applied;
+  for (const json& m : *members) {
+    const json* a = field(m, "applied");
+    if (a != nullptr && a->is_boolean() && a->get<bool>()) {
+      applied += (applied.empty() ? "" : ", ") + text(m, "member");
+    }
+  }
+  return "applied on " + (applied.empty() ? std::string("no member") : applied) + "\n";
 }
 
 std::string format_connections(const json& body) {
@@ -368,7 +456,7 @@ std::string format_candidate(const json& body) {
 
 std::string format_activate(const json& body) {
   return "activated version " + text(body, "version") + " (generation " + text(body, "generation") +
-         ")\n";
+         ")\n" + format_members_applied(body);
 }
 
 std::string format_history(const json& body) {
@@ -386,7 +474,8 @@ std::string format_history(const json& body) {
 
 std::string format_rollback(const json& body) {
   return "rolled back to a copy of version " + text(body, "rollback_of") + ": now version " +
-         text(body, "version") + " (generation " + text(body, "generation") + ")\n";
+         text(body, "version") + " (generation " + text(body, "generation") + ")\n" +
+         format_members_applied(body);
 }
 
 std::string format_quiesce(const json& q) {

@@ -37,6 +37,13 @@ double number(const json& j, std::string_view key, double fallback = 0);
 int64_t host_remaining(const json& host);
 
 std::string format_status(const json& status);
+// The `fleet` part of a status (empty for a single instance).
+std::string format_fleet(const json& status);
+// "applied on lb-a, lb-b": the `members` of a fleet's answer to a mutating call.
+std::string format_members_applied(const json& body);
+// The members of a fleet's answer that did not apply the call in time (empty: all did, or
+// no fleet).
+std::vector<std::string> members_not_applied(const json& body);
 std::string format_group(const json& group);       // GET /v1/backend-groups/{group}
 std::string format_groups(const json& body);       // GET /v1/backend-groups
 std::string format_mode_change(const json& body);  // POST .../host-mode

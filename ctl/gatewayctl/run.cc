@@ -421,16 +421,33 @@ int run(const Invocation& inv, Transport& transport, Io& io, Clock& clock) {
     return kExitFailed;
   }
   const json body = json::parse(r->body, nullptr, false);
+  // A fleet answers once every live member applied the call, or names those that did not.
+  const std::vector<std::string> behind =
+      body.is_discarded() ? std::vector<std::string>{} : members_not_applied(body);
+  auto report_behind = [&] {
+    if (behind.empty()) {
+      return kExitOk;
+    }
+    std::string names;
+    for (const std::string& b : behind) {
+      names += (names.empty() ? "" : ", ") + b;
+    }
+    io.err << "gatewayctl: not applied in time on member(s) " << names
+           << "; they converge from etcd when they are back\n";
+    return kExitFailed;
+  };
   if (c.verb == Verb::Drain && c.wait) {
     if (!inv.json) {
       io.out << format_mode_change(body.is_discarded() ? json::object() : body);
     }
+    const int behind_code = report_behind();
     DrainWatch watch(inv, transport, io, clock);
-    return watch.run(body.is_discarded() ? json::object() : body);
+    const int code = watch.run(body.is_discarded() ? json::object() : body);
+    return code != kExitOk ? code : behind_code;
   }
   if (inv.json) {
     print_body(io.out, r->body);
-    return kExitOk;
+    return report_behind();
   }
   if (body.is_discarded()) {
     io.err << "gatewayctl: gatewayd's reply is not JSON (HTTP " << r->status << ")\n";
@@ -490,7 +507,7 @@ int run(const Invocation& inv, Transport& transport, Io& io, Clock& clock) {
     case Verb::Version:
       break;
   }
-  return kExitOk;
+  return report_behind();
 }
 
 int main_with(const std::vector<std::string>& args, const Env& env, Io& io, Clock& clock,

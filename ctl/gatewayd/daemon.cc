@@ -17,6 +17,8 @@
 #include "ctl/gatewayd/api/shutdown_handler.h"
 #include "ctl/gatewayd/api/status_handler.h"
 #include "ctl/gatewayd/service/audit_log.h"
+#include "ctl/gatewayd/service/fleet.h"
+#include "ctl/gatewayd/service/fleet_agent.h"
 #include "ctl/gatewayd/service/host_modes.h"
 #include "ctl/gatewayd/service/idle_scanner.h"
 #include "ctl/gatewayd/service/lifecycle.h"
@@ -50,15 +52,19 @@ struct Daemon::Units {
             state, active, publication, notifier, clock, [this, &active] { reconcile(active); },
             log),
         lifecycle(state, active, link, publication, notifier, clock, proc, opts, shutdown, log),
+        fleet(active, state, link, publication, modes, versions, lifecycle, notifier, clock, log),
         idle(link, clock, idle_scan_params(opts)),
         read_model({state, active, link, clock, opts, health, samples, shutdown, idle, started_ms,
                     started_mono_ms}),
-        status(state, active, link, lifecycle, clock, opts, started_ms),
-        groups(state, active, link, clock, read_model, modes, lifecycle),
-        config(state, active, versions, lifecycle),
-        quiesce(lifecycle),
+        status(state, active, link, lifecycle, clock, opts, started_ms, fleet),
+        groups(state, active, link, clock, read_model, modes, lifecycle, fleet),
+        config(state, active, versions, lifecycle, fleet),
+        quiesce(lifecycle, fleet),
         shutdown_handler(lifecycle),
         events_handler(sink) {
+    if (fleet.enabled()) {
+      publication.enable_tables_digest();
+    }
     add_routes();
   }
 
@@ -142,6 +148,8 @@ struct Daemon::Units {
   HostModes modes;
   ConfigVersions versions;
   Lifecycle lifecycle;
+  Fleet fleet;
+  std::unique_ptr<FleetAgent> agent;  // in a fleet, from start_fleet() on
   IdleScanner idle;  // its thread uses only link and clock; joined when Units is destroyed
   ReadModel read_model;
   api::StatusHandler status;
@@ -169,7 +177,7 @@ Daemon::Daemon(State& state, conf::Config active, DataplaneLink& link, Clock& cl
   units_ = std::make_unique<Units>(state_, active_, link_, clock_, proc, opts_, std::move(log));
 }
 
-Daemon::~Daemon() = default;
+Daemon::~Daemon() { stop_fleet(false); }
 
 bool Daemon::exit_requested() const {
   std::lock_guard lk(mu_);
@@ -208,9 +216,10 @@ Result<void> Daemon::start() {
 }
 
 http::Response Daemon::handle(const http::Request& req) {
-  std::lock_guard lk(mu_);
+  std::unique_lock lk(mu_);
   api::Caller caller;
   http::Response resp;
+  units_->fleet.take_pending_generation();
   try {
     if (auto denied = units_->tokens.authorize(req, caller)) {
       resp = *denied;
@@ -226,7 +235,81 @@ http::Response Daemon::handle(const http::Request& req) {
         caller.who, req.method, req.path, req.body, resp.status,
         resp.status < 300 ? std::string_view("ok") : api::code_of(resp.status));
   }
+  // In a fleet the write is in etcd and applied here: answer once every live member runs it
+  // too, waiting without the lock (the agent applies under it).
+  const uint64_t pending = units_->fleet.take_pending_generation();
+  if (pending != 0) {
+    if (units_->agent) {
+      units_->agent->wake();
+    }
+    lk.unlock();
+    add_members_applied(resp, units_->fleet.wait_applied(pending, opts_.fleet_apply_timeout));
+  }
   return resp;
+}
+
+void Daemon::add_members_applied(http::Response& resp, const std::vector<MemberApplied>& members) {
+  try {
+    auto body = api::ojson::parse(resp.body);
+    api::ojson arr = api::ojson::array();
+    for (const MemberApplied& m : members) {
+      arr.push_back({{"member", m.member}, {"applied", m.applied}, {"generation", m.generation}});
+    }
+    if (body.contains("error")) {
+      body["error"]["members"] = std::move(arr);
+    } else {
+      body["members"] = std::move(arr);
+    }
+    resp.body = body.dump() + "\n";
+  } catch (const std::exception& e) {
+    units_->log(std::string("fleet: answer not annotated with its members: ") + e.what());
+  }
+}
+
+void Daemon::start_fleet() {
+  std::lock_guard lk(mu_);
+  if (!units_->fleet.enabled() || units_->agent) {
+    return;
+  }
+  FleetAgent::Hooks hooks;
+  hooks.needs_version = [this](const FleetState& s) {
+    std::lock_guard l(mu_);
+    return units_->fleet.needs_version(s);
+  };
+  hooks.apply = [this](const FleetState& s, const std::optional<FleetVersion>& v, bool resync) {
+    std::lock_guard l(mu_);
+    return units_->fleet.apply(s, v, resync);
+  };
+  hooks.seed = [this] {
+    std::lock_guard l(mu_);
+    return units_->fleet.seed_from_local();
+  };
+  hooks.report = [this] {
+    std::lock_guard l(mu_);
+    const bool alive = dataplane_alive(link_.info(), clock_.monotonic_ms(), opts_);
+    return units_->fleet.report(units_->read_model.groups(nullptr), alive);
+  };
+  hooks.announce_wanted = [this] {
+    std::lock_guard l(mu_);
+    const QuiesceState q = units_->lifecycle.quiesce();
+    const bool all = q.enabled && q.block == QuiesceBlock::All;
+    return !all && !units_->lifecycle.shutdown_running() &&
+           dataplane_alive(link_.info(), clock_.monotonic_ms(), opts_);
+  };
+  units_->agent = std::make_unique<FleetAgent>(units_->fleet.config(), units_->fleet,
+                                               std::move(hooks), units_->log);
+  units_->agent->start();
+}
+
+void Daemon::stop_fleet(bool withdraw) {
+  std::unique_ptr<FleetAgent> agent;
+  {
+    std::lock_guard lk(mu_);
+    agent = std::move(units_->agent);
+  }
+  if (agent) {
+    agent->stop(withdraw);
+  }
 }
 
 void Daemon::tick() {
@@ -238,7 +321,11 @@ void Daemon::tick() {
   units_->samples.sample(state_.runtime(), counters, static_cast<double>(mono) / 1000.0);
   // Before the deadlines are acted on, so drain.deadline comes before the mode change it causes.
   units_->notifier.check_drains(state_.runtime(), counters, units_->samples, clock_.realtime_ms());
-  units_->modes.expire_drain_deadlines();
+  if (units_->fleet.enabled()) {
+    units_->fleet.expire_drain_deadlines();
+  } else {
+    units_->modes.expire_drain_deadlines();
+  }
   units_->lifecycle.update_quiesce_progress();
   units_->lifecycle.run_shutdown();
 }
@@ -270,7 +357,26 @@ void Daemon::apply_health_results(const std::vector<HealthProbe>& probes,
 
 Collected Daemon::collect() {
   std::lock_guard lk(mu_);
-  return units_->read_model.collect();
+  Collected c = units_->read_model.collect();
+  if (units_->fleet.enabled()) {
+    const bool alive = dataplane_alive(c.dataplane, clock_.monotonic_ms(), opts_);
+    const FleetStatus fs =
+        units_->fleet.status(units_->fleet.report({}, alive), clock_.realtime_ms());
+    FleetFigures f;
+    f.connected = fs.connected;
+    f.announcing = units_->fleet.announcing().value_or(false);
+    for (const MemberView& m : fs.members) {
+      if (m.stale) {
+        ++f.stale;
+      } else if (!m.report.dataplane_alive) {
+        ++f.dataplane_down;
+      } else {
+        ++f.alive;
+      }
+    }
+    c.fleet = f;
+  }
+  return c;
 }
 
 // Without mu_: the scanner is thread-safe and never needs the daemon's state.

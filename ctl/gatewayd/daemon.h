@@ -37,6 +37,7 @@
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/service/config_versions.h"
+#include "ctl/gatewayd/service/fleet.h"
 #include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/gatewayd/service/read_model.h"
 #include "ctl/gatewayd/base/state.h"
@@ -79,11 +80,19 @@ class Daemon {
   void stop_idle_scan();
   void scan_idle_now();
 
+  // The fleet agent (service/fleet_agent.h), when the configuration has `fleet:`: start_fleet()
+  // starts its thread (gatewayd's main does, after start()); stop_fleet() joins it, withdrawing
+  // the VIPs first when `withdraw` (a shutdown). Neither holds the lock while the agent stops.
+  void start_fleet();
+  void stop_fleet(bool withdraw);
+
   bool exit_requested() const;
   conf::Config active_config() const;
 
  private:
   struct Units;  // daemon.cc: every unit, wired to the state below
+
+  void add_members_applied(http::Response& resp, const std::vector<MemberApplied>& members);
 
   mutable std::mutex mu_;
   State& state_;

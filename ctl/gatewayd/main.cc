@@ -366,6 +366,8 @@ int run(const std::string& config_arg, bool foreground) {
   }
   // open_connections.idle: counted off the lock by the scanner's thread (joined by ~Daemon).
   daemon.start_idle_scan();
+  // In a fleet: etcd (state, members), BIRD (the VIPs' announcement), on the agent's thread.
+  daemon.start_fleet();
   server.start([&](const gw::http::Request& req) { return daemon.handle(req); });
 
   std::shared_ptr<CounterGuard> counter_guard;
@@ -434,6 +436,9 @@ int run(const std::string& config_arg, bool foreground) {
     webhooks.flush(std::chrono::seconds(3));
   }
   server.stop();
+  // A shutdown withdraws this box's VIPs; a plain stop (SIGTERM, restart) leaves them announced:
+  // the data plane keeps forwarding without gatewayd.
+  daemon.stop_fleet(g_exit.load());
   metrics.reset();
   if (counter_guard) {
     if (auto r = counter_guard->flush(); !r) {

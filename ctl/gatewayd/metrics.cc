@@ -368,6 +368,26 @@ std::vector<MetricFamily> metric_families(const Collected& c, CounterGuard& guar
                    "time since the data plane was last seen.",
                    MetricType::Gauge),
           {}, static_cast<double>(dataplane_heartbeat_age_ms(c)) / 1000.0);
+  if (c.fleet) {
+    const FleetFigures& f = *c.fleet;
+    const auto members = b.family(
+        "gateway_fleet_members",
+        "Members of this instance's fleet by state (alive, stale report, data plane down), as "
+        "this member sees them in etcd; itself included.",
+        MetricType::Gauge);
+    b.gauge(members, {{"state", "alive"}}, static_cast<double>(f.alive));
+    b.gauge(members, {{"state", "stale"}}, static_cast<double>(f.stale));
+    b.gauge(members, {{"state", "dataplane_down"}}, static_cast<double>(f.dataplane_down));
+    b.gauge(b.family("gateway_fleet_connected",
+                     "1 while this member reaches the fleet's etcd, else 0 (it then forwards with "
+                     "its last state and refuses changes).",
+                     MetricType::Gauge),
+            {}, f.connected ? 1 : 0);
+    b.gauge(b.family("gateway_fleet_announcing",
+                     "1 while this member announces the VIPs through BIRD (fleet.announce), else 0.",
+                     MetricType::Gauge),
+            {}, f.announcing ? 1 : 0);
+  }
   return b.finish(guard, d.created_ms, c.monotonic_ms);
 }
 

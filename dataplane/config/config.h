@@ -147,6 +147,25 @@ struct ControlConfig {
   bool operator==(const ControlConfig&) const = default;
 };
 
+// Where a fleet member announces the VIPs (DESIGN.md, "Fleet"): gatewayd keeps BIRD's protocol
+// `protocol` enabled while this member should receive traffic.
+struct FleetAnnounce {
+  std::string bird_socket;  // absolute; BIRD's control socket
+  std::string protocol;     // a BIRD symbol: [A-Za-z_][A-Za-z0-9_]{0,63}
+
+  bool operator==(const FleetAnnounce&) const = default;
+};
+
+// Several boxes behind ECMP sharing their operator state in etcd under /gateway/<name>/.
+struct FleetConfig {
+  std::string name;                // as valid_instance_name: it names the etcd prefix
+  std::string member;              // this box, unique in the fleet; as valid_name
+  std::vector<std::string> etcd;   // non-empty; http:// or https:// client URLs, no repeats
+  std::optional<FleetAnnounce> announce;
+
+  bool operator==(const FleetConfig&) const = default;
+};
+
 // The longest source-IP persistence lifetime the session table holds (16-bit seconds).
 inline constexpr Duration kMaxPersistenceTimeout = std::chrono::seconds(65535);
 
@@ -206,6 +225,7 @@ struct Config {
   std::string instance;
   DataplaneConfig dataplane;
   ControlConfig control;
+  std::optional<FleetConfig> fleet;                // absent: this instance is alone
   std::vector<ServiceConfig> services;             // optional key, may be empty
   std::vector<BackendGroupConfig> backend_groups;  // optional key, may be empty
   std::string source;  // the file path, or the name given to load_config_string; not in YAML

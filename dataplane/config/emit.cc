@@ -165,6 +165,20 @@ void emit_control(YAML::Emitter& out, const ControlConfig& ctl, const EmitOption
   out << YAML::EndMap;
 }
 
+void emit_fleet(YAML::Emitter& out, const FleetConfig& fc) {
+  begin_map(out, "fleet", YAML::Block);
+  emit_kv(out, "name", fc.name);
+  emit_kv(out, "member", fc.member);
+  out << YAML::Key << "etcd" << YAML::Value << YAML::Flow << fc.etcd;
+  if (fc.announce) {
+    begin_map(out, "announce", YAML::Flow);
+    emit_kv(out, "bird_socket", fc.announce->bird_socket);
+    emit_kv(out, "protocol", fc.announce->protocol);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+}
+
 void emit_services(YAML::Emitter& out, const std::vector<ServiceConfig>& services) {
   begin_seq(out, "services", seq_style(services));
   for (const ServiceConfig& s : services) {
@@ -239,6 +253,9 @@ std::string canonical_yaml(const Config& c, const EmitOptions& opts) {
   emit_kv(out, "instance", c.instance);
   emit_dataplane(out, c.dataplane);
   emit_control(out, c.control, opts);
+  if (c.fleet) {
+    emit_fleet(out, *c.fleet);
+  }
   emit_services(out, c.services);
   emit_groups(out, c.backend_groups);
   out << YAML::EndMap;

@@ -72,6 +72,7 @@ class Rules : private Reader {
   ControlConfig control(const std::optional<Val>& v, const std::string& instance) const;
   Token token(const Val& v) const;
   Webhook webhook(const Val& v) const;
+  FleetConfig fleet(const Val& v) const;
   BackendGroupConfig group(const Val& v, const DataplaneConfig& dp) const;
   HealthCheck health_check(const Val& v) const;
   HostConfig host(const Val& v, const DataplaneConfig& dp) const;
@@ -81,7 +82,8 @@ class Rules : private Reader {
 
 Config Rules::load(std::string_view text) const {
   const Val root = document(text);
-  const Fields f = fields(root, {"instance", "dataplane", "control", "services", "backend_groups"});
+  const Fields f =
+      fields(root, {"instance", "dataplane", "control", "fleet", "services", "backend_groups"});
 
   Config c;
   c.source = file();
@@ -94,6 +96,9 @@ Config Rules::load(std::string_view text) const {
   }
   c.dataplane = dataplane(require(f, "dataplane"));
   c.control = control(f.get("control"), c.instance);
+  if (auto fv = f.get("fleet")) {
+    c.fleet = fleet(*fv);
+  }
 
   if (auto groups = f.get("backend_groups")) {
     UniqueNames names("backend group");
@@ -368,6 +373,64 @@ Webhook Rules::webhook(const Val& v) const {
     w.secret_file = abs_path(*sf);
   }
   return w;
+}
+
+FleetConfig Rules::fleet(const Val& v) const {
+  const Fields f = fields(v, {"name", "member", "etcd", "announce"});
+  FleetConfig fc;
+  const Val nv = require(f, "name");
+  fc.name = str(nv);
+  if (!valid_instance_name(fc.name)) {
+    fail(nv, "invalid fleet name '" + fc.name +
+                 "': 1 to 32 of a-z, 0-9, '_', '-', starting with a-z or 0-9 (it names the "
+                 "etcd prefix /gateway/<name>/)");
+  }
+  fc.member = name(require(f, "member"), "fleet member");
+  const Val ev = require(f, "etcd");
+  const std::vector<Val> urls = list(ev);
+  if (urls.empty()) {
+    fail(ev, "needs at least one etcd client URL");
+  }
+  for (const Val& u : urls) {
+    std::string url = str(u);
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      fail(u, "an etcd URL starts with http:// or https://, got '" + url + "'");
+    }
+    if (url.find_first_of(" \t\r\n") != std::string::npos) {
+      fail(u, "an etcd URL must not contain whitespace");
+    }
+    while (url.size() > 8 && url.back() == '/') {
+      url.pop_back();
+    }
+    if (std::find(fc.etcd.begin(), fc.etcd.end(), url) != fc.etcd.end()) {
+      fail(u, "etcd URL '" + url + "' is listed twice");
+    }
+    fc.etcd.push_back(std::move(url));
+  }
+  if (auto av = f.get("announce")) {
+    const Fields af = fields(*av, {"bird_socket", "protocol"});
+    FleetAnnounce a;
+    const Val sv = require(af, "bird_socket");
+    a.bird_socket = abs_path(sv);
+    if (a.bird_socket.size() > kSunPathMax) {
+      fail(sv, "a Unix socket path holds at most " + std::to_string(kSunPathMax) +
+                   " bytes, got " + std::to_string(a.bird_socket.size()));
+    }
+    const Val pv = require(af, "protocol");
+    a.protocol = str(pv);
+    const bool symbol =
+        !a.protocol.empty() && a.protocol.size() <= 64 &&
+        (std::isalpha(static_cast<unsigned char>(a.protocol[0])) != 0 || a.protocol[0] == '_') &&
+        std::all_of(a.protocol.begin(), a.protocol.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+        });
+    if (!symbol) {
+      fail(pv, "invalid BIRD protocol name '" + a.protocol +
+                   "': 1 to 64 of A-Z, a-z, 0-9, '_', not starting with a digit");
+    }
+    fc.announce = std::move(a);
+  }
+  return fc;
 }
 
 BackendGroupConfig Rules::group(const Val& v, const DataplaneConfig& dp) const {

@@ -69,6 +69,12 @@ http::Response ConfigHandlers::put_candidate(const http::Request& req) {
   if (auto refused = versions_.check_candidate(c)) {
     return refuse(refused->key, refused->message);
   }
+  if (fleet_.enabled()) {
+    if (auto key = fleet_private_difference(active_, c)) {
+      return refuse(*key, "differs from this member's: in a fleet a candidate changes services "
+                          "and backend_groups only (each member keeps its own " + *key + ")");
+    }
+  }
   if (auto r = versions_.save_candidate(c); !r) {
     return internal_error(r.error());
   }
@@ -110,11 +116,22 @@ http::Response ConfigHandlers::post_activate(const Caller& caller) {
 http::Response ConfigHandlers::activate(const conf::Config& cfg, const std::string& yaml,
                                         const std::string& source,
                                         std::optional<uint64_t> rollback_of, const Caller& caller) {
-  bool unfit = false;
-  auto a = versions_.activate(cfg, yaml, source, rollback_of, caller.who, &unfit);
-  if (!a) {
-    return error_response(unfit ? 400 : 500, a.error());
+  Activated activated;
+  if (fleet_.enabled()) {
+    auto out = fleet_.activate(cfg, source, rollback_of, caller.who);
+    if (const auto* refused = std::get_if<FleetRefusal>(&out)) {
+      return coded_error(refused->status, refused->code, refused->message);
+    }
+    activated = std::get<Activated>(out);
+  } else {
+    bool unfit = false;
+    auto a = versions_.activate(cfg, yaml, source, rollback_of, caller.who, &unfit);
+    if (!a) {
+      return error_response(unfit ? 400 : 500, a.error());
+    }
+    activated = *a;
   }
+  const Activated* a = &activated;
   ojson j;
   j["version"] = a->version;
   j["generation"] = a->generation;
@@ -125,8 +142,16 @@ http::Response ConfigHandlers::activate(const conf::Config& cfg, const std::stri
 }
 
 http::Response ConfigHandlers::get_history() {
+  std::vector<VersionRecord> fleet_history;
+  if (fleet_.enabled()) {
+    auto out = fleet_.history();
+    if (const auto* refused = std::get_if<FleetRefusal>(&out)) {
+      return coded_error(refused->status, refused->code, refused->message);
+    }
+    fleet_history = std::get<std::vector<VersionRecord>>(std::move(out));
+  }
   ojson arr = ojson::array();
-  for (const VersionRecord& r : state_.history()) {
+  for (const VersionRecord& r : fleet_.enabled() ? fleet_history : state_.history()) {
     ojson e;
     e["version"] = r.version;
     e["activated"] = iso_or_null(r.activated_ms);
@@ -155,6 +180,14 @@ http::Response ConfigHandlers::post_rollback(const http::Request& req, const Cal
     return error_response(400, "field 'version' (a version number) is required");
   }
   const auto v = (*body)["version"].get<uint64_t>();
+  if (fleet_.enabled()) {
+    auto out = fleet_.version_config(v);
+    if (const auto* refused = std::get_if<FleetRefusal>(&out)) {
+      return coded_error(refused->status, refused->code, refused->message);
+    }
+    const conf::Config c = std::get<conf::Config>(std::move(out));
+    return activate(c, conf::canonical_yaml(c), "rollback", v, caller);
+  }
   if (state_.find_version(v) == nullptr) {
     return error_response(404, "no configuration version " + std::to_string(v));
   }

@@ -4,10 +4,13 @@
 // Zone: slow path.
 //
 // Invariants: called by the router under Daemon's lock. Reads the state directory directly;
-// every change (candidate, activation, rollback) goes through ConfigVersions.
+// every change (candidate, activation, rollback) goes through ConfigVersions, or in a fleet
+// through Fleet (the version is the fleet's: written to etcd, then applied by every member; the
+// candidate stays this member's own until activated).
 #pragma once
 
 #include "ctl/gatewayd/service/config_versions.h"
+#include "ctl/gatewayd/service/fleet.h"
 #include "ctl/gatewayd/service/lifecycle.h"
 #include "ctl/gatewayd/base/state.h"
 #include "ctl/http/http.h"
@@ -20,8 +23,8 @@ struct Caller;
 class ConfigHandlers {
  public:
   ConfigHandlers(const State& state, const conf::Config& active, ConfigVersions& versions,
-                 const Lifecycle& lifecycle)
-      : state_(state), active_(active), versions_(versions), lifecycle_(lifecycle) {}
+                 const Lifecycle& lifecycle, Fleet& fleet)
+      : state_(state), active_(active), versions_(versions), lifecycle_(lifecycle), fleet_(fleet) {}
 
   http::Response get_config();
   http::Response put_candidate(const http::Request& req);
@@ -41,6 +44,7 @@ class ConfigHandlers {
   const conf::Config& active_;
   ConfigVersions& versions_;
   const Lifecycle& lifecycle_;
+  Fleet& fleet_;
 };
 
 }  // namespace gw::gatewayd::api

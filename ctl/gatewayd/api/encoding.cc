@@ -46,6 +46,12 @@ http::Response error_response(int status, const std::string& message, const ojso
   return json_response(status, body);
 }
 
+http::Response coded_error(int status, const std::string& code, const std::string& message) {
+  ojson extra;
+  extra["code"] = code;
+  return error_response(status, message, extra);
+}
+
 http::Response config_error_response(const conf::ConfigError& e) {
   ojson extra;
   extra["file"] = e.file();

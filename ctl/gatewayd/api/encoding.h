@@ -33,6 +33,8 @@ http::Response error_response(int status, const std::string& message,
                               const ojson& extra = ojson::object());
 // 400 with the file, line, column and key of a configuration error.
 http::Response config_error_response(const conf::ConfigError& e);
+// A status with its own code (the fleet's 503 "fleet_unavailable"; code_of's otherwise).
+http::Response coded_error(int status, const std::string& code, const std::string& message);
 // 500 for a failure of the daemon itself (a service's Result error): nothing changed.
 http::Response internal_error(const std::string& message);
 

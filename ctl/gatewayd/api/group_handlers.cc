@@ -82,6 +82,19 @@ ojson group_json(const GroupView& g) {
         {"idle_age_s",
          h.idle_age_ms ? ojson(std::round(*h.idle_age_ms / 100.0) / 10.0) : ojson(nullptr)}};
     hj["sessions"] = std::max<int64_t>(0, h.counters.sessions);
+    if (!h.members.empty()) {
+      ojson members = ojson::object();
+      for (const HostMemberView& m : h.members) {
+        members[m.member] = {{"open_connections",
+                              {{"total", m.counts.total},
+                               {"established", m.counts.established},
+                               {"closing", m.counts.closing},
+                               {"idle", m.counts.idle}}},
+                             {"sessions", m.counts.sessions},
+                             {"stale", m.stale}};
+      }
+      hj["members"] = std::move(members);
+    }
     hj["new_connections_per_s"] = std::round(h.new_per_s * 100) / 100;
     if (h.drain) {
       const DrainView& d = *h.drain;
@@ -117,6 +130,9 @@ http::Response GroupHandlers::get_groups(const std::string* group) {
     return no_group(*group);
   }
   auto views = read_model_.groups(group);
+  if (fleet_.enabled()) {
+    add_member_counts(views, fleet_.config().member, fleet_.others(), clock_.realtime_ms());
+  }
   if (group != nullptr) {
     return json_response(200, group_json(views.at(0)));
   }
@@ -230,12 +246,22 @@ http::Response GroupHandlers::post_host_mode(const std::string& group, const htt
     }
   }
 
-  auto change = modes_.set_modes(group, targets, *mode, policy, ModeActor{caller.who, ""});
-  if (!change) {
-    return internal_error(change.error());
+  ModeChange change;
+  if (fleet_.enabled()) {
+    auto out = fleet_.set_modes(group, targets, *mode, policy, ModeActor{caller.who, ""});
+    if (const auto* refused = std::get_if<FleetRefusal>(&out)) {
+      return coded_error(refused->status, refused->code, refused->message);
+    }
+    change = std::get<ModeChange>(std::move(out));
+  } else {
+    auto local = modes_.set_modes(group, targets, *mode, policy, ModeActor{caller.who, ""});
+    if (!local) {
+      return internal_error(local.error());
+    }
+    change = std::move(*local);
   }
   ojson changed = ojson::array();
-  for (const ModeChange::Host& h : change->hosts) {
+  for (const ModeChange::Host& h : change.hosts) {
     ojson c;
     c["host"] = h.name;
     c["mode"] = host_mode_name(h.mode);
@@ -244,7 +270,7 @@ http::Response GroupHandlers::post_host_mode(const std::string& group, const htt
   }
   ojson j;
   j["group"] = group;
-  j["generation"] = change->generation;
+  j["generation"] = change.generation;
   j["changed"] = std::move(changed);
   return json_response(200, j);
 }

@@ -51,6 +51,34 @@ http::Response QuiesceHandlers::put_quiesce(const http::Request& req) {
   } else if (body->contains("block") && (*body)["block"] != "none") {
     return error_response(400, "field 'block' goes with \"enable\": true");
   }
+  if (fleet_.enabled()) {
+    // designtime is the fleet's; `all` is this member's own (DESIGN.md, "Fleet"). Off lifts
+    // both: this member's `all`, then the fleet's designtime if it is on.
+    const QuiesceState own = lifecycle_.quiesce();
+    const bool own_all = own.enabled && own.block == QuiesceBlock::All;
+    if (block == QuiesceBlock::Designtime || (!enable && fleet_.designtime())) {
+      if (!fleet_.connected()) {
+        return coded_error(503, "fleet_unavailable",
+                           "the fleet's state store (etcd) is not reachable: the designtime "
+                           "quiesce is the fleet's; nothing changed");
+      }
+    }
+    if ((block == QuiesceBlock::All) || (!enable && own_all)) {
+      if (auto r = lifecycle_.set_quiesce(enable, block); !r) {
+        return internal_error(r.error());
+      }
+    }
+    if (block == QuiesceBlock::Designtime || (!enable && fleet_.designtime())) {
+      auto out = fleet_.set_designtime(enable, "quiesce");
+      if (const auto* refused = std::get_if<FleetRefusal>(&out)) {
+        return coded_error(refused->status, refused->code, refused->message);
+      }
+    } else if (!enable && own_all) {
+      // The fleet's designtime, if any, applies again now that `all` is lifted.
+      fleet_.reapply_designtime();
+    }
+    return get_quiesce();
+  }
   if (auto r = lifecycle_.set_quiesce(enable, block); !r) {
     return internal_error(r.error());
   }

@@ -7,19 +7,21 @@
 #pragma once
 
 #include "ctl/gatewayd/service/lifecycle.h"
+#include "ctl/gatewayd/service/fleet.h"
 #include "ctl/http/http.h"
 
 namespace gw::gatewayd::api {
 
 class QuiesceHandlers {
  public:
-  explicit QuiesceHandlers(Lifecycle& lifecycle) : lifecycle_(lifecycle) {}
+  QuiesceHandlers(Lifecycle& lifecycle, Fleet& fleet) : lifecycle_(lifecycle), fleet_(fleet) {}
 
   http::Response get_quiesce();
   http::Response put_quiesce(const http::Request& req);
 
  private:
   Lifecycle& lifecycle_;
+  Fleet& fleet_;
 };
 
 // 503 "quiesced": configuration and modes are frozen (quiesce, or a running shutdown).

@@ -65,7 +65,37 @@ http::Response StatusHandler::get_status() {
   }
   dp["drops"] = std::move(drops);
   j["dataplane"] = std::move(dp);
+  if (fleet_.enabled()) {
+    const MemberReport self = fleet_.report({}, dataplane_alive(d, now, opts_));
+    j["fleet"] = fleet_status_json(fleet_.status(self, clock_.realtime_ms()));
+  }
   return json_response(200, j);
+}
+
+ojson fleet_status_json(const FleetStatus& fs) {
+  ojson f;
+  f["name"] = fs.name;
+  f["member"] = fs.member;
+  f["connected"] = fs.connected;
+  ojson members = ojson::array();
+  for (const MemberView& m : fs.members) {
+    const MemberReport& r = m.report;
+    ojson mj;
+    mj["member"] = r.member;
+    mj["alive"] = !m.stale && r.dataplane_alive;
+    mj["generation"] = r.generation;
+    mj["announcing"] = r.announcing;
+    mj["quiesce"] = r.quiesce;
+    mj["tables_digest"] = r.tables_digest;
+    mj["config_version"] = r.config_version;
+    mj["dataplane_alive"] = r.dataplane_alive;
+    mj["stale"] = m.stale;
+    mj["self"] = m.self;
+    mj["error"] = r.error.empty() ? ojson(nullptr) : ojson(r.error);
+    members.push_back(std::move(mj));
+  }
+  f["members"] = std::move(members);
+  return f;
 }
 
 }  // namespace gw::gatewayd::api

@@ -1,5 +1,5 @@
 // GET /v1/status: version, configuration version, quiesce, and the data plane's liveness,
-// workers, connection table and drops.
+// workers, connection table and drops; in a fleet its members.
 //
 // Zone: slow path.
 //
@@ -11,6 +11,8 @@
 
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/options.h"
+#include "ctl/gatewayd/api/encoding.h"
+#include "ctl/gatewayd/service/fleet.h"
 #include "ctl/gatewayd/service/lifecycle.h"
 #include "ctl/gatewayd/base/state.h"
 #include "ctl/http/http.h"
@@ -21,14 +23,16 @@ namespace gw::gatewayd::api {
 class StatusHandler {
  public:
   StatusHandler(const State& state, const conf::Config& active, const DataplaneLink& link,
-                Lifecycle& lifecycle, const Clock& clock, const Options& opts, uint64_t started_ms)
+                Lifecycle& lifecycle, const Clock& clock, const Options& opts, uint64_t started_ms,
+                const Fleet& fleet)
       : state_(state),
         active_(active),
         link_(link),
         lifecycle_(lifecycle),
         clock_(clock),
         opts_(opts),
-        started_ms_(started_ms) {}
+        started_ms_(started_ms),
+        fleet_(fleet) {}
 
   http::Response get_status();
 
@@ -40,6 +44,10 @@ class StatusHandler {
   const Clock& clock_;
   const Options& opts_;
   uint64_t started_ms_;
+  const Fleet& fleet_;
 };
+
+// The `fleet` object of GET /v1/status (DESIGN.md, "Fleet").
+ojson fleet_status_json(const FleetStatus& fs);
 
 }  // namespace gw::gatewayd::api

@@ -8,6 +8,7 @@
 // Invariants: Daemon owns its Options; units hold a const reference to it and never change it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -49,6 +50,8 @@ struct Options {
   DrainEstimator::Params drain;  // eta_s, stalled
   uint64_t dp_alive_ms = 3'000;  // data-plane heartbeat age still counted alive
   uint64_t worker_alive_ms = 2'000;
+  // In a fleet, how long a mutating call waits for every live member to apply it.
+  std::chrono::milliseconds fleet_apply_timeout{3'000};
   uint64_t pid = 0;                             // written to the shm header; 0: getpid()
   std::string version;                          // gateway's version for /v1/status
   std::function<void(const std::string&)> log;  // one line; default: stderr

@@ -3,9 +3,12 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "ctl/gatewayd/base/state_json.h"
 #include "ctl/gatewayd/base/text.h"
 
 namespace gw::gatewayd {
@@ -76,15 +79,9 @@ std::string_view drain_then_name(DrainThen t) noexcept {
   return t == DrainThen::Disable ? "disable" : "wait";
 }
 
-std::string runtime_to_json(const RuntimeState& rs) {
-  ojson j;
-  j["format"] = kFormat;
-  j["active_version"] = rs.active_version;
-  j["quiesce"] = {{"enabled", rs.quiesce.enabled},
-                  {"block", quiesce_block_name(rs.quiesce.block)},
-                  {"since_ms", rs.quiesce.since_ms}};
+ojson host_overrides_to_json(const std::map<HostKey, HostOverride>& overrides) {
   ojson hosts = ojson::array();
-  for (const auto& [key, o] : rs.hosts) {
+  for (const auto& [key, o] : overrides) {
     ojson h = {{"group", key.first},
                {"host", key.second},
                {"mode", host_mode_name(o.mode)},
@@ -98,7 +95,52 @@ std::string runtime_to_json(const RuntimeState& rs) {
     }
     hosts.push_back(std::move(h));
   }
-  j["hosts"] = std::move(hosts);
+  return hosts;
+}
+
+Result<std::map<HostKey, HostOverride>> host_overrides_from_json(const json& arr) {
+  try {
+    std::map<HostKey, HostOverride> out;
+    for (const json& h : arr) {
+      HostOverride o;
+      const auto mode = parse_host_mode(h.at("mode").get<std::string>());
+      if (!mode) {
+        return make_error("bad host mode " + h.at("mode").dump());
+      }
+      o.mode = *mode;
+      o.set_ms = h.at("set_ms").get<uint64_t>();
+      o.by = h.at("by").get<std::string>();
+      if (h.contains("drain")) {
+        const json& d = h.at("drain");
+        const std::string sessions = d.at("sessions").get<std::string>();
+        if (sessions != "keep" && sessions != "expire") {
+          return make_error("bad drain sessions " + d.at("sessions").dump());
+        }
+        o.keep_sessions = sessions == "keep";
+        o.drain_started_ms = d.at("started_ms").get<uint64_t>();
+        o.deadline_ms = d.at("deadline_ms").get<uint64_t>();
+        const auto then = parse_then(d.at("then").get<std::string>());
+        if (!then) {
+          return make_error("bad drain then " + d.at("then").dump());
+        }
+        o.then = *then;
+      }
+      out[{h.at("group").get<std::string>(), h.at("host").get<std::string>()}] = o;
+    }
+    return out;
+  } catch (const json::exception& e) {
+    return make_error(e.what());
+  }
+}
+
+std::string runtime_to_json(const RuntimeState& rs) {
+  ojson j;
+  j["format"] = kFormat;
+  j["active_version"] = rs.active_version;
+  j["quiesce"] = {{"enabled", rs.quiesce.enabled},
+                  {"block", quiesce_block_name(rs.quiesce.block)},
+                  {"since_ms", rs.quiesce.since_ms}};
+  j["hosts"] = host_overrides_to_json(rs.hosts);
   ojson groups = ojson::object();
   for (const auto& [name, id] : rs.ids.groups()) {
     groups[name] = id;
@@ -127,32 +169,11 @@ Result<RuntimeState> runtime_from_json(const std::string& text) {
     }
     rs.quiesce.block = *block;
     rs.quiesce.since_ms = q.at("since_ms").get<uint64_t>();
-    for (const json& h : j.at("hosts")) {
-      HostOverride o;
-      const auto mode = parse_host_mode(h.at("mode").get<std::string>());
-      if (!mode) {
-        return make_error("bad host mode " + h.at("mode").dump());
-      }
-      o.mode = *mode;
-      o.set_ms = h.at("set_ms").get<uint64_t>();
-      o.by = h.at("by").get<std::string>();
-      if (h.contains("drain")) {
-        const json& d = h.at("drain");
-        const std::string sessions = d.at("sessions").get<std::string>();
-        if (sessions != "keep" && sessions != "expire") {
-          return make_error("bad drain sessions " + d.at("sessions").dump());
-        }
-        o.keep_sessions = sessions == "keep";
-        o.drain_started_ms = d.at("started_ms").get<uint64_t>();
-        o.deadline_ms = d.at("deadline_ms").get<uint64_t>();
-        const auto then = parse_then(d.at("then").get<std::string>());
-        if (!then) {
-          return make_error("bad drain then " + d.at("then").dump());
-        }
-        o.then = *then;
-      }
-      rs.hosts[{h.at("group").get<std::string>(), h.at("host").get<std::string>()}] = o;
+    auto hosts = host_overrides_from_json(j.at("hosts"));
+    if (!hosts) {
+      return make_error(hosts.error());
     }
+    rs.hosts = std::move(*hosts);
     std::map<std::string, uint16_t> groups;
     for (const auto& [name, id] : j.at("ids").at("groups").items()) {
       groups[name] = id.get<uint16_t>();
@@ -172,15 +193,31 @@ Result<RuntimeState> runtime_from_json(const std::string& text) {
   }
 }
 
+ojson version_record_to_json(const VersionRecord& r) {
+  ojson e = {{"version", r.version},
+             {"activated_ms", r.activated_ms},
+             {"by", r.by},
+             {"source", r.source}};
+  e["rollback_of"] = r.rollback_of ? ojson(*r.rollback_of) : ojson(nullptr);
+  return e;
+}
+
+VersionRecord version_record_from_json(const json& e) {
+  VersionRecord r;
+  r.version = e.at("version").get<uint64_t>();
+  r.activated_ms = e.at("activated_ms").get<uint64_t>();
+  r.by = e.at("by").get<std::string>();
+  r.source = e.at("source").get<std::string>();
+  if (!e.at("rollback_of").is_null()) {
+    r.rollback_of = e.at("rollback_of").get<uint64_t>();
+  }
+  return r;
+}
+
 std::string history_to_json(const std::vector<VersionRecord>& h) {
   ojson arr = ojson::array();
   for (const VersionRecord& r : h) {
-    ojson e = {{"version", r.version},
-               {"activated_ms", r.activated_ms},
-               {"by", r.by},
-               {"source", r.source}};
-    e["rollback_of"] = r.rollback_of ? ojson(*r.rollback_of) : ojson(nullptr);
-    arr.push_back(std::move(e));
+    arr.push_back(version_record_to_json(r));
   }
   ojson j;
   j["format"] = kFormat;
@@ -196,15 +233,7 @@ Result<std::vector<VersionRecord>> history_from_json(const std::string& text) {
     }
     std::vector<VersionRecord> out;
     for (const json& e : j.at("versions")) {
-      VersionRecord r;
-      r.version = e.at("version").get<uint64_t>();
-      r.activated_ms = e.at("activated_ms").get<uint64_t>();
-      r.by = e.at("by").get<std::string>();
-      r.source = e.at("source").get<std::string>();
-      if (!e.at("rollback_of").is_null()) {
-        r.rollback_of = e.at("rollback_of").get<uint64_t>();
-      }
-      out.push_back(std::move(r));
+      out.push_back(version_record_from_json(e));
     }
     return out;
   } catch (const json::exception& e) {
@@ -365,15 +394,23 @@ Result<void> State::save_candidate(const std::string& yaml) {
 }
 
 Result<void> State::add_version(const std::string& yaml, const VersionRecord& rec,
-                                const RuntimeState& rs, bool clear_candidate) {
-  if (rec.version != next_version() || rs.active_version != rec.version) {
+                                const RuntimeState& rs, bool clear_candidate,
+                                bool fleet_numbering) {
+  if (rs.active_version != rec.version || rec.version == 0) {
+    return make_error("internal: version " + std::to_string(rec.version) +
+                      " is not the runtime state's active version");
+  }
+  if (rec.version != next_version() && !fleet_numbering) {
     return make_error("internal: version " + std::to_string(rec.version) + " is not the next (" +
                       std::to_string(next_version()) + ")");
   }
   if (auto r = write_file_atomic(version_path(rec.version), yaml, kFileMode, fault_); !r) {
     return r;
   }
+  // A fleet's number may be below this cache's newest (the cache ran alone before): the
+  // fleet's history wins, later local records go.
   std::vector<VersionRecord> h = history_;
+  std::erase_if(h, [&](const VersionRecord& old) { return old.version >= rec.version; });
   h.push_back(rec);
   if (auto r = write_file_atomic(path("history.json"), history_to_json(h), kFileMode, fault_); !r) {
     return r;
@@ -392,6 +429,19 @@ Result<void> State::add_version(const std::string& yaml, const VersionRecord& re
     (void)fsync_dir(dir_);
     candidate_.reset();
   }
+  return {};
+}
+
+Result<void> State::clear_candidate() {
+  if (!candidate_) {
+    return {};
+  }
+  const std::string p = path("candidate.yaml");
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+    return make_error("cannot remove " + p + ": " + std::strerror(errno));
+  }
+  (void)fsync_dir(dir_);
+  candidate_.reset();
   return {};
 }
 

@@ -114,8 +114,15 @@ class State {
   Result<void> save_candidate(const std::string& yaml);
   // Makes `yaml` version rec.version (== next_version()) and rs (whose active_version is that
   // version) the runtime state, in one commit; removes the candidate when clear_candidate.
+  // fleet_numbering: rec.version is the fleet's number (DESIGN.md, "Fleet": the directory is a
+  // cache of etcd), which may skip versions this member never ran, or lie below its newest
+  // record (records from there on are dropped: the fleet's history wins).
   Result<void> add_version(const std::string& yaml, const VersionRecord& rec,
-                           const RuntimeState& rs, bool clear_candidate);
+                           const RuntimeState& rs, bool clear_candidate,
+                           bool fleet_numbering = false);
+
+  // Removes the candidate (a fleet activated it as a new version).
+  Result<void> clear_candidate();
 
   Result<void> append_audit(const std::string& json_line);
   // Any other file of the directory, replaced atomically.

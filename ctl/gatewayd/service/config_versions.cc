@@ -57,19 +57,7 @@ Result<Activated> ConfigVersions::activate(const conf::Config& cfg, const std::s
     *unfit = true;
     return make_error("cannot give the new configuration's hosts ids: " + r.error());
   }
-  std::vector<std::string> released;
-  std::erase_if(rs.hosts, [&](const auto& kv) {
-    const auto& [key, o] = kv;
-    const conf::BackendGroupConfig* ng = conf::find_group(cfg, key.first);
-    const conf::HostConfig* nh = ng != nullptr ? conf::find_host(*ng, key.second) : nullptr;
-    const conf::BackendGroupConfig* og = conf::find_group(active_, key.first);
-    const conf::HostConfig* oh = og != nullptr ? conf::find_host(*og, key.second) : nullptr;
-    if (nh == nullptr || oh == nullptr || nh->mode != oh->mode) {
-      released.push_back(key.first + "/" + key.second);
-      return true;
-    }
-    return false;
-  });
+  const std::vector<std::string> released = release_modes(cfg, &rs.hosts);
   rs.active_version = state_.next_version();
   VersionRecord rec;
   rec.version = rs.active_version;
@@ -98,6 +86,51 @@ Result<Activated> ConfigVersions::activate(const conf::Config& cfg, const std::s
   }
   log_(line);
   notifier_.config_activated(rec.version, *published, rollback_of, who);
+  return Activated{rec.version, *published};
+}
+
+std::vector<std::string> ConfigVersions::release_modes(
+    const conf::Config& cfg, std::map<HostKey, HostOverride>* hosts) const {
+  std::vector<std::string> released;
+  std::erase_if(*hosts, [&](const auto& kv) {
+    const auto& [key, o] = kv;
+    const conf::BackendGroupConfig* ng = conf::find_group(cfg, key.first);
+    const conf::HostConfig* nh = ng != nullptr ? conf::find_host(*ng, key.second) : nullptr;
+    const conf::BackendGroupConfig* og = conf::find_group(active_, key.first);
+    const conf::HostConfig* oh = og != nullptr ? conf::find_host(*og, key.second) : nullptr;
+    if (nh == nullptr || oh == nullptr || nh->mode != oh->mode) {
+      released.push_back(key.first + "/" + key.second);
+      return true;
+    }
+    return false;
+  });
+  return released;
+}
+
+Result<Activated> ConfigVersions::adopt(const conf::Config& cfg, const VersionRecord& rec,
+                                        const std::map<HostKey, HostOverride>& hosts) {
+  RuntimeState rs = state_.runtime();
+  if (auto r = rs.ids.assign(cfg); !r) {
+    return make_error("cannot give the configuration's hosts ids: " + r.error());
+  }
+  rs.hosts = hosts;
+  std::erase_if(rs.hosts, [&](const auto& kv) {
+    const conf::BackendGroupConfig* g = conf::find_group(cfg, kv.first.first);
+    return g == nullptr || conf::find_host(*g, kv.first.second) == nullptr;
+  });
+  rs.active_version = rec.version;
+  const std::string yaml = conf::canonical_yaml(cfg);
+  auto published = publication_.publish(
+      cfg, rs, [&] { return state_.add_version(yaml, rec, rs, false, true); });
+  if (!published) {
+    return make_error(published.error());
+  }
+  active_ = cfg;
+  if (after_activation_) {
+    after_activation_();
+  }
+  log_("fleet: configuration version " + std::to_string(rec.version) + " active (" + rec.source +
+       " by " + rec.by + ", generation " + std::to_string(*published) + ")");
   return Activated{rec.version, *published};
 }
 

@@ -14,8 +14,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/base/state.h"
@@ -74,6 +76,17 @@ class ConfigVersions {
   Result<Activated> activate(const conf::Config& cfg, const std::string& yaml,
                              const std::string& source, std::optional<uint64_t> rollback_of,
                              const std::string& who, bool* unfit);
+
+  // A fleet's version (DESIGN.md, "Fleet"): makes cfg (this member's composition of the fleet's
+  // version rec.version) active with the fleet's run-time modes `hosts`, under the fleet's
+  // number. Sends no event (the member that took the call does). On an error nothing changed.
+  Result<Activated> adopt(const conf::Config& cfg, const VersionRecord& rec,
+                          const std::map<HostKey, HostOverride>& hosts);
+  // What a new version would release: run-time modes of hosts cfg lacks, or names with another
+  // mode than the active configuration does (DESIGN.md, "Configuration"). Removes them from
+  // *hosts and returns their "group/host" names.
+  std::vector<std::string> release_modes(const conf::Config& cfg,
+                                         std::map<HostKey, HostOverride>* hosts) const;
 
  private:
   State& state_;

@@ -16,8 +16,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ctl/gatewayd/base/options.h"
@@ -81,6 +83,24 @@ class HostModes {
   // The tick: hosts whose drain deadline passed with `then: disable` become DISABLED (one
   // set_modes per group). A change that fails is logged and tried again next tick.
   void expire_drain_deadlines();
+  // The hosts expire_drain_deadlines() would disable now, by group (a fleet writes them to etcd).
+  std::map<std::string, std::vector<std::string>> due_drain_deadlines() const;
+
+  // The overrides of rs with `hosts` of `group` set to `mode`: what set_modes() publishes,
+  // without publishing (a fleet computes its write with it). Drains that start are appended to
+  // *drains_started.
+  Result<ModeChange> with_modes(RuntimeState& rs, const std::string& group,
+                                const std::vector<std::string>& hosts, HostMode mode,
+                                const DrainPolicy& policy, const std::string& who,
+                                std::vector<HostKey>* drains_started) const;
+  // Makes `hosts` the run-time overrides (those the active configuration lacks are dropped) in
+  // one publication, as a fleet's state says; returns the mode changes by group (generation set).
+  // Logs each change with `why`; sends no events (the member that took the call does).
+  Result<std::vector<std::pair<std::string, ModeChange>>> replace(
+      const std::map<HostKey, HostOverride>& hosts, const std::string& why);
+  // The log lines, audit records and host.mode_changed event of a change set_modes() made.
+  void announce(const std::string& group, const ModeChange& change, HostMode mode,
+                const ModeActor& actor);
 
  private:
   State& state_;

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/state.h"
@@ -40,11 +41,24 @@ class Publication {
   Result<uint64_t> publish(const conf::Config& cfg, const RuntimeState& rs,
                            const Commit& commit = {}, bool* inputs_unfit = nullptr);
 
+  // A fleet proves its members run identical Maglev tables (DESIGN.md, "Fleet"): once enabled,
+  // every publication digests its tables by host name, so members with different host ids but
+  // the same configuration, modes and health agree. 16 hex digits; empty until enabled.
+  void enable_tables_digest() { digest_enabled_ = true; }
+  const std::string& tables_digest() const { return digest_; }
+
  private:
   DataplaneLink& link_;
   const HealthScheduler& health_;
   const ShutdownState& shutdown_;
   MaglevBuilder maglev_;
+  bool digest_enabled_ = false;
+  std::string digest_;
 };
+
+// FNV-1a over every group of cfg in order: its name, then each slot of its `new` and
+// `established` tables as the host's position in the group (0xffff: none).
+std::string maglev_tables_digest(const conf::Config& cfg, const ctl::IdMap& ids,
+                                 const gw_snapshot& snap);
 
 }  // namespace gw::gatewayd

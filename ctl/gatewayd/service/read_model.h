@@ -20,6 +20,7 @@
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/service/fleet_doc.h"
 #include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/gatewayd/service/idle_scanner.h"
 #include "ctl/gatewayd/service/samples.h"
@@ -38,6 +39,13 @@ struct DrainView {
   uint64_t deadline_ms = 0;
 };
 
+// One fleet member's share of a host (DESIGN.md, "Fleet": reads are fleet-wide).
+struct HostMemberView {
+  std::string member;
+  MemberHostCounts counts;
+  bool stale = false;  // the member's report is older than Fleet::kStaleMs
+};
+
 struct HostView {
   std::string name;
   uint16_t id = GW_NO_HOST;
@@ -52,6 +60,7 @@ struct HostView {
   std::optional<uint64_t> idle_age_ms;  // since that scan started; nullopt before the first
   double new_per_s = 0;
   std::optional<DrainView> drain;
+  std::vector<HostMemberView> members;  // in a fleet (add_member_counts): counters are totals
 };
 
 struct GroupView {
@@ -59,6 +68,15 @@ struct GroupView {
   uint64_t generation = 0;
   OnDisable on_disable = OnDisable::Reschedule;
   std::vector<HostView> hosts;
+};
+
+// A fleet's figures for /metrics (gateway_fleet_*), filled by Daemon::collect().
+struct FleetFigures {
+  bool connected = false;
+  bool announcing = false;
+  uint64_t alive = 0;           // members with a fresh report and a live data plane
+  uint64_t stale = 0;           // members whose report is older than Fleet::kStaleMs
+  uint64_t dataplane_down = 0;  // members reporting a dead data plane
 };
 
 // What a metrics exporter reads (Daemon::collect()): copied under the daemon's lock in one go,
@@ -71,6 +89,7 @@ struct Collected {
   std::vector<std::string> ports;     // dataplane.ports[i].device, the index of dataplane.ports
   uint64_t monotonic_ms = 0;          // when it was read (the data plane's clock)
   uint64_t started_monotonic_ms = 0;  // when this gatewayd started
+  std::optional<FleetFigures> fleet;  // in a fleet only
 };
 
 class ReadModel {
