@@ -11,113 +11,24 @@
 #include <thread>
 
 #include "tests/support/etcd_server.h"
-#include "tests/support/gatewayd_fixture.h"
+#include "tests/support/fleet_member.h"
 
 namespace gw::gatewayd::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-class Member {
- public:
-  Member(std::string name, const std::string& etcd_url) : name_(std::move(name)), url_(etcd_url) {}
-
-  void boot() {
-    auto s = State::open(dir_.path());
-    ASSERT_TRUE(s.ok()) << s.error();
-    state_.emplace(std::move(*s));
-    const std::string yaml = config_yaml(dir_.path()) + "fleet:\n  name: unit\n  member: " +
-                             name_ + "\n  etcd: [\"" + url_ + "\"]\n";
-    const conf::Config file = conf::load_config_string(yaml, name_ + ".yaml");
-    std::string note;
-    auto active = choose_config(*state_, file, name_ + ".yaml", clock_.realtime_ms(), &note);
-    ASSERT_TRUE(active.ok()) << active.error();
-    Options o;
-    o.pid = 4242;
-    o.version = "test";
-    o.log = [](const std::string&) {};
-    o.fleet_apply_timeout = 5s;
-    daemon_ = std::make_unique<Daemon>(*state_, std::move(*active), link_, clock_, proc_, o);
-    auto r = daemon_->start();
-    ASSERT_TRUE(r.ok()) << r.error();
-    daemon_->start_fleet();
-  }
-
-  // kill -9 of gatewayd: only the disk and the data plane's memory stay.
-  void crash() {
-    daemon_.reset();
-    state_.reset();
-  }
-
-  Reply call(const std::string& method, const std::string& path, const std::string& body = "") {
-    http::Request req;
-    req.method = method;
-    req.path = path;
-    req.body = body;
-    req.unix_peer = true;
-    req.peer_uid = 0;
-    const http::Response resp = daemon_->handle(req);
-    Reply r;
-    r.status = resp.status;
-    r.body = json::parse(resp.body, nullptr, false);
-    EXPECT_FALSE(r.body.is_discarded()) << resp.body;
-    return r;
-  }
-
-  json host(const std::string& h) {
-    const Reply r = call("GET", "/v1/backend-groups/web");
-    EXPECT_EQ(r.status, 200) << r.body.dump();
-    for (const json& j : r.body["hosts"]) {
-      if (j["name"] == h) {
-        return j;
-      }
-    }
-    return json();
-  }
-
-  json fleet_status() { return call("GET", "/v1/status").body["fleet"]; }
-
-  // The mode of host h in the snapshot this member's data plane runs.
-  int snapshot_mode(const std::string& h) {
-    const uint16_t id = state_->runtime().ids.host("web", h);
-    return link_.current()->hosts[id].mode;
-  }
-
-  MemoryLink& link() { return link_; }
-  State& state() { return *state_; }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-  std::string url_;
-  TempDir dir_{"gwfleet"};
-  std::optional<State> state_;
-  MemoryLink link_;
-  ManualClock clock_;
-  FakeProc proc_;
-  std::unique_ptr<Daemon> daemon_;
-};
-
-bool eventually(const std::function<bool()>& f, std::chrono::milliseconds within = 10s) {
-  const auto end = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < end) {
-    if (f()) {
-      return true;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return f();
-}
+using gw::test::eventually;
+using gw::test::FleetMember;
 
 class FleetTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_etcd()) {
-      GTEST_SKIP() << kEtcdBinary << " is missing (tools/install-deps installs etcd-server)";
+    if (!gw::test::have_etcd()) {
+      GTEST_SKIP() << gw::test::kEtcdBinary << " is missing (tools/install-deps installs etcd-server)";
     }
     ASSERT_TRUE(etcd_.start()) << "etcd did not start";
-    a_ = std::make_unique<Member>("lb-a", etcd_.url());
-    b_ = std::make_unique<Member>("lb-b", etcd_.url());
+    a_ = std::make_unique<FleetMember>("lb-a", etcd_.url());
+    b_ = std::make_unique<FleetMember>("lb-b", etcd_.url());
     a_->boot();
     ASSERT_TRUE(eventually([&] { return a_->fleet_status()["connected"] == true; }));
     b_->boot();
@@ -133,8 +44,8 @@ class FleetTest : public ::testing::Test {
   }
 
   gw::test::EtcdServer etcd_;
-  std::unique_ptr<Member> a_;
-  std::unique_ptr<Member> b_;
+  std::unique_ptr<FleetMember> a_;
+  std::unique_ptr<FleetMember> b_;
 };
 
 TEST_F(FleetTest, ADrainThroughOneMemberHoldsOnBothAndIsAnsweredOnceBothApplied) {
@@ -279,7 +190,8 @@ TEST_F(FleetTest, AConflictingConcurrentWriteIs409AndChangesNothing) {
   EXPECT_EQ(a_->snapshot_mode("b1"), static_cast<int>(HostMode::Active));
   // The member says why it cannot run the fleet's state.
   ASSERT_TRUE(eventually([&] {
-    for (const json& m : a_->fleet_status()["members"]) {
+    const json status = a_->fleet_status();
+    for (const json& m : status["members"]) {
       if (m["member"] == "lb-a" && m["error"].is_string()) return true;
     }
     return false;

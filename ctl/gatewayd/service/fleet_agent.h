@@ -98,8 +98,8 @@ class FleetAgent {
   bool resync_ = false;
   std::optional<FleetState> incoming_;  // the newest state the watch delivered
 
-  // The agent thread's own.
-  bool session_ = false;
+  // The agent thread's own (session_ also read by the watch's thread).
+  std::atomic<bool> session_{false};
   int64_t lease_ = 0;
   uint64_t last_report_ms_ = 0;
   std::optional<FleetState> retry_;  // a state whose apply failed
