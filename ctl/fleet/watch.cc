@@ -94,6 +94,9 @@ struct Watch::Impl {
 size_t Watch::Impl::on_data(char* data, size_t size, size_t count, void* user) noexcept {
   auto* self = static_cast<Impl*>(user);
   const size_t n = size * count;
+  if (self->stopping.load(std::memory_order_relaxed)) {
+    return CURL_WRITEFUNC_ERROR;  // stopping: deliver nothing more
+  }
   self->buffer.append(data, n);
   size_t begin = 0;
   for (size_t nl; (nl = self->buffer.find('\n', begin)) != std::string::npos; begin = nl + 1) {
