@@ -102,6 +102,7 @@ class FleetAgent {
   std::atomic<bool> session_{false};
   int64_t lease_ = 0;
   uint64_t last_report_ms_ = 0;
+  uint64_t last_keepalive_ms_ = 0;
   std::optional<FleetState> retry_;  // a state whose apply failed
   std::string last_error_;
   std::optional<bool> announced_;
