@@ -202,7 +202,7 @@ TEST(ConfigLoad, StringSourceName) {
     EXPECT_EQ(e.file(), "inline-test");
     EXPECT_STREQ(e.what(),
                  "inline-test:2:1: bogus: unknown key 'bogus' (known here: instance, "
-                 "dataplane, control, services, backend_groups)");
+                 "dataplane, control, fleet, services, backend_groups)");
   }
 }
 
@@ -257,6 +257,10 @@ constexpr BadCase kBadCases[] = {
     {"webhook_bad_event.yaml", 23, 60, "control.webhooks[0].events[1]", "expected one of host.mode_changed, drain.completed, drain.stalled, drain.deadline, quiesce.completed, health.changed, config.activated, shutdown.started, shutdown.completed, got 'drain.complete'"},
     {"webhook_event_twice.yaml", 23, 61, "control.webhooks[0].events[1]", "event 'drain.completed' is listed twice"},
     {"webhook_relative_secret.yaml", 23, 75, "control.webhooks[0].secret_file", "must be an absolute path, got 'hook.key'"},
+    {"fleet_bad_etcd_url.yaml", 24, 10, "fleet.etcd[0]", "an etcd URL starts with http:// or https://, got '10.99.9.1:2379'"},
+    {"fleet_no_etcd.yaml", 21, 1, "fleet.etcd", "missing required key 'etcd'"},
+    {"fleet_bad_bird_protocol.yaml", 25, 57, "fleet.announce.protocol", "invalid BIRD protocol name 'gateway-vips'"},
+    {"fleet_bad_name.yaml", 22, 9, "fleet.name", "invalid fleet name 'Web/1'"},
     {"token_missing.yaml", 23, 7, "control.tokens[0].token", "missing required key 'token' (or 'token_file')"},
     // wrong types
     {"missing_engine_value.yaml", 4, 3, "dataplane.engine", "expected a string, got nothing"},
