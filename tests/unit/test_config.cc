@@ -83,6 +83,11 @@ TEST(ConfigLoad, DesignExampleParsesToItsValues) {
   ASSERT_EQ(c.control.webhooks.size(), 1u);
   EXPECT_EQ(c.control.webhooks[0],
             (Webhook{"http://127.0.0.1:9500/hooks", {"drain.completed", "quiesce.completed"}, ""}));
+  ASSERT_TRUE(c.fleet.has_value());
+  EXPECT_EQ(c.fleet->name, "web");
+  EXPECT_EQ(c.fleet->member, "lb-a");
+  EXPECT_EQ(c.fleet->etcd, std::vector<std::string>{"http://10.99.9.1:2379"});
+  EXPECT_EQ(c.fleet->announce, (FleetAnnounce{"/run/bird/bird.ctl", "gateway_vips"}));
 
   ASSERT_EQ(c.services.size(), 1u);
   const ServiceConfig& s = c.services[0];
