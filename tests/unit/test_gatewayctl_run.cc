@@ -394,6 +394,50 @@ TEST(GatewayctlRun, ModeChangesForPeople) {
   EXPECT_THAT(run_cli({"enable", "g", "h"}, same).out, StartsWith("no host changed"));
 }
 
+// In a fleet the answer names every member and whether it applied the change in time.
+TEST(GatewayctlRun, AFleetMemberThatDidNotApplyInTimeIsNamedAndFailsTheCommand) {
+  const std::string all = R"({"group": "g", "generation": 9,
+      "changed": [{"host": "h", "mode": "NO_NEW_SESSIONS", "previous": "ACTIVE"}],
+      "members": [{"member": "lb-a", "applied": true, "generation": 18},
+                  {"member": "lb-b", "applied": true, "generation": 18}]})";
+  FakeTransport ok;
+  ok.then("POST", "/v1/backend-groups/g/host-mode", 200, all);
+  const Outcome o = run_cli({"drain", "g", "h"}, ok);
+  EXPECT_EQ(o.code, 0);
+  EXPECT_THAT(o.out, HasSubstr("applied on lb-a, lb-b\n"));
+
+  std::string behind = all;
+  behind.replace(behind.rfind("true"), 4, "false");
+  behind.replace(behind.rfind("18"), 2, "17");
+  for (const bool as_json : {false, true}) {
+    FakeTransport t;
+    t.then("POST", "/v1/backend-groups/g/host-mode", 200, behind);
+    const Outcome b = run_cli(as_json ? Args{"--json", "drain", "g", "h"} : Args{"drain", "g", "h"}, t);
+    EXPECT_EQ(b.code, 1);
+    EXPECT_THAT(b.err, HasSubstr("not applied in time on member(s) lb-b (at generation 17)"));
+  }
+}
+
+TEST(GatewayctlRun, StatusListsTheFleetsMembers) {
+  json s = json::parse(status_body);
+  s["fleet"] = json::parse(R"({"name": "web", "member": "lb-a", "connected": true, "members": [
+      {"member": "lb-a", "alive": true, "generation": 18, "announcing": true, "quiesce": "none",
+       "tables_digest": "5c1d0e7a9b3f2a11", "config_version": 4, "stale": false, "self": true,
+       "error": null},
+      {"member": "lb-b", "alive": false, "generation": 17, "announcing": false, "quiesce": "all",
+       "tables_digest": "5c1d0e7a9b3f2a11", "config_version": 4, "stale": true, "self": false,
+       "error": null}]})");
+  FakeTransport t;
+  t.then("GET", "/v1/status", 200, s.dump());
+  const Outcome o = run_cli({"status"}, t);
+  EXPECT_EQ(o.code, 0);
+  EXPECT_THAT(o.out, HasSubstr("fleet          web, member lb-a, etcd connected\n"));
+  EXPECT_THAT(o.out, HasSubstr("  lb-a (this)  alive, generation 18, announcing, quiesce none, "
+                               "config 4, tables 5c1d0e7a9b3f2a11\n"));
+  EXPECT_THAT(o.out, HasSubstr("  lb-b         NOT ALIVE (report stale), generation 17, not "
+                               "announcing, quiesce all"));
+}
+
 TEST(GatewayctlRun, ConnectionsForPeople) {
   FakeTransport t;
   t.then("GET", "/v1/backend-groups/g/hosts/back_end_1/connections?limit=2", 200, connections_body);
