@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   // The floor: one etcd write (a committed, fsynced raft entry) on this machine's disk.
   std::vector<double> put_ms;
   {
-    gw::fleet::Etcd client({etcd.url()});
+    gw::fleet::Etcd client({etcd.endpoint()});
     for (int i = 0; i < 100; ++i) {
       const auto t0 = Clock::now();
       if (!client.put("/bench/floor", std::to_string(i)).ok()) {
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   }
   std::vector<std::unique_ptr<gw::test::FleetMember>> m;
   for (int i = 0; i < members; ++i) {
-    m.push_back(std::make_unique<gw::test::FleetMember>("lb-" + std::to_string(i), etcd.url()));
+    m.push_back(std::make_unique<gw::test::FleetMember>("lb-" + std::to_string(i), etcd.endpoint()));
     m.back()->boot();
   }
   const bool joined = gw::test::eventually([&] {

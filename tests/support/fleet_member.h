@@ -55,18 +55,7 @@ class FleetMember {
   }
 
   Reply call(const std::string& method, const std::string& path, const std::string& body = "") {
-    http::Request req;
-    req.method = method;
-    req.path = path;
-    req.body = body;
-    req.unix_peer = true;
-    req.peer_uid = 0;
-    const http::Response resp = daemon_->handle(req);
-    Reply r;
-    r.status = resp.status;
-    r.body = json::parse(resp.body, nullptr, false);
-    EXPECT_FALSE(r.body.is_discarded()) << resp.body;
-    return r;
+    return gatewayd::test::api_reply(daemon_->handle(gatewayd::test::api_request(method, path, body)));
   }
 
   json host(const std::string& h) {

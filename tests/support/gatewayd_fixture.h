@@ -102,6 +102,47 @@ struct Reply {
   json body;
 };
 
+// A request as the HTTP server hands it to Daemon::handle: from the Unix socket (uid 1000), or
+// with a token from TCP ("" : TCP without an Authorization header). target may carry a query.
+inline http::Request api_request(const std::string& method, const std::string& target,
+                                 const std::string& body = "",
+                                 std::optional<std::string> token = std::nullopt) {
+  http::Request req;
+  req.method = method;
+  const auto q = target.find('?');
+  req.path = target.substr(0, q);
+  if (q != std::string::npos) {
+    std::stringstream ss(target.substr(q + 1));
+    std::string kv;
+    while (std::getline(ss, kv, '&')) {
+      const auto eq = kv.find('=');
+      req.query[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
+  }
+  req.body = body;
+  if (token) {
+    req.unix_peer = false;
+    req.peer_addr = "127.0.0.1:5555";
+    if (!token->empty()) {
+      req.headers["authorization"] = "Bearer " + *token;
+    }
+  } else {
+    req.unix_peer = true;
+    req.peer_uid = 1000;
+  }
+  return req;
+}
+
+// The answer, its body parsed (a test failure if it is not JSON).
+inline Reply api_reply(const http::Response& resp) {
+  Reply r;
+  r.status = resp.status;
+  r.body = json::parse(resp.body, nullptr, false);
+  EXPECT_FALSE(r.body.is_discarded()) << resp.body;
+  EXPECT_EQ(resp.content_type, "application/json");
+  return r;
+}
+
 class GatewaydFixture : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -141,36 +182,7 @@ class GatewaydFixture : public ::testing::Test {
 
   Reply call(const std::string& method, const std::string& target, const std::string& body = "",
              std::optional<std::string> token = std::nullopt) {
-    http::Request req;
-    req.method = method;
-    const auto q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) {
-      std::stringstream ss(target.substr(q + 1));
-      std::string kv;
-      while (std::getline(ss, kv, '&')) {
-        const auto eq = kv.find('=');
-        req.query[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
-      }
-    }
-    req.body = body;
-    if (token) {
-      req.unix_peer = false;
-      req.peer_addr = "127.0.0.1:5555";
-      if (!token->empty()) {
-        req.headers["authorization"] = "Bearer " + *token;
-      }
-    } else {
-      req.unix_peer = true;
-      req.peer_uid = 1000;
-    }
-    const http::Response resp = daemon_->handle(req);
-    Reply r;
-    r.status = resp.status;
-    r.body = json::parse(resp.body, nullptr, false);
-    EXPECT_FALSE(r.body.is_discarded()) << resp.body;
-    EXPECT_EQ(resp.content_type, "application/json");
-    return r;
+    return api_reply(daemon_->handle(api_request(method, target, body, std::move(token))));
   }
 
   Reply set_mode(const std::string& body) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ctl/fleet/bird.h"
+#include "tests/support/child_process.h"
 #include "tests/support/temp_dir.h"
 
 namespace gw::fleet {
@@ -337,34 +338,8 @@ TEST_F(BirdTest, RealBirdDisablesAndEnablesTheVipProtocol) {
                          "protocol device {}\n"
                          "protocol static gateway_vips { ipv4; route 10.99.0.10/32 blackhole; }\n";
   std::vector<std::string> args = {kBirdBinary, "-c", conf, "-s", sock_, "-P", pidfile, "-f"};
-  std::vector<char*> argv;
-  for (std::string& a : args) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) {
-      ::_exit(1);
-    }
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-    }
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  struct Reaper {
-    pid_t pid;
-    ~Reaper() {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  } reaper{pid};
+  gw::test::ChildProcess bird_process;
+  ASSERT_TRUE(bird_process.start(args, log));
 
   Bird bird(sock_);
   // Polls show() until it says `state` (BIRD passes through "start" on its way up).
@@ -376,10 +351,7 @@ TEST_F(BirdTest, RealBirdDisablesAndEnablesTheVipProtocol) {
       st = bird.show("gateway_vips");
     }
     if (!st) {
-      std::ifstream in(log);
-      std::stringstream text;
-      text << in.rdbuf();
-      ADD_FAILURE() << st.error() << "\nbird's log:\n" << text.str();
+      ADD_FAILURE() << st.error() << "\nbird's log:\n" << bird_process.log_text();
       return false;
     }
     return st->state == state;

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "ctl/fleet/etcd.h"
+#include "tests/support/etcd_server.h"
 #include "tests/support/temp_dir.h"
 
 namespace gw::fleet {
@@ -35,7 +36,6 @@ using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kEtcdBinary = "/usr/bin/etcd";
 
 // A TCP socket on 127.0.0.1 with a port of the kernel's choosing; listening or not.
 class Socket {
@@ -68,7 +68,7 @@ class Socket {
 };
 
 // A port nothing listens on (for a moment: the kernel hands ports out round-robin).
-uint16_t free_port() { return Socket(false).port(); }
+using gw::test::free_port;
 
 // The value of a Result that must hold one (-1 and a failure otherwise).
 int64_t ok(Result<int64_t> r) {
@@ -76,87 +76,7 @@ int64_t ok(Result<int64_t> r) {
   return r ? *r : -1;
 }
 
-std::string url(uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); }
-
-// One etcd member, restartable on the same data directory and ports.
-class EtcdServer {
- public:
-  EtcdServer() : dir_("gwetcd"), client_port_(free_port()), peer_port_(free_port()) {}
-  ~EtcdServer() { kill(); }
-  EtcdServer(const EtcdServer&) = delete;
-  EtcdServer& operator=(const EtcdServer&) = delete;
-
-  std::string endpoint() const { return url(client_port_); }
-  uint16_t client_port() const { return client_port_; }
-
-  // Starts etcd and waits until it answers; false (with its log in the failure) if it does not.
-  bool start() {
-    const std::string peer = url(peer_port_);
-    std::vector<std::string> args = {kEtcdBinary,
-                                     "--name=default",
-                                     "--data-dir=" + dir_.path() + "/data",
-                                     "--listen-client-urls=" + endpoint(),
-                                     "--advertise-client-urls=" + endpoint(),
-                                     "--listen-peer-urls=" + peer,
-                                     "--initial-advertise-peer-urls=" + peer,
-                                     "--initial-cluster=default=" + peer,
-                                     "--log-outputs=stderr"};
-    std::vector<char*> argv;
-    for (std::string& a : args) {
-      argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    const std::string log = dir_.path() + "/etcd.log";
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Only async-signal-safe calls until exec: the test process has threads.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) {
-        ::_exit(1);
-      }
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    Etcd probe({endpoint()}, 300ms);
-    const auto deadline = Clock::now() + 20s;
-    while (Clock::now() < deadline) {
-      if (probe.get("probe")) {
-        return true;
-      }
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    ADD_FAILURE() << "etcd did not answer on " << endpoint() << "; its log:\n" << text.str();
-    return false;
-  }
-
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-
- private:
-  gw::test::TempDir dir_;
-  uint16_t client_port_;
-  uint16_t peer_port_;
-  pid_t pid_ = -1;
-};
+std::string url(uint16_t port) { return gw::test::loopback_url(port); }
 
 // A TCP relay from a port of its own to 127.0.0.1:upstream, which the test takes down (closing
 // every connection through it) and brings back up on the same port: a broken watch stream while
@@ -262,7 +182,7 @@ class Proxy {
   std::thread thread_;
 };
 
-bool etcd_installed() { return ::access(kEtcdBinary, X_OK) == 0; }
+bool etcd_installed() { return gw::test::have_etcd(); }
 
 // Polls cond until it holds or the deadline passes.
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds within = 10s) {
@@ -363,7 +283,7 @@ class EtcdTest : public ::testing::Test {
     if (!etcd_installed()) {
       return;
     }
-    server_ = new EtcdServer();
+    server_ = new gw::test::EtcdServer();
     if (!server_->start()) {
       delete server_;
       server_ = nullptr;
@@ -375,16 +295,16 @@ class EtcdTest : public ::testing::Test {
   }
   void SetUp() override {
     if (!etcd_installed()) {
-      GTEST_SKIP() << kEtcdBinary << " is not installed (Debian etcd-server; tools/install-deps)";
+      GTEST_SKIP() << gw::test::kEtcdBinary << " is not installed (Debian etcd-server; tools/install-deps)";
     }
     ASSERT_NE(server_, nullptr) << "etcd did not start";
   }
   static std::string endpoint() { return server_->endpoint(); }
 
-  static EtcdServer* server_;
+  static gw::test::EtcdServer* server_;
 };
 
-EtcdServer* EtcdTest::server_ = nullptr;
+gw::test::EtcdServer* EtcdTest::server_ = nullptr;
 
 TEST_F(EtcdTest, PutThenGetGivesValueAndRevisions) {
   Etcd etcd({endpoint()});
@@ -766,9 +686,9 @@ TEST_F(EtcdTest, WatchStopsPromptly) {
 
 TEST(EtcdRestart, WatchReconnectsAndLosesNothing) {
   if (!etcd_installed()) {
-    GTEST_SKIP() << kEtcdBinary << " is not installed (Debian etcd-server; tools/install-deps)";
+    GTEST_SKIP() << gw::test::kEtcdBinary << " is not installed (Debian etcd-server; tools/install-deps)";
   }
-  EtcdServer server;
+  gw::test::EtcdServer server;
   ASSERT_TRUE(server.start());
   Etcd etcd({server.endpoint()}, 500ms);
   Recorder rec;

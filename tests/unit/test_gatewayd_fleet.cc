@@ -27,8 +27,8 @@ class FleetTest : public ::testing::Test {
       GTEST_SKIP() << gw::test::kEtcdBinary << " is missing (tools/install-deps installs etcd-server)";
     }
     ASSERT_TRUE(etcd_.start()) << "etcd did not start";
-    a_ = std::make_unique<FleetMember>("lb-a", etcd_.url());
-    b_ = std::make_unique<FleetMember>("lb-b", etcd_.url());
+    a_ = std::make_unique<FleetMember>("lb-a", etcd_.endpoint());
+    b_ = std::make_unique<FleetMember>("lb-b", etcd_.endpoint());
     a_->boot();
     ASSERT_TRUE(eventually([&] { return a_->fleet_status()["connected"] == true; }));
     b_->boot();
@@ -99,7 +99,7 @@ TEST_F(FleetTest, EtcdAwayMeansForwardingAsBeforeAnd503ThenConvergence) {
                      R"({"host": "b2", "mode": "DISABLED"})")
                 .status,
             200);
-  etcd_.stop();
+  etcd_.kill();
   ASSERT_TRUE(eventually([&] { return a_->fleet_status()["connected"] == false; }));
   const Reply r = b_->call("POST", "/v1/backend-groups/web/host-mode",
                            R"({"host": "b3", "mode": "NO_NEW_SESSIONS"})");
@@ -135,7 +135,7 @@ TEST_F(FleetTest, AnActivationIsTheFleetsVersionAndEachMemberKeepsItsOwnSections
   // A candidate that adds b4 to web, loaded on A (with A's own per-box sections).
   std::string yaml = config_yaml(a_->state().dir(),
                                  "      - {name: b4, address: 192.0.2.14}\n") +
-                     "fleet:\n  name: unit\n  member: lb-a\n  etcd: [\"" + etcd_.url() + "\"]\n";
+                     "fleet:\n  name: unit\n  member: lb-a\n  etcd: [\"" + etcd_.endpoint() + "\"]\n";
   ASSERT_EQ(a_->call("PUT", "/v1/config/candidate", yaml).status, 200);
   const Reply r = a_->call("POST", "/v1/config/activate");
   ASSERT_EQ(r.status, 200) << r.body.dump();
@@ -175,7 +175,7 @@ TEST_F(FleetTest, DesigntimeQuiesceIsFleetWideAllIsPerMember) {
 
 TEST_F(FleetTest, AConflictingConcurrentWriteIs409AndChangesNothing) {
   // Another writer made version 7 the fleet's while this member still runs 1.
-  fleet::Etcd etcd({etcd_.url()});
+  fleet::Etcd etcd({etcd_.endpoint()});
   auto cur = etcd.get("/gateway/unit/state");
   ASSERT_TRUE(cur.ok() && !cur->kvs.empty());
   auto s = fleet_state_from_json(cur->kvs[0].value);

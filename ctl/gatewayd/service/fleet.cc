@@ -16,6 +16,17 @@ constexpr auto kEtcdTimeout = std::chrono::milliseconds(1'000);
 FleetRefusal conflict(std::string message) { return {409, "conflict", std::move(message)}; }
 FleetRefusal internal(std::string message) { return {500, "internal", std::move(message)}; }
 
+// A host's counts on this member, as its report carries them.
+MemberHostCounts counts_of(const HostView& h) {
+  MemberHostCounts c;
+  c.total = std::max<int64_t>(0, h.counters.open_conns);
+  c.established = std::max<int64_t>(0, h.counters.open_established);
+  c.closing = std::max<int64_t>(0, h.counters.open_closing);
+  c.idle = h.idle;
+  c.sessions = std::max<int64_t>(0, h.counters.sessions);
+  return c;
+}
+
 }  // namespace
 
 Fleet::Fleet(const conf::Config& active, State& state, const DataplaneLink& link,
@@ -78,6 +89,19 @@ FleetOutcome<Fleet::Current> Fleet::read_state() {
   return Current{std::move(*s), r->kvs[0].mod_revision};
 }
 
+FleetOutcome<Fleet::Current> Fleet::read_state_in_step() {
+  auto cur = read_state();
+  if (const auto* c = std::get_if<Current>(&cur);
+      c != nullptr && c->state.active_version != state_.runtime().active_version) {
+    return conflict("the fleet runs configuration version " +
+                    std::to_string(c->state.active_version) + ", this member version " +
+                    std::to_string(state_.runtime().active_version) +
+                    " (another activation came first, or it is being applied here): review and "
+                    "try again");
+  }
+  return cur;
+}
+
 FleetOutcome<bool> Fleet::write_state(
     const Current& cur, FleetState next,
     const std::vector<std::pair<std::string, std::string>>& extra, const std::string& who,
@@ -111,17 +135,11 @@ FleetOutcome<ModeChange> Fleet::set_modes(const std::string& group,
                                           const std::vector<std::string>& hosts, HostMode mode,
                                           const DrainPolicy& policy, const ModeActor& actor) {
   for (int attempt = 0; attempt < kWriteAttempts; ++attempt) {
-    auto cur = read_state();
+    auto cur = read_state_in_step();
     if (auto* refused = std::get_if<FleetRefusal>(&cur)) {
       return *refused;
     }
     const Current& c = std::get<Current>(cur);
-    if (c.state.active_version != state_.runtime().active_version) {
-      return conflict("the fleet runs configuration version " +
-                      std::to_string(c.state.active_version) + ", this member version " +
-                      std::to_string(state_.runtime().active_version) +
-                      " (it is being applied): try again");
-    }
     RuntimeState rs = state_.runtime();
     rs.hosts = c.state.hosts;
     std::vector<HostKey> drains;  // restarted by the apply
@@ -158,16 +176,11 @@ FleetOutcome<Activated> Fleet::activate(const conf::Config& cfg, const std::stri
     return FleetRefusal{400, "bad_request", refused->key + ": " + refused->message};
   }
   for (int attempt = 0; attempt < kWriteAttempts; ++attempt) {
-    auto cur = read_state();
+    auto cur = read_state_in_step();
     if (auto* refused = std::get_if<FleetRefusal>(&cur)) {
       return *refused;
     }
     const Current& c = std::get<Current>(cur);
-    if (c.state.active_version != state_.runtime().active_version) {
-      return conflict("the fleet activated configuration version " +
-                      std::to_string(c.state.active_version) + " meanwhile (this member runs " +
-                      std::to_string(state_.runtime().active_version) + "): review and try again");
-    }
     FleetVersion v;
     v.record.version = c.state.active_version + 1;
     v.record.activated_ms = clock_.realtime_ms();
@@ -406,13 +419,7 @@ MemberReport Fleet::report(const std::vector<GroupView>& local_groups,
   r.error = apply_error_;
   for (const GroupView& g : local_groups) {
     for (const HostView& h : g.hosts) {
-      MemberHostCounts c;
-      c.total = std::max<int64_t>(0, h.counters.open_conns);
-      c.established = std::max<int64_t>(0, h.counters.open_established);
-      c.closing = std::max<int64_t>(0, h.counters.open_closing);
-      c.idle = h.idle;
-      c.sessions = std::max<int64_t>(0, h.counters.sessions);
-      r.hosts[{g.name, h.name}] = c;
+      r.hosts[{g.name, h.name}] = counts_of(h);
     }
   }
   return r;
@@ -509,12 +516,7 @@ void add_member_counts(std::vector<GroupView>& views, const std::string& self,
                        const std::map<std::string, MemberReport>& others, uint64_t now_ms) {
   for (GroupView& g : views) {
     for (HostView& h : g.hosts) {
-      MemberHostCounts own;
-      own.total = std::max<int64_t>(0, h.counters.open_conns);
-      own.established = std::max<int64_t>(0, h.counters.open_established);
-      own.closing = std::max<int64_t>(0, h.counters.open_closing);
-      own.idle = h.idle;
-      own.sessions = std::max<int64_t>(0, h.counters.sessions);
+      const MemberHostCounts own = counts_of(h);
       h.members.clear();
       h.members.push_back({self, own, false});
       MemberHostCounts sum = own;

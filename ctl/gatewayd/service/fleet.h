@@ -161,6 +161,9 @@ class Fleet {
     int64_t mod_revision = 0;
   };
   FleetOutcome<Current> read_state();
+  // read_state(), and 409 unless this member runs the fleet's configuration version (a write
+  // computed on another version would be meaningless).
+  FleetOutcome<Current> read_state_in_step();
   // Writes next (compared with cur's revision) plus `extra` puts; false: another write won.
   FleetOutcome<bool> write_state(const Current& cur, FleetState next,
                                  const std::vector<std::pair<std::string, std::string>>& extra,
