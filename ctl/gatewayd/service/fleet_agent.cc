@@ -117,8 +117,8 @@ void FleetAgent::run() {
     } else if (retry_) {
       apply_state(*retry_, false);
     }
-    keep_alive_and_report();
     announce(false);
+    keep_alive_and_report();
   }
 }
 
@@ -325,6 +325,7 @@ void FleetAgent::announce(bool force) {
   }
   bird_error_.clear();
   if (announced_ != wanted) {
+    last_report_ms_ = 0;  // the members see the change now, not within a second
     log_(std::string("fleet: BIRD protocol ") + cfg_.announce->protocol +
          (wanted ? " enabled (announcing the VIPs)" : " disabled (VIPs withdrawn)"));
   }
