@@ -98,6 +98,9 @@ std::vector<ReplayScenario> harder_scenarios() {
   out.push_back(log_normal("log-normal-small", 20, 1, 2, 6,
                            "log-normal, median 20 s, sigma 1; 2 new a second (a tenth of the "
                            "connections); 6 h of history"));
+  out.push_back(log_normal("log-normal-young", 20, 1, 20, 0.05,
+                           "log-normal, median 20 s, sigma 1; 20 new a second; 3 min of history "
+                           "(the data plane started 3 min ago)"));
   out.push_back(log_normal("log-normal-heavy", 20, 1.5, 2, 24,
                            "log-normal, median 20 s, sigma 1.5 (mean 62 s); 2 new a second; "
                            "24 h of history"));
@@ -225,9 +228,11 @@ ReplayRun replay(const ReplayScenario& s, uint64_t seed, double scan_lag_s, bool
     run.count.push_back(open);
     old.add(now, open);
     run.old_eta.push_back(old.eta_s());
-    const LifetimeModel m(history, no_group, mean_age);
     const double lag = std::min(scan_lag_s, now);
     const DrainPicture seen = picture_at(live, now - lag);
+    LifetimeModel::Open still_open;
+    still_open.host = seen.conns;
+    const LifetimeModel m(history, no_group, mean_age, &still_open);
     const DrainPicture p = gatewayd::age_picture(seen, lag, m, open, 0);
     const gatewayd::DrainEta raw = gatewayd::estimate_drain(m, p, 0.5);
     const gatewayd::DrainEta e = smoother.report(now, raw);

@@ -55,6 +55,33 @@ TEST(LifetimeModel, SurvivalAndTimeLeftFollowTheHistory) {
   EXPECT_FALSE(m.mean_remaining_s(m.history_end_s()).has_value());
 }
 
+// A young history holds only the lifetimes short enough to have ended: the open connections, as
+// lifetimes known to be longer than their ages, lengthen what the model expects of the others.
+TEST(LifetimeModel, OpenConnectionsLengthenAYoungHistory) {
+  LifetimeCounts ended{};
+  for (uint32_t i = 0; i < 1000; ++i) {
+    ++ended[dp::lifetime_bucket(i % 60)];  // every lifetime under 60 s (the history is a minute)
+  }
+  LifetimeModel::Open open;
+  for (int i = 0; i < 1000; ++i) {
+    open.host.add(59);  // and as many still open at 59 s
+  }
+  const LifetimeModel young(ended, {}, 30);
+  const LifetimeModel censored(ended, {}, 30, &open);
+  EXPECT_EQ(censored.history_end_s(), 60);
+  EXPECT_FALSE(censored.long_lived(59));
+  // Most of those that reached 59 s are still open: read as lifetimes alone, the history says
+  // nearly nothing passes 59 s; as a life table, about half does, and what passes it lasts as
+  // long as the open ones have been seen beyond the tail's start (tens of seconds between them).
+  EXPECT_LT(young.survival(59), 0.02);
+  EXPECT_GT(censored.survival(59), 0.4);
+  EXPECT_LT(*young.mean_remaining_s(59), 2.5);
+  EXPECT_GT(*censored.mean_remaining_s(59), 10);
+  // Without open connections nothing changes.
+  const LifetimeModel none(ended, {}, 30, nullptr);
+  EXPECT_EQ(none.survival(30), young.survival(30));
+}
+
 // The last of 100 exponential(60 s) connections: P(all gone by t) = (1 - e^-t/60)^100.
 TEST(DrainEta, MedianAndP90OfTheLastOfManyConnections) {
   const LifetimeModel m(exponential_history(60, 100'000), {}, 60);

@@ -243,7 +243,7 @@ double AgeHistogram::total() const {
 // ---- LifetimeModel -----------------------------------------------------------------------------
 
 LifetimeModel::LifetimeModel(const LifetimeCounts& host, const LifetimeCounts& group,
-                             double prior_mean_s, Params p)
+                             double prior_mean_s, Params p, const Open* open)
     : p_(p), prior_mean_s_(std::max(1.0, prior_mean_s)) {
   for (uint32_t b = 0; b < kEtaBuckets; ++b) {
     host_n_ += host[b];
@@ -251,35 +251,77 @@ LifetimeModel::LifetimeModel(const LifetimeCounts& host, const LifetimeCounts& g
   }
   const double group_w = std::min(static_cast<double>(group_n_), p_.group_weight);
   const double per_group = group_n_ > 0 ? group_w / static_cast<double>(group_n_) : 0;
+  // Lifetimes (deaths) and open ages (censored), the group's weighted like its lifetimes.
+  std::array<double, kEtaBuckets> deaths{};
+  AgeHistogram censored;
+  uint32_t last = 0;
   for (uint32_t b = 0; b < kEtaBuckets; ++b) {
-    c_[b] = static_cast<double>(host[b]) + per_group * static_cast<double>(group[b]);
+    deaths[b] = static_cast<double>(host[b]) + per_group * static_cast<double>(group[b]);
+    data_w_ += deaths[b];
     if (host[b] + group[b] > 0) {
       history_end_s_ = dp::lifetime_bucket_hi(b);
+      last = b;
     }
+    if (open != nullptr) {
+      censored.n[b] = open->host.n[b] + per_group * open->group.n[b];
+      censored.sum_s[b] = open->host.sum_s[b] + per_group * open->group.sum_s[b];
+    }
+  }
+  total_w_ = data_w_ + p_.prior_weight;
+  // The life table: in each bucket the lifetimes meet what is still at risk there (every
+  // lifetime and open age from that bucket on; the open ages of the bucket itself count half,
+  // they leave it halfway on average). c_ holds the masses that gives, beyond_ what outlives the
+  // last lifetime.
+  double at_risk = data_w_ + censored.total();
+  double survive = 1;
+  for (uint32_t b = 0; b < kEtaBuckets; ++b) {
+    const double n = at_risk - censored.n[b] / 2;
+    const double q = b <= last && n > 0 ? std::min(1.0, deaths[b] / n) : 0.0;
+    at_risk -= deaths[b] + censored.n[b];
+    c_[b] = data_w_ * survive * q;
+    survive *= 1 - q;
+  }
+  beyond_ = data_w_ * survive;
+  const bool tail = data_w_ >= 2 * p_.tail_mass;
+  if (!tail) {
+    c_[last] += beyond_;  // Efron: too little history for a tail; it ends with the last lifetime
+    beyond_ = 0;
   }
   for (uint32_t b = kEtaBuckets; b-- > 0;) {
     above_[b] = above_[b + 1] + c_[b];
     const double w = dp::lifetime_bucket_hi(b) - dp::lifetime_bucket_lo(b);
     area_[b] = area_[b + 1] + w * (above_[b] + above_[b + 1]) / 2;
   }
-  data_w_ = above_[0];
-  total_w_ = data_w_ + p_.prior_weight;
-  if (data_w_ >= 2 * p_.tail_mass) {
-    // u: where tail_mass of the lifetimes lie above; the tail's mean is theirs above u.
-    uint32_t b = kEtaBuckets - 1;
-    while (above_[b] < p_.tail_mass) {
-      --b;
-    }
-    const double lo = dp::lifetime_bucket_lo(b);
-    const double hi = dp::lifetime_bucket_hi(b);
-    tail_u_ = hi - (p_.tail_mass - above_[b + 1]) / c_[b] * (hi - lo);
-    tail_mu_ = std::max(0.01, hist_integral_above(tail_u_) / p_.tail_mass);
+  if (!tail) {
+    return;
   }
+  // The tail starts at u, where tail_mass of the lifetimes (as counted) lie above; its mean
+  // excess is the censored exponential's estimate: the time those lifetimes and the open ages
+  // spent beyond u, over the number of those lifetimes.
+  uint32_t b = kEtaBuckets - 1;
+  double above_raw = 0;
+  while (above_raw + deaths[b] < p_.tail_mass) {
+    above_raw += deaths[b];
+    --b;
+  }
+  const double lo = dp::lifetime_bucket_lo(b);
+  const double hi = dp::lifetime_bucket_hi(b);
+  tail_u_ = hi - (p_.tail_mass - above_raw) / deaths[b] * (hi - lo);
+  double excess = (p_.tail_mass - above_raw) * (hi - tail_u_) / 2;
+  for (uint32_t j = b + 1; j < kEtaBuckets; ++j) {
+    const double mid = (dp::lifetime_bucket_lo(j) + dp::lifetime_bucket_hi(j)) / 2.0;
+    excess += deaths[j] * (mid - tail_u_);
+  }
+  for (uint32_t j = 0; j < kEtaBuckets; ++j) {
+    excess += censored.n[j] * std::max(0.0, censored.mean_s(j) - tail_u_);
+  }
+  tail_mu_ = std::max(0.01, excess / p_.tail_mass);
+  tail_at_u_ = hist_above(tail_u_);
 }
 
 double LifetimeModel::data_above(double x) const {
   if (tail_u_ > 0 && x >= tail_u_) {
-    return p_.tail_mass * std::exp(-(x - tail_u_) / tail_mu_);
+    return tail_at_u_ * std::exp(-(x - tail_u_) / tail_mu_);
   }
   return hist_above(x);
 }
@@ -288,7 +330,7 @@ double LifetimeModel::data_integral_above(double x) const {
   if (tail_u_ <= 0) {
     return hist_integral_above(x);
   }
-  const double tail = p_.tail_mass * tail_mu_;
+  const double tail = tail_at_u_ * tail_mu_;
   if (x >= tail_u_) {
     return tail * std::exp(-(x - tail_u_) / tail_mu_);
   }
@@ -305,19 +347,23 @@ double LifetimeModel::hist_above(double x) const {
   const uint32_t b = dp::lifetime_bucket(static_cast<uint32_t>(x));
   const double lo = dp::lifetime_bucket_lo(b);
   const double hi = dp::lifetime_bucket_hi(b);
-  return above_[b + 1] + c_[b] * (hi - x) / (hi - lo);
+  return above_[b + 1] + c_[b] * (hi - x) / (hi - lo) + (x < history_end_s_ ? beyond_ : 0);
 }
 
 double LifetimeModel::hist_integral_above(double x) const {
+  // beyond_ (what outlives the last lifetime) counts up to the history's end: it only matters
+  // below the tail's start, which lies before that end.
+  const double beyond = beyond_ * std::max(0.0, history_end_s_ - std::max(0.0, x));
   if (x <= 0) {
-    return area_[0] - x * data_w_;
+    return area_[0] - x * data_w_ + beyond;
   }
   if (x >= dp::kLifetimeMaxS) {
     return 0;
   }
   const uint32_t b = dp::lifetime_bucket(static_cast<uint32_t>(x));
   const double hi = dp::lifetime_bucket_hi(b);
-  return area_[b + 1] + (hi - x) * (hist_above(x) + above_[b + 1]) / 2;
+  const double own = above_[b + 1] + c_[b] * (hi - x) / (hi - dp::lifetime_bucket_lo(b));
+  return area_[b + 1] + (hi - x) * (own + above_[b + 1]) / 2 + beyond;
 }
 
 double LifetimeModel::survival(double x) const {

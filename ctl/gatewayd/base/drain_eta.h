@@ -13,13 +13,20 @@
 //   - its group's other hosts' (weight: their number, at most Params::group_weight),
 //   - a prior, exponential with a given mean (weight Params::prior_weight): it carries the
 //     estimate while there is little history and gives no heavy tail of its own.
-// Within a histogram bucket lifetimes are spread evenly. Where the history thins out (above its
-// Params::tail_mass longest lifetimes) a few scattered lifetimes would make S a staircase whose
-// steps throw the median from one to the next: there S continues as an exponential with those
-// lifetimes' mean excess (peaks-over-threshold), continuous with the histogram below. A
-// connection older than every finished
-// lifetime of host and group (once they hold Params::min_history of them) is *long-lived*: the
-// history says nothing about it, so it is left out of the estimate and counted instead.
+// How the lifetimes make S:
+//   - Life table. The connections still open are lifetimes known only to be longer than their
+//     ages (censored). Given their ages (Open), the lifetimes are read as an actuarial life table
+//     (Kaplan-Meier by bucket), which undoes a young history's bias towards short lifetimes (only
+//     short ones have had the time to end). Within a bucket, lifetimes are spread evenly.
+//   - Tail. Above its Params::tail_mass longest lifetimes the history is a few scattered points,
+//     and S would be a staircase whose steps throw the median from one to the next; from there
+//     (u) S continues as an exponential whose mean is the censored estimate: the time those
+//     lifetimes and the open connections spent beyond u, over the number of those lifetimes.
+//     With less than twice tail_mass of history there is no tail; what outlives the last
+//     lifetime is then taken to end in its bucket (Efron).
+//   - Long-lived. A connection older than every finished lifetime of host and group (once they
+//     hold Params::min_history of them) is long-lived: the history says nothing about it, so it
+//     is left out of the estimate and counted instead.
 //
 // Sessions. A source-IP session lives until its timeout after its client's last packet. A live
 // connection of a persistent service refreshes its client's session while it sends, so the
@@ -30,9 +37,10 @@
 // client comes back, which nothing here predicts.
 //
 // The finishing time T is when the count (connections, plus sessions when the drain keeps them)
-// falls below the threshold (0.5: zero). eta_s is T's median, eta_p90_s its 90th percentile:
+// falls below the threshold (0.5: zero). eta_s is T's median, eta_p90_s its 90th percentile.
 // F(t) = P(count(t) < threshold) is exact for the threshold 0.5 (the product of every item's
-// chance to be gone) and a Poisson approximation around the items that are certain above it.
+// chance to be gone) and up to 16 left (a truncated Poisson-binomial), a normal approximation
+// above.
 #pragma once
 
 #include <array>
@@ -72,12 +80,19 @@ class LifetimeModel {
     double tail_mass = 20;      // the longest lifetimes (weighted) the tail is fitted to
   };
 
+  // The ages of the connections open now, of the host and of its group's other hosts.
+  struct Open {
+    AgeHistogram host;
+    AgeHistogram group;
+  };
+
   // host: this host's finished lifetimes; group: the other hosts' of its group; prior_mean_s: the
-  // exponential prior's mean (clamped to at least 1 s).
+  // exponential prior's mean (clamped to at least 1 s); open: see Open (nullptr: none known).
   LifetimeModel(const LifetimeCounts& host, const LifetimeCounts& group, double prior_mean_s,
-                Params p);
-  LifetimeModel(const LifetimeCounts& host, const LifetimeCounts& group, double prior_mean_s)
-      : LifetimeModel(host, group, prior_mean_s, Params{}) {}
+                Params p, const Open* open = nullptr);
+  LifetimeModel(const LifetimeCounts& host, const LifetimeCounts& group, double prior_mean_s,
+                const Open* open = nullptr)
+      : LifetimeModel(host, group, prior_mean_s, Params{}, open) {}
 
   double survival(double x_s) const;  // S(x), 1 at x <= 0
   // Whether a connection of this age is long-lived (see above).
@@ -104,6 +119,8 @@ class LifetimeModel {
   double data_w_ = 0;                            // sum of c_
   double tail_u_ = 0;   // where the exponential tail starts (0: no tail, too little history)
   double tail_mu_ = 1;  // its mean excess
+  double tail_at_u_ = 0;  // what lies above u (histogram and life table)
+  double beyond_ = 0;     // what outlives the last lifetime (life table; with a tail only)
   double prior_mean_s_;
   double total_w_;
   uint64_t host_n_ = 0;

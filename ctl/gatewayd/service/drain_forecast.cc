@@ -5,19 +5,32 @@
 
 namespace gw::gatewayd {
 
+namespace {
+
+// Every live connection of the host in the scan, by age.
+AgeHistogram conn_ages(const IdleScan& scan, uint16_t host) {
+  AgeHistogram all;
+  if (auto it = scan.hosts.find(host); it != scan.hosts.end()) {
+    for (const auto& [service, ages] : it->second.by_service) {
+      all.merge(ages);
+    }
+  }
+  return all;
+}
+
+}  // namespace
+
 std::optional<double> mean_conn_age_s(const IdleScan& scan, uint16_t host) {
   auto it = scan.hosts.find(host);
   if (it == scan.hosts.end()) {
     return std::nullopt;
   }
-  double n = 0;
+  const AgeHistogram all = conn_ages(scan, host);
   double sum = 0;
-  for (const auto& [service, ages] : it->second.by_service) {
-    for (uint32_t b = 0; b < kEtaBuckets; ++b) {
-      n += ages.n[b];
-      sum += ages.sum_s[b];
-    }
+  for (const double s : all.sum_s) {
+    sum += s;
   }
+  const double n = all.total();
   if (n <= 0) {
     return std::nullopt;
   }
@@ -25,9 +38,11 @@ std::optional<double> mean_conn_age_s(const IdleScan& scan, uint16_t host) {
 }
 
 LifetimeModel lifetime_model(const DataplaneLink& link, const conf::BackendGroupConfig& g,
-                             const ctl::IdMap& ids, uint16_t host, double prior_mean_s) {
+                             const ctl::IdMap& ids, uint16_t host, double prior_mean_s,
+                             const IdleScan* scan) {
   const LifetimeCounts own = link.read_lifetimes(host);
   LifetimeCounts others{};
+  LifetimeModel::Open open;
   for (const conf::HostConfig& h : g.hosts) {
     const uint16_t id = ids.host(g.name, h.name);
     if (id == host || id >= GW_MAX_HOSTS) {
@@ -37,8 +52,15 @@ LifetimeModel lifetime_model(const DataplaneLink& link, const conf::BackendGroup
     for (uint32_t b = 0; b < kEtaBuckets; ++b) {
       others[b] += l[b];
     }
+    if (scan != nullptr) {
+      open.group.merge(conn_ages(*scan, id));
+    }
   }
-  return LifetimeModel(own, others, prior_mean_s);
+  if (scan == nullptr) {
+    return LifetimeModel(own, others, prior_mean_s);
+  }
+  open.host = conn_ages(*scan, host);
+  return LifetimeModel(own, others, prior_mean_s, &open);
 }
 
 std::optional<DrainEta> forecast_drain(const LifetimeModel& m, const IdleScan* scan,

@@ -26,9 +26,11 @@ namespace gw::gatewayd {
 std::optional<double> mean_conn_age_s(const IdleScan& scan, uint16_t host);
 
 // The host's lifetime model: its own finished lifetimes, its group's other hosts' (ids from
-// `ids`), and the exponential prior with mean prior_mean_s.
+// `ids`), the exponential prior with mean prior_mean_s, and the ages of the connections the scan
+// saw open (of the host and of the group's other hosts; none without a scan).
 LifetimeModel lifetime_model(const DataplaneLink& link, const conf::BackendGroupConfig& g,
-                             const ctl::IdMap& ids, uint16_t host, double prior_mean_s);
+                             const ctl::IdMap& ids, uint16_t host, double prior_mean_s,
+                             const IdleScan* scan);
 
 struct DrainForecastInput {
   uint16_t host = GW_NO_HOST;

@@ -38,16 +38,15 @@ LifetimeModel ReadModel::lifetime_model(const conf::BackendGroupConfig& g, const
                                         std::optional<double> ages_mean_s) const {
   const RuntimeState& rs = s_.state.runtime();
   const uint16_t id = rs.ids.host(g.name, host);
+  const std::shared_ptr<const IdleScan> scan = s_.idle.latest();
   std::optional<double> prior = s_.samples.prior_mean_s({g.name, host});
   if (!prior) {
     prior = ages_mean_s;
   }
-  if (!prior) {
-    if (const std::shared_ptr<const IdleScan> scan = s_.idle.latest()) {
-      prior = mean_conn_age_s(*scan, id);
-    }
+  if (!prior && scan) {
+    prior = mean_conn_age_s(*scan, id);
   }
-  return gatewayd::lifetime_model(s_.link, g, rs.ids, id, prior.value_or(0));
+  return gatewayd::lifetime_model(s_.link, g, rs.ids, id, prior.value_or(0), scan.get());
 }
 
 std::vector<GroupView> ReadModel::groups(const std::string* group, double eta_threshold) const {
