@@ -276,7 +276,8 @@ void Worker::housekeeping(uint64_t now_ms) noexcept {
   last_housekeeping_ms_ = now_ms;
   const auto now32 = static_cast<uint32_t>(now_ms);
   if (s_.conns != nullptr) {
-    s_.conns->expire_step(s_.conns->n_buckets() / kSweepDivisor + 1, now32);
+    s_.conns->expire_step(s_.conns->n_buckets() / kSweepDivisor + 1, now32,
+                          static_cast<uint32_t>(now_ms / 1000));
     // Runs inside the pass, so the snapshot pointer is valid here (see run()).
     if (ctx_.snap != nullptr) {
       s_.conns->invalidate_step(*ctx_.snap, s_.conns->n_buckets() / kInvalidateDivisor + 1);

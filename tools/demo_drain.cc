@@ -128,7 +128,7 @@ class Demo {
 
   void expire(uint32_t after_ms) {
     rig_.advance_ms(after_ms);
-    while (rig_.conns().expire_step(8192, rig_.ctx().now_ms) > 0) {
+    while (rig_.conns().expire_step(8192, rig_.ctx().now_ms, rig_.ctx().now_s) > 0) {
     }
   }
 

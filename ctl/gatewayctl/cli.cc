@@ -49,8 +49,9 @@ constexpr Usage kUsages[] = {
     {"enable", "enable GROUP HOST|--selector k=v[,k=v]", "set ACTIVE"},
     {"disable", "disable GROUP HOST|--selector k=v[,k=v]",
      "set DISABLED (established connections are moved or dropped, per the group's on_disable)"},
-    {"connections", "connections GROUP HOST [--limit N]",
-     "flows pinned to the host, oldest first (default limit 100, at most 100000)"},
+    {"connections", "connections GROUP HOST [--limit N] [--sort age|remaining]",
+     "flows pinned to the host, oldest first, or with --sort remaining the longest expected\n"
+     "time left first (from the host's connection lifetimes); default limit 100, at most 100000"},
     {"config", "config show | load FILE | diff | activate | history | rollback VERSION",
      "show: the active configuration; load: validate FILE and store it as the candidate (prints\n"
      "the diff); diff: the candidate against the active; activate: the candidate becomes a new\n"
@@ -304,7 +305,7 @@ Result<Command> parse_command(const std::string& name, const std::vector<std::st
   }
   if (name == "connections") {
     po::options_description opts;
-    opts.add_options()("limit", po::value<std::string>());
+    opts.add_options()("limit", po::value<std::string>())("sort", po::value<std::string>());
     Result<Sub> sub = parse_sub(name, tokens, opts);
     if (!sub) {
       return make_error(sub.error());
@@ -322,6 +323,12 @@ Result<Command> parse_command(const std::string& name, const std::vector<std::st
         return make_error(n.error());
       }
       c.limit = static_cast<uint32_t>(*n);
+    }
+    if (const auto s = opt_string(sub->vm, "sort")) {
+      if (*s != "age" && *s != "remaining") {
+        return usage_error("connections: --sort must be age or remaining, got '" + *s + "'");
+      }
+      c.sort = *s;
     }
     return c;
   }
@@ -616,12 +623,18 @@ ApiCall api_call(const Command& c, const std::string& file_text) {
       a = {"POST", group_path(c.group) + "/host-mode", body.dump()};
       break;
     }
-    case Verb::Connections:
+    case Verb::Connections: {
+      std::string query;
+      if (c.limit) {
+        query += "?limit=" + std::to_string(*c.limit);
+      }
+      if (!c.sort.empty()) {
+        query += (query.empty() ? "?sort=" : "&sort=") + c.sort;
+      }
       a = {"GET",
-           group_path(c.group) + "/hosts/" + http::url_encode(c.host) + "/connections" +
-               (c.limit ? "?limit=" + std::to_string(*c.limit) : ""),
-           ""};
+           group_path(c.group) + "/hosts/" + http::url_encode(c.host) + "/connections" + query, ""};
       break;
+    }
     case Verb::ConfigShow:
       a = {"GET", "/v1/config", ""};
       break;

@@ -57,6 +57,7 @@ struct Command {
   std::string then;                       // "" (server default), "disable", "wait"
 
   std::optional<uint32_t> limit;  // connections
+  std::string sort;               // connections: "" (server default: age), "age", "remaining"
 
   std::string file;      // config load
   uint64_t version = 0;  // config rollback

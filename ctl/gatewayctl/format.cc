@@ -405,17 +405,31 @@ std::string format_connections(const json& body) {
   const json& conns = array_or_empty(body, "connections");
   std::string out;
   if (!conns.empty()) {
-    const std::vector<Column> cols = {{"CLIENT"},    {"VIP"},        {"PROTO"},       {"STATE"},
-                                      {"AGE", true}, {"IDLE", true}, {"WORKER", true}};
+    const std::vector<Column> cols = {{"CLIENT"},
+                                      {"VIP"},
+                                      {"PROTO"},
+                                      {"STATE"},
+                                      {"AGE", true},
+                                      {"IDLE", true},
+                                      {"EXPECTED LEFT", true},
+                                      {"WORKER", true}};
     std::vector<std::vector<std::string>> rows;
     for (const json& c : conns) {
       const json* age = field(c, "age_s");
       const json* idle = field(c, "idle_s");
+      // Expected time left from the host's lifetimes; null: older than all of them.
+      const json* left = field(c, "expected_remaining_s");
+      std::string left_text = "-";
+      if (left != nullptr && left->is_number()) {
+        left_text = format_seconds(left->get<double>());
+      } else if (c.is_object() && c.contains("expected_remaining_s")) {
+        left_text = "long-lived";  // null (field() takes null for absent)
+      }
       rows.push_back(
           {text(c, "client"), text(c, "vip"), text(c, "protocol"), text(c, "state"),
            age != nullptr && age->is_number() ? format_seconds(age->get<double>()) : "-",
            idle != nullptr && idle->is_number() ? fixed1(idle->get<double>()) + "s" : "-",
-           text(c, "worker")});
+           left_text, text(c, "worker")});
     }
     out = format_table(cols, rows);
   }

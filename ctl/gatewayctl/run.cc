@@ -53,10 +53,18 @@ struct HostProgress {
   bool present = false;  // still in the group
   int64_t conns = 0;
   int64_t sessions = 0;
-  std::optional<double> eta_s;
+  std::optional<double> eta_s;      // median
+  std::optional<double> eta_p90_s;  // 90th percentile
+  int64_t long_lived = 0;           // left out of the estimate: older than all of the history
   bool stalled = false;
   int64_t left() const { return conns + sessions; }
 };
+
+// A number of seconds from the drain object, or nullopt (absent or null).
+std::optional<double> seconds_field(const json& d, const char* key) {
+  const json* v = field(d, key);
+  return v != nullptr && v->is_number() ? std::optional<double>(v->get<double>()) : std::nullopt;
+}
 
 struct Sample {
   Clock::TimePoint at;
@@ -108,9 +116,9 @@ std::vector<HostProgress> DrainWatch::read_hosts(const json& group) const {
         p.conns = o != nullptr ? integer(*o, "total") : 0;
         p.sessions = integer(h, "sessions");
         if (const json* d = field(h, "drain"); d != nullptr) {
-          if (const json* eta = field(*d, "eta_s"); eta != nullptr && eta->is_number()) {
-            p.eta_s = eta->get<double>();
-          }
+          p.eta_s = seconds_field(*d, "eta_s");
+          p.eta_p90_s = seconds_field(*d, "eta_p90_s");
+          p.long_lived = integer(*d, "long_lived");
           const json* st = field(*d, "stalled");
           p.stalled = st != nullptr && st->is_boolean() && st->get<bool>();
         }
@@ -152,12 +160,21 @@ void DrainWatch::show(const std::vector<HostProgress>& hosts, Clock::TimePoint n
   int64_t sessions = 0;
   bool stalled = false;
   std::optional<double> eta;
+  std::optional<double> p90;
+  int64_t long_lived = 0;
   for (const HostProgress& h : hosts) {
     conns += h.conns;
     sessions += h.sessions;
     stalled = stalled || h.stalled;
-    if (h.eta_s && h.left() > static_cast<int64_t>(cmd_.threshold)) {
-      eta = std::max(eta.value_or(0), *h.eta_s);
+    if (h.left() > static_cast<int64_t>(cmd_.threshold)) {
+      // The hosts finish when the last one does.
+      if (h.eta_s) {
+        eta = std::max(eta.value_or(0), *h.eta_s);
+      }
+      if (h.eta_p90_s) {
+        p90 = std::max(p90.value_or(0), *h.eta_p90_s);
+      }
+      long_lived += h.long_lived;
     }
   }
   const int64_t left = conns + sessions;
@@ -172,7 +189,15 @@ void DrainWatch::show(const std::vector<HostProgress>& hosts, Clock::TimePoint n
       rate = buf;
     }
   }
-  const std::string eta_text = stalled ? "stalled" : (eta ? format_seconds(*eta) : "-");
+  // "eta 1m10s (p90 2m05s) + 3 long-lived": the median and the 90th percentile of the estimate,
+  // and the connections it leaves out (older than anything the hosts' history holds).
+  std::string eta_text = stalled ? "stalled" : (eta ? format_seconds(*eta) : "-");
+  if (!stalled && eta && p90) {
+    eta_text += " (p90 " + format_seconds(*p90) + ")";
+  }
+  if (!stalled && long_lived > 0) {
+    eta_text += " + " + std::to_string(long_lived) + " long-lived";
+  }
   const std::string elapsed = format_seconds(std::chrono::duration<double>(now - start_).count());
   const std::string who =
       hosts.size() == 1 ? hosts[0].name : std::to_string(hosts.size()) + " hosts";
@@ -242,7 +267,10 @@ int DrainWatch::run(const json& post_reply) {
   }
   bool first = true;
   bool matched_selector = cmd_.selector.empty();
-  const std::string path = group_path(cmd_.group);
+  // The ETAs gatewayd answers with are for the count the wait ends at.
+  const std::string path =
+      group_path(cmd_.group) +
+      (cmd_.threshold != 0 ? "?threshold=" + std::to_string(cmd_.threshold) : "");
   while (true) {
     if (!first) {
       clock_.sleep_for(kDrainPollInterval);

@@ -83,12 +83,13 @@ struct Daemon::Units {
     router.add("GET", "/v1/status", [this](const Req&, const Caller&, const PathParams&) {
       return status.get_status();
     });
-    router.add("GET", "/v1/backend-groups", [this](const Req&, const Caller&, const PathParams&) {
-      return groups.get_groups(nullptr);
-    });
+    router.add("GET", "/v1/backend-groups",
+               [this](const Req& req, const Caller&, const PathParams&) {
+                 return groups.get_groups(nullptr, req);
+               });
     router.add("GET", "/v1/backend-groups/{group}",
-               [this](const Req&, const Caller&, const PathParams& p) {
-                 return groups.get_groups(&p[0]);
+               [this](const Req& req, const Caller&, const PathParams& p) {
+                 return groups.get_groups(&p[0], req);
                });
     router.add("POST", "/v1/backend-groups/{group}/host-mode",
                [this](const Req& req, const Caller& caller, const PathParams& p) {
@@ -318,7 +319,8 @@ void Daemon::tick() {
   link_.heartbeat(opts_.pid, mono);
   std::vector<HostCounters> counters;
   link_.read_host_counters(counters);
-  units_->samples.sample(state_.runtime(), counters, static_cast<double>(mono) / 1000.0);
+  units_->samples.sample(state_.runtime(), counters, static_cast<double>(mono) / 1000.0,
+                         units_->idle.latest().get());
   // Before the deadlines are acted on, so drain.deadline comes before the mode change it causes.
   units_->notifier.check_drains(state_.runtime(), counters, units_->samples, clock_.realtime_ms());
   if (units_->fleet.enabled()) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -293,6 +294,12 @@ std::vector<MetricFamily> metric_families(const Collected& c, CounterGuard& guar
   const auto healthy =
       b.family("gateway_backend_healthy",
                "1 when the host passes its health check (or has none), else 0.", MetricType::Gauge);
+  const auto drain_eta = b.family(
+      "gateway_backend_drain_eta_seconds",
+      "Draining hosts only: seconds until the host is expected to be empty (connections, and "
+      "sessions unless the drain expires them), by quantile of the estimate: 0.5 (the median, "
+      "the API's eta_s) and 0.9 (eta_p90_s). No series while there is no estimate.",
+      MetricType::Gauge);
   for (const GroupView& g : c.groups) {
     for (const HostView& h : g.hosts) {
       const std::vector<ClientMetric::Label> l = {{"group", g.name}, {"host", h.name}};
@@ -307,6 +314,15 @@ std::vector<MetricFamily> metric_families(const Collected& c, CounterGuard& guar
                 h.mode == m ? 1 : 0);
       }
       b.gauge(healthy, l, h.healthy ? 1 : 0);
+      if (h.drain) {
+        const std::pair<const char*, std::optional<double>> quantiles[] = {
+            {"0.5", h.drain->eta_s}, {"0.9", h.drain->eta_p90_s}};
+        for (const auto& [q, v] : quantiles) {
+          if (v) {
+            b.gauge(drain_eta, {{"group", g.name}, {"host", h.name}, {"quantile", q}}, *v);
+          }
+        }
+      }
     }
   }
 

@@ -114,7 +114,7 @@ void ConnTable::publish_size() noexcept {
   shm::store_relaxed(worker_->conn_entries, uint64_t{live_ - tombs_});
 }
 
-uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
+uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways, bool ended) noexcept {
   gw_conn_bucket& bucket = buckets_[b];
   gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
   uint32_t removed = 0;
@@ -128,6 +128,10 @@ uint32_t ConnTable::remove_ways(uint32_t b, uint32_t ways) noexcept {
       shm::store_relaxed(e.flags, uint8_t{0});
     } else if (e.host < GW_MAX_HOSTS) {
       count(e.host, e.state, -1);
+      if (ended) {
+        record_lifetime(worker_->lifetimes[e.host],
+                        now_s_ > e.created_s ? now_s_ - e.created_s : 0);
+      }
     }
     shm::store_relaxed(bucket.sig[w], uint32_t{0});
     shm::store_relaxed(e.state, uint8_t{GW_CONN_EMPTY});
@@ -144,6 +148,12 @@ void ConnTable::remove(gw_conn* e) noexcept {
   const auto i = static_cast<size_t>(e - entries_);
   GW_DCHECK(e >= entries_ && i < (size_t{mask_} + 1) * GW_CONN_WAYS, "entry of another table");
   remove_ways(static_cast<uint32_t>(i / GW_CONN_WAYS), 1u << (i % GW_CONN_WAYS));
+}
+
+void ConnTable::close(gw_conn* e) noexcept {
+  const auto i = static_cast<size_t>(e - entries_);
+  GW_DCHECK(e >= entries_ && i < (size_t{mask_} + 1) * GW_CONN_WAYS, "entry of another table");
+  remove_ways(static_cast<uint32_t>(i / GW_CONN_WAYS), 1u << (i % GW_CONN_WAYS), true);
 }
 
 ConnState ConnTable::transition(gw_conn* e, uint8_t tcp_flags) noexcept {
@@ -240,7 +250,8 @@ uint32_t ConnTable::invalidate_step(const gw_snapshot& s, uint32_t max_buckets) 
   return changed;
 }
 
-uint32_t ConnTable::expire_step(uint32_t max_buckets, uint32_t now_ms) noexcept {
+uint32_t ConnTable::expire_step(uint32_t max_buckets, uint32_t now_ms, uint32_t now_s) noexcept {
+  now_s_ = now_s;
   const uint32_t n = max_buckets < mask_ + 1 ? max_buckets : mask_ + 1;
   uint32_t removed = 0;
   for (uint32_t i = 0; i < n; ++i) {
@@ -256,7 +267,7 @@ uint32_t ConnTable::expire_step(uint32_t max_buckets, uint32_t now_ms) noexcept 
       }
     }
     if (dead != 0) {
-      removed += remove_ways(b, dead);
+      removed += remove_ways(b, dead, true);
     }
   }
   return removed;

@@ -47,6 +47,12 @@
 //    thread, one clock), so last_ms is never ahead of it. An entry idle for timeout_ms of its state
 //    is expired. The incremental sweep (expire_step) visits every bucket far more often than once
 //    per 49 days, so no live entry's age is ambiguous.
+//  - Lifetimes: a connection that ends on its own (expired in a sweep or found expired by a
+//    lookup, or closed by its client reusing the port: close()) is recorded in its host's
+//    gw_worker.lifetimes as (now_s - created_s), now_s being the seconds clock of the latest
+//    insert() or expire_step() (the worker sweeps every millisecond, so it is current); a clock
+//    behind created_s records 0. Forced removals (remove(), invalidation, tombstones, a host id
+//    out of range) are not lifetimes and are not recorded.
 //  - Re-attach: the memory outlives the data-plane process. A restarted worker constructs the
 //    table over the same memory and calls rebuild_counts(), which repairs a bucket left odd by a
 //    crash (its ways are dropped: their flows are rescheduled through the `established` Maglev
@@ -66,6 +72,7 @@
 
 #include "dataplane/core/flow.h"
 #include "dataplane/core/headers.h"
+#include "dataplane/core/lifetime.h"
 #include "dataplane/shm/atomics.h"
 #include "dataplane/shm/check.h"
 #include "dataplane/shm/layout.h"
@@ -340,8 +347,13 @@ class ConnTable {
   // returns the new state.
   ConnState transition(gw_conn* e, uint8_t tcp_flags) noexcept;
 
-  // Removes a live entry.
+  // Removes a live entry by force (its flow is dropped or rescheduled, the entry is malformed):
+  // not a connection that ended, so no lifetime is recorded.
   void remove(gw_conn* e) noexcept;
+
+  // Removes a live entry whose connection ended (its client reuses the port for a new one): like
+  // an expiry, its lifetime goes into its host's gw_worker.lifetimes.
+  void close(gw_conn* e) noexcept;
 
   // Moves a live entry to new_host (its host stopped admitting established flows and the group
   // reschedules): the counts move with it; state and age are kept. False when new_host is out of
@@ -369,8 +381,9 @@ class ConnTable {
   uint32_t invalidate_step(const gw_snapshot& s, uint32_t max_buckets) noexcept;
 
   // Incremental sweep: examines the next max_buckets buckets after the cursor (wrapping) and
-  // removes the expired entries. Returns the number removed.
-  uint32_t expire_step(uint32_t max_buckets, uint32_t now_ms) noexcept;
+  // removes the expired entries, recording their lifetimes at now_s (CLOCK_MONOTONIC seconds, the
+  // clock of gw_conn.created_s). Returns the number removed.
+  uint32_t expire_step(uint32_t max_buckets, uint32_t now_ms, uint32_t now_s) noexcept;
 
   // Re-attach: repairs buckets left mid-update, drops malformed ways, and recomputes
   // conn_entries and every host's open_conns/open_established/open_closing from the live entries
@@ -404,9 +417,10 @@ class ConnTable {
   void count(uint16_t host, uint8_t state, int64_t d) noexcept;
   void count_state(uint16_t host, uint8_t state, int64_t d) noexcept;
   void publish_size() noexcept;
-  // Clears the ways in `ways` (a mask) of bucket b in one seq window and counts them. Returns how
+  // Clears the ways in `ways` (a mask) of bucket b in one seq window and counts them; with
+  // `ended`, records the lifetimes of the connections among them (not of tombstones). Returns how
   // many were cleared.
-  uint32_t remove_ways(uint32_t b, uint32_t ways) noexcept;
+  uint32_t remove_ways(uint32_t b, uint32_t ways, bool ended = false) noexcept;
 
   gw_conn_bucket* buckets_;
   gw_conn* entries_;
@@ -416,6 +430,7 @@ class ConnTable {
   uint32_t live_ = 0;   // live ways, tombstones included (the capacity's measure)
   uint32_t tombs_ = 0;  // live ways that are tombstones
   uint32_t cursor_ = 0;
+  uint32_t now_s_ = 0;         // seconds clock of the latest insert() or expire_step()
   uint64_t inval_gen_ = 0;     // snapshot generation of the current (or last) invalidation pass
   uint32_t inval_cursor_ = 0;  // next bucket of the pass
   uint32_t inval_left_ = 0;    // buckets the pass has still to examine
@@ -456,7 +471,7 @@ inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t no
     gw_conn* e = base + way;
     if (detail::key_equal(*e, key)) {
       if (expired(*e, now_ms)) {
-        remove_ways(b, 1u << way);
+        remove_ways(b, 1u << way, true);
         return nullptr;
       }
       return e;
@@ -471,6 +486,7 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
   if (live_ >= capacity_ || host >= GW_MAX_HOSTS || !is_live_state(state)) {
     return nullptr;
   }
+  now_s_ = now_s;
   const uint32_t b = static_cast<uint32_t>(hash) & mask_;
   gw_conn_bucket& bucket = buckets_[b];
   const uint32_t free_ways = detail::sig_match(bucket, 0);

@@ -481,8 +481,8 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
         }
         return encap_to(p, pr, *snap, host, hash, ctx);
       case Admit::NewConnection:
-        // A reused port: a new connection, never the old one resurrected.
-        ct.remove(e);
+        // A reused port: a new connection, never the old one resurrected. The old one ended.
+        ct.close(e);
         e = nullptr;
         break;
       case Admit::Reschedule: {

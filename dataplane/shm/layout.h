@@ -37,8 +37,9 @@
 #endif
 
 #define GW_SHM_MAGIC 0x314d485357544147ull /* "GATWSHM1" little-endian */
-#define GW_SHM_LAYOUT_VERSION 2u /* 2: gw_worker.degraded; gw_conn session_ms, gen, flags;
-                                    gw_host.disabled_gen */
+#define GW_SHM_LAYOUT_VERSION                                  \
+  3u /* 2: gw_worker.degraded; gw_conn session_ms, gen, flags; \
+        gw_host.disabled_gen. 3: gw_worker.lifetimes */
 
 #define GW_MAX_WORKERS 64u
 #define GW_MAX_PORTS 8u
@@ -53,6 +54,7 @@
 #define GW_NO_SERVICE 0xffffu
 
 #define GW_CONN_WAYS 15u    /* entries per connection-table bucket */
+#define GW_LIFETIME_BUCKETS 128u /* gw_host_lifetimes: log-scale buckets of whole seconds */
 #define GW_SESSION_WAYS 8u  /* entries per session-table bucket */
 
 /* ---- control -> data ----------------------------------------------------------------------- */
@@ -145,6 +147,19 @@ struct gw_host_counters {        /* 64 bytes, per worker per host id */
   uint64_t reserved;
 };
 
+/* How long this worker's connections of one host lasted: from the entry's creation to its removal
+ * when the connection ended on its own (idle expiry, found expired by a lookup, or its client
+ * reusing the port), in whole seconds of CLOCK_MONOTONIC (removal second - gw_conn.created_s).
+ * Entries removed by force (their host disabled, rescheduled without a host, tombstones) and
+ * entries moved to another host are not recorded. n[b] counts lifetimes in bucket b of
+ * gw::dp::lifetime_bucket (dataplane/core/lifetime.h): whole seconds 0..15, then 8 buckets per
+ * doubling up to 2^18 s; longer lifetimes land in the last bucket. A bucket never exceeds
+ * 2^31: before one would, the worker halves all of that host's buckets (the shape is kept, the
+ * past weighs half). Readers sum over workers; a reader may see a halving half done. */
+struct gw_host_lifetimes {         /* 512 bytes, per worker per host id */
+  uint32_t n[GW_LIFETIME_BUCKETS]; /* [wN] */
+};
+
 struct gw_port_counters {        /* 64 bytes, per worker per port */
   uint64_t rx_packets;           /* [wN] */
   uint64_t rx_bytes;             /* [wN] */
@@ -171,6 +186,7 @@ struct gw_worker {
    * drops: the packet is still forwarded, and counted under drops only if it is dropped later. */
   uint64_t degraded[GW_MAX_DEGRADED];
   struct gw_host_counters hosts[GW_MAX_HOSTS];          /* [wN] */
+  struct gw_host_lifetimes lifetimes[GW_MAX_HOSTS];     /* [wN] by host id */
 };
 
 /* ---- connection table (one per worker) ----------------------------------------------------- */
@@ -276,6 +292,7 @@ GW_STATIC_ASSERT(sizeof(struct gw_service) == 48, "gw_service");
 GW_STATIC_ASSERT(sizeof(struct gw_group) == 16, "gw_group");
 GW_STATIC_ASSERT(sizeof(struct gw_host_counters) == 64, "gw_host_counters");
 GW_STATIC_ASSERT(sizeof(struct gw_port_counters) == 64, "gw_port_counters");
+GW_STATIC_ASSERT(sizeof(struct gw_host_lifetimes) == 512, "gw_host_lifetimes");
 GW_STATIC_ASSERT(sizeof(struct gw_conn) == 64, "gw_conn is one cache line");
 GW_STATIC_ASSERT(sizeof(struct gw_conn_bucket) == 64, "gw_conn_bucket is one cache line");
 GW_STATIC_ASSERT(sizeof(struct gw_session) == 32, "gw_session");
@@ -286,6 +303,9 @@ GW_STATIC_ASSERT(offsetof(struct gw_shm_header, dp_pid) == 256, "data-plane line
 GW_STATIC_ASSERT(offsetof(struct gw_snapshot, service_slots) == 64, "snapshot head");
 GW_STATIC_ASSERT(offsetof(struct gw_worker, ports) == 64, "worker line 0");
 GW_STATIC_ASSERT(offsetof(struct gw_worker, hosts) % 64 == 0, "host counters aligned");
+GW_STATIC_ASSERT(offsetof(struct gw_worker, lifetimes) ==
+                     offsetof(struct gw_worker, hosts) + 64 * GW_MAX_HOSTS,
+                 "lifetimes follow the host counters, line aligned");
 GW_STATIC_ASSERT(offsetof(struct gw_conn, session_ms) == 52, "gw_conn.session_ms");
 GW_STATIC_ASSERT(offsetof(struct gw_conn, gen) == 56, "gw_conn.gen");
 GW_STATIC_ASSERT(offsetof(struct gw_host, disabled_gen) == 24, "gw_host.disabled_gen");

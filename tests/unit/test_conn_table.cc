@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <map>
@@ -191,8 +192,8 @@ TEST(ConnTable, ClockWrapAround) {
   const uint32_t after_wrap = t0 + 3000;  // == 1999
   EXPECT_LT(after_wrap, t0);
   EXPECT_EQ(f.table.lookup(k, h, after_wrap), e);  // idle 3 s < 5 s
-  EXPECT_EQ(f.table.expire_step(16, after_wrap), 0u);
-  EXPECT_EQ(f.table.expire_step(16, t0 + kTimeouts.syn_ms), 1u);  // == 3999: idle 5 s
+  EXPECT_EQ(f.table.expire_step(16, after_wrap, 0), 0u);
+  EXPECT_EQ(f.table.expire_step(16, t0 + kTimeouts.syn_ms, 0), 1u);  // == 3999: idle 5 s
   EXPECT_EQ(f.table.size(), 0u);
 
   // An entry touched after the wrap, looked up later.
@@ -301,15 +302,15 @@ TEST(ConnTable, ExpireStepSweepsIncrementally) {
   const uint32_t now = kTimeouts.syn_ms;  // the even ones just expired
   uint32_t removed = 0;
   for (uint32_t step = 0; step < 4; ++step) {
-    const uint32_t r = f.table.expire_step(2, now);
+    const uint32_t r = f.table.expire_step(2, now, 0);
     EXPECT_LE(r, 6u);
     removed += r;
   }
   EXPECT_EQ(removed, 12u);
-  EXPECT_EQ(f.table.expire_step(8, now), 0u);  // a full turn finds nothing more
+  EXPECT_EQ(f.table.expire_step(8, now, 0), 0u);  // a full turn finds nothing more
   EXPECT_EQ(f.table.size(), 12u);
   EXPECT_EQ(f.c(0).open_conns, 12);
-  EXPECT_EQ(f.table.expire_step(1000, 4000 + kTimeouts.syn_ms), 12u);
+  EXPECT_EQ(f.table.expire_step(1000, 4000 + kTimeouts.syn_ms, 0), 12u);
   EXPECT_EQ(f.c(0).open_conns, 0);
   EXPECT_EQ(f.worker->conn_entries, 0u);
 }
@@ -441,7 +442,7 @@ TEST(ConnTable, CountsMatchLiveEntriesUnderRandomOperations) {
         model[id].host = host;
       }
     } else {
-      if (f.table.expire_step(static_cast<uint32_t>(1 + rng() % 8), now) != 0) {
+      if (f.table.expire_step(static_cast<uint32_t>(1 + rng() % 8), now, 0) != 0) {
         reconcile();
       }
     }
@@ -573,7 +574,7 @@ TEST(ConnTable, ConcurrentReadersNeverSeeTornEntries) {
       f.table.reassign(e, e->host >= 1000 ? host_of(id) : host_of(id) + 1000);
     }
     if (op % 64 == 0) {
-      f.table.expire_step(1, now);
+      f.table.expire_step(1, now, 0);
     }
   }
   done.store(true, std::memory_order_release);
@@ -687,7 +688,7 @@ TEST(ConnTableInvalidate, DropPolicyLeavesUncountedTombstonesUntilTheyExpire) {
   EXPECT_EQ(f.c(2).open_conns, 0);
   EXPECT_EQ(f.worker->conn_entries, 30u);
   // They idle out like any entry; the counters stay exact.
-  while (f.table.expire_step(64, 1000 + 300'000) > 0) {
+  while (f.table.expire_step(64, 1000 + 300'000, 0) > 0) {
   }
   EXPECT_EQ(f.table.tombstones(), 0u);
   EXPECT_EQ(f.table.size(), 0u);
@@ -710,5 +711,102 @@ TEST(ConnTableInvalidate, ANewGenerationStartsANewPassAndHostIdsOutOfRangeGo) {
   EXPECT_EQ(f.c(1).open_conns, 1) << "counted under host 1 once; nothing counts a bad id";
 }
 
+// ---- lifetimes (gw_worker.lifetimes) --------------------------------------------------------
+
+uint64_t lifetimes_total(const Fixture& f, uint16_t host) {
+  uint64_t n = 0;
+  for (const uint32_t c : f.worker->lifetimes[host].n) n += c;
+  return n;
+}
+
+TEST(Lifetime, EverySecondLandsInTheBucketWhoseBoundsHoldIt) {
+  uint32_t prev = 0;
+  for (uint32_t s = 0; s < kLifetimeMaxS; ++s) {
+    const uint32_t b = lifetime_bucket(s);
+    ASSERT_GE(b, prev) << s;
+    ASSERT_LE(b, prev + 1) << s;
+    ASSERT_LE(lifetime_bucket_lo(b), s) << s;
+    ASSERT_LT(s, lifetime_bucket_hi(b)) << s;
+    // Never wider than an eighth of the lower bound (the exact buckets: one second).
+    ASSERT_LE(lifetime_bucket_hi(b) - lifetime_bucket_lo(b),
+              std::max<uint32_t>(1, lifetime_bucket_lo(b) / 8))
+        << b;
+    prev = b;
+  }
+  EXPECT_EQ(prev, kLifetimeBuckets - 1);
+  EXPECT_EQ(lifetime_bucket(kLifetimeMaxS), kLifetimeBuckets - 1);
+  EXPECT_EQ(lifetime_bucket(UINT32_MAX), kLifetimeBuckets - 1);
+}
+
+TEST(Lifetime, ABucketAboutToPassTwoToThe31HalvesTheHost) {
+  gw_host_lifetimes h{};
+  h.n[3] = kLifetimeHalveAt - 1;
+  h.n[40] = 7;
+  record_lifetime(h, 3);
+  EXPECT_EQ(h.n[3], kLifetimeHalveAt / 2);  // (2^31 - 1) / 2, then the new one
+  EXPECT_EQ(h.n[40], 3u);
+  record_lifetime(h, 40'000);
+  EXPECT_EQ(h.n[lifetime_bucket(40'000)], 1u);
+}
+
+TEST(ConnTableLifetimes, ConnectionsThatEndOnTheirOwnAreRecordedByHostAndLifetime) {
+  Fixture f(64);
+  // Created at second 100 on host 1 (a, b, c) and host 2 (d).
+  const FlowKey a = make_key(1), b = make_key(2), c = make_key(3), d = make_key(4);
+  gw_conn* ea = f.table.insert(a, test_hash(a), 1, 0, ConnState::Closing, 100'000, 100);
+  ASSERT_NE(f.table.insert(b, test_hash(b), 1, 0, ConnState::Established, 100'000, 100), nullptr);
+  gw_conn* ec = f.table.insert(c, test_hash(c), 1, 0, ConnState::Established, 100'000, 100);
+  gw_conn* ed = f.table.insert(d, test_hash(d), 2, 0, ConnState::Established, 100'000, 100);
+  ASSERT_NE(ea, nullptr);
+  ASSERT_NE(ec, nullptr);
+  ASSERT_NE(ed, nullptr);
+  // a: CLOSING expires after 10 s; the sweep at second 112 finds it (lifetime 12 s).
+  f.table.touch(ec, 110'000);
+  EXPECT_EQ(f.table.expire_step(64, 112'000, 112), 1u);
+  EXPECT_EQ(f.worker->lifetimes[1].n[12], 1u);
+  EXPECT_EQ(lifetimes_total(f, 1), 1u);
+  // c: its client reuses the port at second 150 (lifetime 50 s: bucket [48, 52)).
+  EXPECT_EQ(f.table.expire_step(64, 150'000, 150), 0u);
+  f.table.close(ec);
+  EXPECT_EQ(f.worker->lifetimes[1].n[lifetime_bucket(50)], 1u);
+  EXPECT_EQ(lifetime_bucket_lo(lifetime_bucket(50)), 48u);
+  // b: idle for 300 s, found expired by a lookup; the table's clock is its last sweep's.
+  f.table.touch(ed, 300'000);
+  EXPECT_EQ(f.table.expire_step(64, 399'000, 399), 0u);
+  EXPECT_EQ(f.table.lookup(b, test_hash(b), 400'500), nullptr);
+  EXPECT_EQ(f.worker->lifetimes[1].n[lifetime_bucket(299)], 1u);
+  // d: expired in the sweep at second 601.
+  EXPECT_EQ(f.table.expire_step(64, 601'000, 601), 1u);
+  EXPECT_EQ(f.worker->lifetimes[2].n[lifetime_bucket(501)], 1u);
+  EXPECT_EQ(lifetimes_total(f, 1), 3u);
+  EXPECT_EQ(lifetimes_total(f, 2), 1u);
+  EXPECT_EQ(f.c(1).open_conns, 0);
+  EXPECT_EQ(f.c(2).open_conns, 0);
+}
+
+TEST(ConnTableLifetimes, ForcedRemovalsAndTombstonesAreNotLifetimes) {
+  Fixture f(64);
+  for (uint32_t id = 0; id < 40; ++id) {
+    const FlowKey k = make_key(id);
+    ASSERT_NE(f.table.insert(k, test_hash(k), static_cast<uint16_t>(1 + id % 2), 0,
+                             ConnState::Established, 1000, 1, 1),
+              nullptr);
+  }
+  // Host 1 disabled with the drop policy (tombstones), host 2 removed by invalidation.
+  EXPECT_EQ(f.table.invalidate_step(*snapshot_disabling(1, 2, /*drop=*/true), 64), 20u);
+  EXPECT_EQ(f.table.invalidate_step(*snapshot_disabling(2, 3, /*drop=*/false), 64), 20u);
+  // remove(): a forced end too.
+  const FlowKey k = make_key(99);
+  gw_conn* e = f.table.insert(k, test_hash(k), 3, 0, ConnState::Established, 1000, 1, 3);
+  ASSERT_NE(e, nullptr);
+  f.table.remove(e);
+  // The tombstones idle out.
+  while (f.table.expire_step(64, 1000 + 300'000, 301) > 0) {
+  }
+  EXPECT_EQ(f.table.size(), 0u);
+  for (uint16_t h = 0; h < 4; ++h) {
+    EXPECT_EQ(lifetimes_total(f, h), 0u) << h;
+  }
+}
 }  // namespace
 }  // namespace gw::dp

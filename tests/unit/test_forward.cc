@@ -226,7 +226,7 @@ TEST_F(ForwardTest, DrainKeepsEstablishedFlowsAndSendsNoNewFlow) {
     if (h == "b1") send(tcp("198.51.100.7", port, kTcpFin | kTcpAck), 2000);
   }
   EXPECT_EQ(worker_->hosts[host_id("web", "b1")].open_closing, b1_before);
-  while (conns_->expire_step(n_buckets_, 2000 + 11'000) > 0) {
+  while (conns_->expire_step(n_buckets_, 2000 + 11'000, 13) > 0) {
   }
   EXPECT_EQ(open_conns(host_id("web", "b1")), 0);
   EXPECT_EQ(worker_->conn_entries, static_cast<uint64_t>(sum_open()));

@@ -532,7 +532,8 @@ TEST_F(DisableTest, DropPolicyCountsReachZeroAndTheFlowsStayDroppedUntilTheyIdle
   EXPECT_EQ(rig_.conns().tombstones(), static_cast<uint32_t>(on_d1 - 1));
   // Idle tombstones go like any entry.
   rig_.advance_ms(301'000);
-  while (rig_.conns().expire_step(rig_.conns().n_buckets(), static_cast<uint32_t>(now())) > 0) {
+  while (rig_.conns().expire_step(rig_.conns().n_buckets(), static_cast<uint32_t>(now()),
+                                  rig_.ctx().now_s) > 0) {
   }
   EXPECT_EQ(rig_.conns().tombstones(), 0u);
   EXPECT_EQ(sum_open(), 0);

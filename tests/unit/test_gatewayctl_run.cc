@@ -75,9 +75,11 @@ const std::string mode_reply = R"({"group": "webapp.int.virtinc.com", "generatio
 const std::string connections_body = R"({"group": "webapp.int.virtinc.com", "host": "back_end_1",
  "total": 12, "truncated": true,
  "connections": [{"client": "198.51.100.7:40000", "vip": "10.99.0.10:80", "protocol": "tcp",
-                  "state": "established", "age_s": 312, "idle_s": 0.4, "worker": 0},
+                  "state": "established", "age_s": 312, "idle_s": 0.4,
+                  "expected_remaining_s": null, "worker": 0},
                  {"client": "[2001:db8::7]:51234", "vip": "10.99.0.10:80", "protocol": "tcp",
-                  "state": "closing", "age_s": 5, "idle_s": 61.25, "worker": 1}]})";
+                  "state": "closing", "age_s": 5, "idle_s": 61.25,
+                  "expected_remaining_s": 95, "worker": 1}]})";
 
 // ---------------------------------------------------------------------------------------------
 // Fakes
@@ -444,9 +446,12 @@ TEST(GatewayctlRun, ConnectionsForPeople) {
   const Outcome o = run_cli({"connections", "g", "back_end_1", "--limit", "2"}, t);
   EXPECT_EQ(o.code, 0);
   EXPECT_EQ(o.out,
-            "CLIENT               VIP            PROTO  STATE          AGE   IDLE  WORKER\n"
-            "198.51.100.7:40000   10.99.0.10:80  tcp    established  5m12s   0.4s       0\n"
-            "[2001:db8::7]:51234  10.99.0.10:80  tcp    closing         5s  61.2s       1\n"
+            "CLIENT               VIP            PROTO  STATE          AGE   IDLE  EXPECTED LEFT  "
+            "WORKER\n"
+            "198.51.100.7:40000   10.99.0.10:80  tcp    established  5m12s   0.4s     long-lived  "
+            "     0\n"
+            "[2001:db8::7]:51234  10.99.0.10:80  tcp    closing         5s  61.2s          1m35s  "
+            "     1\n"
             "back_end_1: 12 open connections, 2 shown (raise --limit for more)\n");
 }
 
@@ -688,15 +693,49 @@ TEST(GatewayctlDrainWait, OnATerminalRedrawsOneLineWithAProgressBar) {
 TEST(GatewayctlDrainWait, StopsAtTheThreshold) {
   FakeTransport t;
   t.then("POST", webapp_mode_path, 200, mode_reply)
-      .then("GET", webapp_path, 200, group(10, 2))
-      .then("GET", webapp_path, 200, group(2, 1));
+      .then("GET", webapp_path + "?threshold=3", 200, group(10, 2))
+      .then("GET", webapp_path + "?threshold=3", 200, group(2, 1));
   FakeClock clock;
   const Outcome o = run_cli(
       {"drain", "webapp.int.virtinc.com", "back_end_1", "--wait", "--threshold", "3"}, t, clock);
+  // gatewayd's estimates are for the count the wait ends at.
+  EXPECT_EQ(t.calls.at(1).path, webapp_path + "?threshold=3");
   EXPECT_EQ(o.code, 0);
   EXPECT_EQ(clock.sleeps.size(), 1u);
   EXPECT_THAT(o.out, HasSubstr("at or below the threshold of 3 after 1s: back_end_1: 2 "
                                "connections, 1 session\n"));
+}
+
+// The median and the 90th percentile of gatewayd's estimate, and the connections it leaves out.
+TEST(GatewayctlDrainWait, ShowsTheP90AndTheLongLived) {
+  const auto with_p90 = [](int conns, const std::string& p90, int long_lived) {
+    std::string g = group(conns, 0);
+    const std::string at = R"("eta_s": 240,)";
+    g.replace(
+        g.find(at), at.size(),
+        at + R"( "eta_p90_s": )" + p90 + R"(, "long_lived": )" + std::to_string(long_lived) + ",");
+    return g;
+  };
+  FakeTransport t;
+  t.then("POST", webapp_mode_path, 200, mode_reply)
+      .then("GET", webapp_path, 200, with_p90(12, "410", 0))
+      .then("GET", webapp_path, 200, with_p90(11, "405", 0))  // half a second later: no line
+      .then("GET", webapp_path, 200, with_p90(10, "400", 2))
+      .then("GET", webapp_path, 200, with_p90(0, "null", 0));
+  FakeClock clock;
+  const Outcome o = run_cli({"drain", "webapp.int.virtinc.com", "back_end_1", "--wait"}, t, clock);
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_THAT(o.out, HasSubstr("0s  back_end_1: connections 12, sessions 0, left 12, rate -, eta "
+                               "4m00s (p90 6m50s)\n"));
+  EXPECT_THAT(o.out, HasSubstr("eta 4m00s (p90 6m40s) + 2 long-lived\n"));
+  const Outcome tty = [&] {
+    FakeTransport t2;
+    t2.then("POST", webapp_mode_path, 200, mode_reply)
+        .then("GET", webapp_path, 200, with_p90(10, "400", 2))
+        .then("GET", webapp_path, 200, with_p90(0, "null", 0));
+    return run_cli({"drain", "webapp.int.virtinc.com", "back_end_1", "--wait"}, t2, true);
+  }();
+  EXPECT_THAT(tty.out, HasSubstr("eta 4m00s (p90 6m40s) + 2 long-lived  0s\033[K"));
 }
 
 TEST(GatewayctlDrainWait, TimesOutAndSaysWhatRemains) {

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -17,11 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/gatewayd_fixture.h"
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/state.h"
 #include "ctl/gatewayd/daemon.h"
 #include "dataplane/core/drop_reason.h"
+#include "dataplane/core/lifetime.h"
+#include "tests/support/gatewayd_fixture.h"
 
 namespace gw::gatewayd {
 namespace {
@@ -194,7 +197,8 @@ TEST_F(GatewaydApi, DrainOneHostIsPersistedPublishedAndAnswered) {
   EXPECT_EQ(h["mode"], "NO_NEW_SESSIONS");
   EXPECT_EQ(h["effective"], "draining");
   EXPECT_EQ(h["drain"], json::parse(R"({"started":"2026-11-21T10:00:00Z","eta_s":null,
-      "stalled":false,"sessions":"keep","then":null,"deadline":null})"));
+      "eta_p90_s":null,"long_lived":0,"stalled":false,"sessions":"keep","then":null,
+      "deadline":null})"));
 }
 
 TEST_F(GatewaydApi, SelectorChangesEveryMatchingHost) {
@@ -272,7 +276,8 @@ TEST_F(GatewaydApi, DrainPolicySessionsExpireAndDeadline) {
   // expire: live sessions no longer pin clients to b2.
   EXPECT_EQ(flags("b2"), GW_HOST_IN_USE | GW_HOST_ESTABLISHED);
   EXPECT_EQ(host("b2")["drain"], json::parse(R"({"started":"2026-11-21T10:00:00Z","eta_s":null,
-      "stalled":false,"sessions":"expire","then":"disable","deadline":"2026-11-21T10:10:00Z"})"));
+      "eta_p90_s":null,"long_lived":0,"stalled":false,"sessions":"expire","then":"disable",
+      "deadline":"2026-11-21T10:10:00Z"})"));
   // keep (the default) on another host.
   ASSERT_EQ(set_mode(R"({"host": "b3", "mode": "NO_NEW_SESSIONS"})").status, 200);
   EXPECT_EQ(flags("b3"), GW_HOST_IN_USE | GW_HOST_ESTABLISHED | GW_HOST_SESSIONS);
@@ -317,21 +322,62 @@ TEST_F(GatewaydApi, DrainDeadlineSurvivesARestart) {
   EXPECT_EQ(host("b1")["mode"], "DISABLED");
 }
 
+// A live connection of host h, `age_s` old now (clock_), from client 198.51.100.`octet`:`port`.
+gw_conn live_conn(const ManualClock& clock, uint16_t h, uint8_t octet, uint16_t port,
+                  uint32_t age_s, uint8_t state = GW_CONN_ESTABLISHED) {
+  gw_conn c{};
+  c.family = 4;
+  c.proto = 6;
+  const uint8_t src[4] = {198, 51, 100, octet};
+  const uint8_t dst[4] = {192, 0, 2, 10};
+  std::memcpy(c.src, src, 4);
+  std::memcpy(c.dst, dst, 4);
+  c.src_port = htons(port);
+  c.dst_port = htons(80);
+  c.state = state;
+  c.host = h;
+  c.created_s = static_cast<uint32_t>(clock.mono / 1000) - age_s;
+  c.last_ms = static_cast<uint32_t>(clock.mono - 400);
+  return c;
+}
+
+// n lifetimes at the quantiles of an exponential of this mean, in the data plane's buckets.
+LifetimeCounts exponential_lifetimes(double mean_s, uint64_t n) {
+  LifetimeCounts h{};
+  for (uint64_t i = 0; i < n; ++i) {
+    const double q = (static_cast<double>(i) + 0.5) / static_cast<double>(n);
+    ++h[dp::lifetime_bucket(static_cast<uint32_t>(-mean_s * std::log(1 - q)))];
+  }
+  return h;
+}
+
 TEST_F(GatewaydApi, DrainEstimateAndStall) {
   ASSERT_EQ(set_mode(R"({"host": "b1", "mode": "NO_NEW_SESSIONS"})").status, 200);
-  HostCounters& c = link_.counters[id("b1")];
-  // Decaying as 1000 exp(-t/100), connections and sessions together.
-  for (int t = 0; t <= 20; ++t) {
-    const auto n = static_cast<int64_t>(std::llround(1000 * std::exp(-t / 100.0)));
-    c.open_conns = n - n / 4;
-    c.sessions = n / 4;
-    daemon_->tick();
-    clock_.advance_ms(1000);
+  // b1's connections have lasted 100 s on average (exponentially); 100 are open, all new.
+  link_.lifetimes[id("b1")] = exponential_lifetimes(100, 100'000);
+  for (uint16_t i = 0; i < 100; ++i) {
+    link_.conns.push_back({0, live_conn(clock_, id("b1"), 7, static_cast<uint16_t>(40000 + i), 0)});
   }
+  HostCounters& c = link_.counters[id("b1")];
+  c.open_conns = 100;
   json d = host("b1")["drain"];
+  EXPECT_EQ(d["eta_s"], nullptr) << "no scan of the tables yet";
+  daemon_->scan_idle_now();
+  daemon_->tick();
+  d = host("b1")["drain"];
+  // The last of 100: P(all gone by t) = (1 - e^-t/100)^100.
+  auto quantile = [](double q) { return -100 * std::log(1 - std::pow(q, 1.0 / 100)); };
   ASSERT_TRUE(d["eta_s"].is_number()) << d.dump();
-  EXPECT_NEAR(d["eta_s"].get<double>(), 760 - 20, 10);
+  EXPECT_NEAR(d["eta_s"].get<double>(), quantile(0.5), 0.03 * quantile(0.5));
+  EXPECT_NEAR(d["eta_p90_s"].get<double>(), quantile(0.9), 0.05 * quantile(0.9));
+  EXPECT_EQ(d["long_lived"], 0);
   EXPECT_EQ(d["stalled"], false);
+  // Down to at most 50: about where half of them are left, 100 ln 2 s.
+  const Reply half = call("GET", "/v1/backend-groups/web?threshold=50");
+  ASSERT_EQ(half.status, 200);
+  EXPECT_NEAR(half.body["hosts"][0]["drain"]["eta_s"].get<double>(), 100 * std::log(2), 3);
+  expect_error(call("GET", "/v1/backend-groups/web?threshold=-1"), 400, "bad_request");
+  expect_error(call("GET", "/v1/backend-groups?threshold=x"), 400, "bad_request");
   // Then nothing moves for the stall window (10 s in this fixture).
   for (int t = 0; t <= 11; ++t) {
     daemon_->tick();
@@ -339,9 +385,28 @@ TEST_F(GatewaydApi, DrainEstimateAndStall) {
   }
   d = host("b1")["drain"];
   EXPECT_EQ(d["stalled"], true);
+  EXPECT_TRUE(d["eta_s"].is_number()) << "stalled or not, the connections have their ages";
   // Leaving the drain clears it.
   ASSERT_EQ(set_mode(R"({"host": "b1", "mode": "DISABLED"})").status, 200);
   EXPECT_EQ(host("b1")["drain"], nullptr);
+}
+
+// Connections older than all of the host's (and group's) finished ones are counted, not
+// estimated; the group's lifetimes stand in for a host without its own.
+TEST_F(GatewaydApi, DrainEstimateLongLivedAndTheGroupsHistory) {
+  ASSERT_EQ(set_mode(R"({"host": "b1", "mode": "NO_NEW_SESSIONS"})").status, 200);
+  LifetimeCounts thirty{};
+  thirty[dp::lifetime_bucket(30)] = 1000;
+  link_.lifetimes[id("b2")] = thirty;  // b1 has no history of its own
+  link_.conns = {{0, live_conn(clock_, id("b1"), 7, 40000, 10)},
+                 {0, live_conn(clock_, id("b1"), 8, 40001, 20)},
+                 {1, live_conn(clock_, id("b1"), 9, 40002, 4000)}};
+  link_.counters[id("b1")].open_conns = 3;
+  daemon_->scan_idle_now();
+  const json d = host("b1")["drain"];
+  EXPECT_EQ(d["long_lived"], 1);
+  ASSERT_TRUE(d["eta_s"].is_number()) << d.dump();
+  EXPECT_NEAR(d["eta_s"].get<double>(), 21, 1) << "the 10 s old one: 30 s lifetimes";
 }
 
 TEST_F(GatewaydApi, ModesSurviveKillNine) {
@@ -420,6 +485,8 @@ TEST_F(GatewaydApi, HealthChecksFallAndRise) {
 // ---------------------------------------------------------------------------------
 
 TEST_F(GatewaydApi, ConnectionsOldestFirstWithLimit) {
+  // No history: the expected time left is the prior's, an exponential with the connections' mean
+  // age (109 s).
   const uint32_t now_s = static_cast<uint32_t>(clock_.mono / 1000);
   auto conn = [&](uint8_t last_octet, uint16_t port, uint32_t age_s, uint8_t state,
                   const std::string& h) {
@@ -455,7 +522,7 @@ TEST_F(GatewaydApi, ConnectionsOldestFirstWithLimit) {
   ASSERT_EQ(r.body["connections"].size(), 2u);
   EXPECT_EQ(r.body["connections"][0], json::parse(R"({"client":"198.51.100.8:40001",
       "vip":"192.0.2.10:80","protocol":"tcp","state":"established","age_s":312,"idle_s":0.4,
-      "worker":1})"));
+      "expected_remaining_s":109,"worker":1})"));
   EXPECT_EQ(r.body["connections"][1]["client"], "198.51.100.7:40000");
 
   const Reply all = call("GET", "/v1/backend-groups/web/hosts/b1/connections");
@@ -469,8 +536,34 @@ TEST_F(GatewaydApi, ConnectionsOldestFirstWithLimit) {
                "bad_request");
   expect_error(call("GET", "/v1/backend-groups/web/hosts/b1/connections?limit=abc"), 400,
                "bad_request");
+  expect_error(call("GET", "/v1/backend-groups/web/hosts/b1/connections?sort=idle"), 400,
+               "bad_request");
   expect_error(call("GET", "/v1/backend-groups/web/hosts/b9/connections"), 409, "conflict");
   expect_error(call("GET", "/v1/backend-groups/nope/hosts/b1/connections"), 404, "not_found");
+}
+
+// Longest expected time left first: under lifetimes of 30 s, the one older than all of them
+// (long-lived, null), then the youngest.
+TEST_F(GatewaydApi, ConnectionsSortedByExpectedTimeLeft) {
+  LifetimeCounts thirty{};
+  thirty[dp::lifetime_bucket(30)] = 1000;
+  link_.lifetimes[id("b1")] = thirty;
+  link_.conns = {{0, live_conn(clock_, id("b1"), 7, 40000, 10)},
+                 {0, live_conn(clock_, id("b1"), 8, 40001, 25)},
+                 {1, live_conn(clock_, id("b1"), 9, 40002, 312)},
+                 {1, live_conn(clock_, id("b1"), 10, 40003, 5)}};
+  const Reply r = call("GET", "/v1/backend-groups/web/hosts/b1/connections?sort=remaining&limit=3");
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  ASSERT_EQ(r.body["connections"].size(), 3u);
+  EXPECT_EQ(r.body["connections"][0]["age_s"], 312);
+  EXPECT_EQ(r.body["connections"][0]["expected_remaining_s"], nullptr);
+  EXPECT_EQ(r.body["connections"][1]["age_s"], 5);
+  EXPECT_EQ(r.body["connections"][1]["expected_remaining_s"], 26);  // [30, 32) - 5, rounded
+  EXPECT_EQ(r.body["connections"][2]["age_s"], 10);
+  EXPECT_EQ(r.body["truncated"], true);
+  const Reply by_age = call("GET", "/v1/backend-groups/web/hosts/b1/connections?sort=age");
+  EXPECT_EQ(by_age.body["connections"][0]["age_s"], 312);
+  EXPECT_EQ(by_age.body["connections"][1]["age_s"], 25);
 }
 
 // ---- quiesce -----------------------------------------------------------------------------------

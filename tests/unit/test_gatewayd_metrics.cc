@@ -28,6 +28,7 @@
 #include "ctl/http/http.h"
 #include "dataplane/core/degraded.h"
 #include "dataplane/core/drop_reason.h"
+#include "dataplane/core/lifetime.h"
 #include "prometheus/text_serializer.h"
 #include "tests/support/manual_clock.h"
 #include "tests/support/temp_dir.h"
@@ -312,6 +313,28 @@ class GatewaydMetrics : public ::testing::Test {
     req.unix_peer = true;
     return daemon_->handle(req).status;
   }
+  // host drains with 10 connections 5 s old, under lifetimes of exactly 60 s (so its ETA is about
+  // 55 s), once the idle scan has seen them.
+  void drain_with_an_estimate(const std::string& host) {
+    ASSERT_EQ(post_mode(host, "NO_NEW_SESSIONS"), 200);
+    LifetimeCounts sixty{};
+    sixty[dp::lifetime_bucket(60)] = 1000;
+    link_.lifetimes[id(host)] = sixty;
+    for (uint16_t i = 0; i < 10; ++i) {
+      gw_conn c{};
+      c.family = 4;
+      c.proto = 6;
+      c.state = GW_CONN_ESTABLISHED;
+      c.src_port = static_cast<uint16_t>(40000 + i);
+      c.host = id(host);
+      c.created_s = static_cast<uint32_t>(clock_.mono / 1000) - 5;
+      c.last_ms = static_cast<uint32_t>(clock_.mono);
+      link_.conns.push_back({0, c});
+    }
+    counters(host).open_conns = 10;
+    daemon_->scan_idle_now();
+  }
+
   int call(const std::string& method, const std::string& path, const std::string& body) {
     http::Request req;
     req.method = method;
@@ -344,6 +367,7 @@ class GatewaydMetrics : public ::testing::Test {
 };
 
 TEST_F(GatewaydMetrics, EveryDesignMetricWithHelpTypeAndExactLabels) {
+  drain_with_an_estimate("b1");
   const Exposition e = scrape();
   using Labels = std::set<std::vector<std::string>>;
   const std::vector<std::string> gh = {"group", "host"};
@@ -363,6 +387,7 @@ TEST_F(GatewaydMetrics, EveryDesignMetricWithHelpTypeAndExactLabels) {
       {"gateway_quiesce", {"gauge", {{"block"}}}},
       {"gateway_config_generation", {"gauge", {{}}}},
       {"gateway_dataplane_heartbeat_age_seconds", {"gauge", {{}}}},
+      {"gateway_backend_drain_eta_seconds", {"gauge", {{"group", "host", "quantile"}}}},
   };
   for (const auto& [name, tl] : want) {
     SCOPED_TRACE(name);
@@ -379,6 +404,8 @@ TEST_F(GatewaydMetrics, EveryDesignMetricWithHelpTypeAndExactLabels) {
       EXPECT_TRUE(want.count(name)) << "unexpected family " << name;
     }
   }
+  // Draining hosts with an estimate only: the median and the 90th percentile.
+  EXPECT_EQ(e.count("gateway_backend_drain_eta_seconds"), 2u);
   // One series per host of the configuration, four mode series each.
   EXPECT_EQ(e.count("gateway_backend_open_connections"), 4u);
   EXPECT_EQ(e.count("gateway_backend_bytes_total"), 4u);
@@ -458,6 +485,25 @@ TEST_F(GatewaydMetrics, ValuesFollowTheDataPlaneAndTheDaemon) {
   ASSERT_EQ(call("PUT", "/v1/quiesce", R"({"enable": false})"), 200);
   e = scrape();
   EXPECT_EQ(e.at(R"(gateway_quiesce{block="all"})"), 0);
+}
+
+// The API's eta_s and eta_p90_s, unrounded; gone when the drain ends.
+TEST_F(GatewaydMetrics, DrainEtaOfDrainingHosts) {
+  drain_with_an_estimate("b2");
+  const Exposition e = scrape();
+  const std::string median = series_of("gateway_backend_drain_eta_seconds",
+                                       {{"group", "web"}, {"host", "b2"}, {"quantile", "0.5"}});
+  const std::string p90 = series_of("gateway_backend_drain_eta_seconds",
+                                    {{"group", "web"}, {"host", "b2"}, {"quantile", "0.9"}});
+  ASSERT_TRUE(e.has(median));
+  ASSERT_TRUE(e.has(p90));
+  // Lifetimes of [60, 64) s and 5 s of age: the last of ten ends 58.6-59 s from now.
+  EXPECT_GT(e.at(median), 58);
+  EXPECT_LT(e.at(median), 59);
+  EXPECT_GE(e.at(p90), e.at(median));
+  EXPECT_LT(e.at(p90), 59);
+  ASSERT_EQ(post_mode("b2", "ACTIVE"), 200);
+  EXPECT_EQ(scrape().count("gateway_backend_drain_eta_seconds"), 0u);
 }
 
 TEST_F(GatewaydMetrics, ModeGaugeIsOneHot) {

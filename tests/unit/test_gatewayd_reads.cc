@@ -63,6 +63,11 @@ class CountingLink final : public DataplaneLink {
     }
     mem.for_each_conn_in(worker, first, n, f);
   }
+  uint32_t session_buckets() const override { return mem.session_buckets(); }
+  void for_each_session_in(uint32_t first, uint32_t n, const SessionFn& f) const override {
+    mem.for_each_session_in(first, n, f);
+  }
+  LifetimeCounts read_lifetimes(uint16_t host) const override { return mem.read_lifetimes(host); }
   DataplaneInfo info() const override { return mem.info(); }
   void heartbeat(uint64_t pid, uint64_t ms) override { mem.heartbeat(pid, ms); }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "ctl/gatewayd/api/auth.h"
@@ -20,6 +21,23 @@ namespace {
 
 constexpr uint64_t kDefaultConnLimit = 100;
 constexpr uint64_t kMaxConnLimit = 100'000;
+constexpr uint64_t kMaxThreshold = 4'294'967'295;  // gatewayctl's --threshold takes 32 bits
+
+// A whole number from `low` to `high`, or nullopt.
+std::optional<uint64_t> whole_number(const std::string& t, uint64_t low, uint64_t high) {
+  if (t.empty() || t.size() > 10 || t.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const uint64_t v = std::stoull(t);
+  if (v < low || v > high) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+ojson seconds_or_null(const std::optional<double>& s) {
+  return s ? ojson(static_cast<uint64_t>(std::ceil(*s))) : ojson(nullptr);
+}
 
 std::string endpoint_text(const uint8_t* addr16, uint8_t family, uint16_t port_wire) {
   IpAddress a;
@@ -100,7 +118,9 @@ ojson group_json(const GroupView& g) {
       const DrainView& d = *h.drain;
       ojson dj;
       dj["started"] = iso_time(d.started_ms);
-      dj["eta_s"] = d.eta_s ? ojson(static_cast<uint64_t>(std::ceil(*d.eta_s))) : ojson(nullptr);
+      dj["eta_s"] = seconds_or_null(d.eta_s);
+      dj["eta_p90_s"] = seconds_or_null(d.eta_p90_s);
+      dj["long_lived"] = d.long_lived;
       dj["stalled"] = d.stalled;
       dj["sessions"] = d.keep_sessions ? "keep" : "expire";
       dj["then"] = d.has_deadline ? ojson(drain_then_name(d.then)) : ojson(nullptr);
@@ -125,11 +145,20 @@ http::Response no_host(const std::string& group, const std::string& host) {
 
 }  // namespace
 
-http::Response GroupHandlers::get_groups(const std::string* group) {
+http::Response GroupHandlers::get_groups(const std::string* group, const http::Request& req) {
   if (group != nullptr && conf::find_group(active_, *group) == nullptr) {
     return no_group(*group);
   }
-  auto views = read_model_.groups(group);
+  double eta_threshold = 0.5;
+  if (auto it = req.query.find("threshold"); it != req.query.end()) {
+    const std::optional<uint64_t> n = whole_number(it->second, 0, kMaxThreshold);
+    if (!n) {
+      return error_response(
+          400, "threshold must be a whole number from 0 to " + std::to_string(kMaxThreshold));
+    }
+    eta_threshold = static_cast<double>(*n) + 0.5;
+  }
+  auto views = read_model_.groups(group, eta_threshold);
   if (fleet_.enabled()) {
     add_member_counts(views, fleet_.config().member, fleet_.others(), clock_.realtime_ms());
   }
@@ -286,13 +315,19 @@ http::Response GroupHandlers::get_connections(const std::string& group, const st
   }
   uint64_t limit = kDefaultConnLimit;
   if (auto it = req.query.find("limit"); it != req.query.end()) {
-    const std::string& t = it->second;
-    if (t.empty() || t.size() > 7 || t.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoull(t) == 0 || std::stoull(t) > kMaxConnLimit) {
+    const std::optional<uint64_t> n = whole_number(it->second, 1, kMaxConnLimit);
+    if (!n) {
       return error_response(
           400, "limit must be a whole number from 1 to " + std::to_string(kMaxConnLimit));
     }
-    limit = std::stoull(t);
+    limit = *n;
+  }
+  bool by_remaining = false;
+  if (auto it = req.query.find("sort"); it != req.query.end()) {
+    if (it->second != "age" && it->second != "remaining") {
+      return error_response(400, "sort must be \"age\" or \"remaining\"");
+    }
+    by_remaining = it->second == "remaining";
   }
   const uint16_t hid = state_.runtime().ids.host(group, host);
   std::vector<std::pair<unsigned, gw_conn>> found;
@@ -306,13 +341,39 @@ http::Response GroupHandlers::get_connections(const std::string& group, const st
   const uint64_t now_ms = clock_.monotonic_ms();
   const auto now_s = static_cast<uint32_t>(now_ms / 1000);
   const auto now32 = static_cast<uint32_t>(now_ms);
-  auto age = [&](const gw_conn& c) { return static_cast<uint32_t>(now_s - c.created_s); };
+  auto age = [&](const gw_conn& c) {
+    return now_s > c.created_s ? static_cast<uint32_t>(now_s - c.created_s) : 0u;
+  };
+  // Expected time left from the host's lifetimes (service/drain_forecast.h); nullopt: the
+  // connection is older than every lifetime of the history (long-lived), sorted first.
+  double age_sum = 0;
+  for (const auto& [w, c] : found) {
+    age_sum += age(c);
+  }
+  const LifetimeModel model = read_model_.lifetime_model(
+      *g, host,
+      found.empty() ? std::nullopt
+                    : std::optional<double>(age_sum / static_cast<double>(found.size())));
+  auto remaining = [&](const gw_conn& c) { return model.mean_remaining_s(age(c)); };
   const size_t total = found.size();
   const size_t shown = std::min<size_t>(total, limit);
   std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(shown), found.end(),
                     [&](const auto& a, const auto& b) {
                       const uint32_t aa = age(a.second);
                       const uint32_t ab = age(b.second);
+                      if (by_remaining) {
+                        // Ages decide the expected time left: compare once per pair of ages.
+                        if (aa != ab) {
+                          const std::optional<double> ra = remaining(a.second);
+                          const std::optional<double> rb = remaining(b.second);
+                          if (ra.has_value() != rb.has_value()) {
+                            return !ra.has_value();
+                          }
+                          if (ra && *ra != *rb) {
+                            return *ra > *rb;
+                          }
+                        }
+                      }
                       if (aa != ab) {
                         return aa > ab;
                       }
@@ -329,6 +390,8 @@ http::Response GroupHandlers::get_connections(const std::string& group, const st
     cj["age_s"] = age(c);
     const auto idle = static_cast<int32_t>(now32 - c.last_ms);
     cj["idle_s"] = idle > 0 ? std::round(idle / 100.0) / 10.0 : 0.0;
+    const std::optional<double> left = remaining(c);
+    cj["expected_remaining_s"] = left ? ojson(std::round(*left)) : ojson(nullptr);
     cj["worker"] = w;
     arr.push_back(std::move(cj));
   }

@@ -1,5 +1,6 @@
 // The backend-groups resource: GET /v1/backend-groups[/{group}], POST .../{group}/host-mode and
-// GET .../{group}/hosts/{host}/connections.
+// GET .../{group}/hosts/{host}/connections (oldest first, or ?sort=remaining: longest expected
+// time left first).
 //
 // Zone: slow path.
 //
@@ -39,7 +40,8 @@ class GroupHandlers {
         lifecycle_(lifecycle),
         fleet_(fleet) {}
 
-  http::Response get_groups(const std::string* group);
+  // ?threshold=N: the drain ETAs say when a host is down to N (default 0).
+  http::Response get_groups(const std::string* group, const http::Request& req);
   http::Response post_host_mode(const std::string& group, const http::Request& req,
                                 const Caller& caller);
   http::Response get_connections(const std::string& group, const std::string& host,

@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "dataplane/core/conn_table.h"
+#include "dataplane/core/session_table.h"
 
 namespace gw::gatewayd {
 
@@ -83,6 +84,34 @@ void ShmLink::for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t 
                     [&](const gw_conn& c) { f(worker, c); });
 }
 
+uint32_t ShmLink::session_buckets() const { return region_.header()->session_buckets; }
+
+void ShmLink::for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
+                                  const SessionFn& f) const {
+  const uint32_t total = region_.header()->session_buckets;
+  if (first_bucket >= total) {
+    return;
+  }
+  dp::for_each_session(region_.session_buckets() + first_bucket,
+                       std::min(n_buckets, total - first_bucket),
+                       [&](const gw_session& s) { f(s); });
+}
+
+LifetimeCounts ShmLink::read_lifetimes(uint16_t host) const {
+  LifetimeCounts out{};
+  if (host >= GW_MAX_HOSTS) {
+    return out;
+  }
+  const uint32_t n = region_.header()->n_workers;
+  for (uint32_t w = 0; w < n; ++w) {
+    const gw_host_lifetimes& l = region_.worker(w)->lifetimes[host];
+    for (uint32_t b = 0; b < GW_LIFETIME_BUCKETS; ++b) {
+      out[b] += load(l.n[b]);
+    }
+  }
+  return out;
+}
+
 DataplaneInfo ShmLink::info() const {
   const gw_shm_header* h = region_.header();
   DataplaneInfo d;
@@ -129,6 +158,19 @@ void ShmLink::heartbeat(uint64_t pid, uint64_t monotonic_ms) {
   gw_shm_header* h = region_.header();
   store(h->ctl_pid, pid);
   store(h->ctl_heartbeat_ms, monotonic_ms);
+}
+
+void MemoryLink::for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
+                                     const SessionFn& f) const {
+  const size_t end = std::min(sessions.size(), size_t{first_bucket} + n_buckets);
+  for (size_t i = first_bucket; i < end; ++i) {
+    f(sessions[i]);
+  }
+}
+
+LifetimeCounts MemoryLink::read_lifetimes(uint16_t host) const {
+  auto it = lifetimes.find(host);
+  return it == lifetimes.end() ? LifetimeCounts{} : it->second;
 }
 
 MemoryLink::MemoryLink() : slots_(std::make_unique<gw_snapshot[]>(2)) {

@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "ctl/gatewayd/base/drain_eta.h"
 #include "dataplane/config/config.h"
 #include "dataplane/shm/layout.h"
 #include "dataplane/shm/result.h"
@@ -93,6 +95,15 @@ class DataplaneLink {
   virtual ConnTableShape conn_table_shape() const = 0;
   virtual void for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
                                 const ConnFn& f) const = 0;
+  // The session table for the same paced reader (same thread rule): session_buckets() of them;
+  // for_each_session_in() calls f for the LIVE sessions (expired or not) of buckets
+  // [first_bucket, first_bucket + n_buckets) (clamped).
+  using SessionFn = std::function<void(const gw_session& s)>;
+  virtual uint32_t session_buckets() const = 0;
+  virtual void for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
+                                   const SessionFn& f) const = 0;
+  // The host's finished-connection lifetimes (gw_worker.lifetimes), summed over workers.
+  virtual LifetimeCounts read_lifetimes(uint16_t host) const = 0;
   virtual DataplaneInfo info() const = 0;
   // gatewayd's own facts in the header: ctl_pid, ctl_heartbeat_ms.
   virtual void heartbeat(uint64_t pid, uint64_t monotonic_ms) = 0;
@@ -115,6 +126,10 @@ class ShmLink final : public DataplaneLink {
   ConnTableShape conn_table_shape() const override;
   void for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
                         const ConnFn& f) const override;
+  uint32_t session_buckets() const override;
+  void for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
+                           const SessionFn& f) const override;
+  LifetimeCounts read_lifetimes(uint16_t host) const override;
   DataplaneInfo info() const override;
   void heartbeat(uint64_t pid, uint64_t monotonic_ms) override;
 
@@ -129,9 +144,10 @@ class ShmLink final : public DataplaneLink {
   shm::SnapshotWriter writer_;
 };
 
-// Plain memory standing in for the data plane: two snapshot slots, and counters, connections
-// and process facts that the owner sets. For the sliced walk it is one table whose bucket i holds
-// conns[i] (each entry keeps its own worker). Not thread-safe: the owner changes conns only while
+// Plain memory standing in for the data plane: two snapshot slots, and counters, connections,
+// sessions, lifetimes and process facts that the owner sets. For the sliced walk it is one table
+// whose bucket i holds conns[i] (each entry keeps its own worker), and a session table whose
+// bucket i holds sessions[i]. Not thread-safe: the owner changes conns and sessions only while
 // nothing walks them.
 class MemoryLink final : public DataplaneLink {
  public:
@@ -146,6 +162,10 @@ class MemoryLink final : public DataplaneLink {
   ConnTableShape conn_table_shape() const override;
   void for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
                         const ConnFn& f) const override;
+  uint32_t session_buckets() const override { return static_cast<uint32_t>(sessions.size()); }
+  void for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
+                           const SessionFn& f) const override;
+  LifetimeCounts read_lifetimes(uint16_t host) const override;
   DataplaneInfo info() const override { return dp; }
   void heartbeat(uint64_t pid, uint64_t monotonic_ms) override {
     ctl_pid = pid;
@@ -154,6 +174,8 @@ class MemoryLink final : public DataplaneLink {
 
   std::vector<HostCounters> counters;               // by host id
   std::vector<std::pair<unsigned, gw_conn>> conns;  // (worker, entry)
+  std::vector<gw_session> sessions;                 // LIVE sessions
+  std::map<uint16_t, LifetimeCounts> lifetimes;     // by host id; absent: none finished
   DataplaneInfo dp;
   std::string fail_begin;  // non-empty: begin() fails with this message
   uint64_t ctl_pid = 0;

@@ -14,19 +14,37 @@ namespace {
 using std::chrono::nanoseconds;
 using std::chrono::steady_clock;
 
-// Counts one pass's entries into `scan`; `now32` is the data plane's clock (ms, 32 bits) when the
-// current slice was read.
+// Counts one pass's entries and sessions into `scan`; now_ms is the data plane's clock
+// (CLOCK_MONOTONIC ms) when the current slice was read.
 struct Counter {
   IdleScan& scan;
   uint64_t threshold_ms;
-  uint32_t now32 = 0;
+  uint64_t now_ms = 0;
 
   void operator()(unsigned, const gw_conn& c) {
     ++scan.entries;
-    const auto d = static_cast<int32_t>(now32 - c.last_ms);
-    if (d > 0 && static_cast<uint64_t>(d) > threshold_ms && c.host < GW_MAX_HOSTS) {
+    if (c.host >= GW_MAX_HOSTS) {
+      return;
+    }
+    const auto d = static_cast<int32_t>(static_cast<uint32_t>(now_ms) - c.last_ms);
+    if (d > 0 && static_cast<uint64_t>(d) > threshold_ms) {
       ++scan.idle[c.host];
     }
+    // created_s and now_ms / 1000 are the same CLOCK_MONOTONIC seconds.
+    const uint64_t now_s = now_ms / 1000;
+    const uint32_t age = now_s > c.created_s ? static_cast<uint32_t>(now_s - c.created_s) : 0;
+    scan.hosts[c.host].by_service[c.service].add(age);
+  }
+
+  void operator()(const gw_session& s) {
+    const auto idle =
+        std::max<int32_t>(0, static_cast<int32_t>(static_cast<uint32_t>(now_ms) - s.last_ms));
+    const int64_t left_ms = int64_t{s.timeout_s} * 1000 - idle;
+    if (left_ms <= 0 || s.host >= GW_MAX_HOSTS) {
+      return;  // expired: the next reclaim frees it
+    }
+    ++scan.sessions;
+    scan.hosts[s.host].sessions.add(static_cast<uint32_t>(left_ms / 1000));
   }
 };
 
@@ -100,7 +118,9 @@ bool IdleScanner::pass(bool paced, TimePoint& next) {
   const DataplaneLink::ConnTableShape shape = link_.conn_table_shape();
   const uint32_t slices_per_table =
       (shape.buckets + params_.slice_buckets - 1) / params_.slice_buckets;
-  const uint64_t slices = uint64_t{shape.workers} * slices_per_table;
+  const uint32_t session_slices =
+      (link_.session_buckets() + params_.slice_buckets - 1) / params_.slice_buckets;
+  const uint64_t slices = uint64_t{shape.workers} * slices_per_table + session_slices;
   // The gap between slice starts: the pass spread over pass_ms, and the bucket rate capped.
   const uint64_t by_pass_ns = params_.pass_ms * 1'000'000 / std::max<uint64_t>(1, slices);
   const uint64_t by_rate_ns =
@@ -111,24 +131,29 @@ bool IdleScanner::pass(bool paced, TimePoint& next) {
   scan->idle.assign(GW_MAX_HOSTS, 0);
   Counter counter{*scan, params_.threshold_ms};
   const DataplaneLink::ConnFn fn = std::ref(counter);
+  const DataplaneLink::SessionFn session_fn = std::ref(counter);
   if (paced && !sleep_until(next)) {
     return false;
   }
   scan->started_mono_ms = clock_.monotonic_ms();
-  for (uint32_t w = 0; w < shape.workers; ++w) {
-    for (uint32_t s = 0; s < slices_per_table; ++s) {
-      if (paced && (w != 0 || s != 0)) {
-        if (!sleep_until(next)) {
-          return false;
-        }
-      }
-      const TimePoint begin = steady_clock::now();
-      counter.now32 = static_cast<uint32_t>(clock_.monotonic_ms());
-      link_.for_each_conn_in(w, s * params_.slice_buckets, params_.slice_buckets, fn);
-      const TimePoint end = steady_clock::now();
-      // A late slice moves the schedule rather than catching up in a burst.
-      next = std::max(std::max(next, begin) + gap, end + (end - begin));
+  // Slice i < workers * slices_per_table: connection tables; then the session table.
+  for (uint64_t i = 0; i < slices; ++i) {
+    if (paced && i != 0 && !sleep_until(next)) {
+      return false;
     }
+    const TimePoint begin = steady_clock::now();
+    counter.now_ms = clock_.monotonic_ms();
+    if (i < uint64_t{shape.workers} * slices_per_table) {
+      const auto w = static_cast<uint32_t>(i / slices_per_table);
+      const auto s = static_cast<uint32_t>(i % slices_per_table);
+      link_.for_each_conn_in(w, s * params_.slice_buckets, params_.slice_buckets, fn);
+    } else {
+      const auto s = static_cast<uint32_t>(i - uint64_t{shape.workers} * slices_per_table);
+      link_.for_each_session_in(s * params_.slice_buckets, params_.slice_buckets, session_fn);
+    }
+    const TimePoint end = steady_clock::now();
+    // A late slice moves the schedule rather than catching up in a burst.
+    next = std::max(std::max(next, begin) + gap, end + (end - begin));
   }
   if (slices == 0) {
     // Nothing to read (no data plane attached yet): still one result per pass_ms.

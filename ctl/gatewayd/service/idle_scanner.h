@@ -1,7 +1,9 @@
 // The idle scan: open_connections.idle (entries without a packet for idle_threshold_ms) per host,
-// counted by a background thread that walks every worker's connection table lock-free, slice by
-// slice at a bounded pace, and keeps its latest whole pass for the read model to copy. Reads of
-// the API and /metrics so never walk the tables: they copy the last result and report its age.
+// and the drain ETA's picture of each host (the ages of its live connections by service, the
+// time left to its live sessions), collected by a background thread that walks every worker's
+// connection table and the session table lock-free, slice by slice at a bounded pace, and keeps
+// its latest whole pass for the read model to copy. Reads of the API and /metrics so never walk
+// the tables: they copy the last result and report its age.
 //
 // Zone: slow path.
 //
@@ -13,7 +15,9 @@
 //    it under Daemon's lock; it waits at most for a pointer swap).
 //  - mu_ guards latest_ and stop_ only; nobody holds it while reading shared memory or sleeping
 //    (the condition variable releases it).
-//  - Pace: a pass over W tables of B buckets is cut into slices of slice_buckets; slices start at
+//  - Pace: a pass over W tables of B buckets, then the session table, is cut into slices of
+//    slice_buckets buckets (a session bucket is 4 lines and no entries: less than a connection
+//    bucket with its entries, counted as one all the same); slices start at
 //    least max(pass_ms / slices, slice_buckets / buckets_per_s) apart, and at least as long after
 //    the previous slice ended as that slice took (so the thread reads at most half the time); a
 //    late slice shifts the schedule, never followed by a catch-up burst. A pass therefore takes
@@ -26,12 +30,15 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/base/drain_eta.h"
 #include "ctl/gatewayd/base/options.h"
 
 namespace gw::gatewayd {
@@ -45,10 +52,18 @@ struct IdleScanParams {
 
 IdleScanParams idle_scan_params(const Options& opts);
 
+// What one pass saw of one host (the drain ETA's picture, base/drain_eta.h).
+struct HostAges {
+  std::map<uint16_t, AgeHistogram> by_service;  // live connections by gw_conn.service, by age (s)
+  AgeHistogram sessions;  // live unexpired sessions, by time left (timeout - idle, whole s)
+};
+
 // One completed pass.
 struct IdleScan {
   std::vector<uint64_t> idle;     // by host id, GW_MAX_HOSTS entries
+  std::unordered_map<uint16_t, HostAges> hosts;  // by host id: hosts with anything live
   uint64_t entries = 0;           // live entries seen
+  uint64_t sessions = 0;          // live unexpired sessions seen
   uint64_t started_mono_ms = 0;   // Clock::monotonic_ms() before the first slice
   uint64_t finished_mono_ms = 0;  // after the last
   uint64_t pass = 0;              // 1 for the first completed pass, then counting

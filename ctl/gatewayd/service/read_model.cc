@@ -34,7 +34,22 @@ Collected ReadModel::collect() const {
   return c;
 }
 
-std::vector<GroupView> ReadModel::groups(const std::string* group) const {
+LifetimeModel ReadModel::lifetime_model(const conf::BackendGroupConfig& g, const std::string& host,
+                                        std::optional<double> ages_mean_s) const {
+  const RuntimeState& rs = s_.state.runtime();
+  const uint16_t id = rs.ids.host(g.name, host);
+  const std::shared_ptr<const IdleScan> scan = s_.idle.latest();
+  std::optional<double> prior = s_.samples.prior_mean_s({g.name, host});
+  if (!prior) {
+    prior = ages_mean_s;
+  }
+  if (!prior && scan) {
+    prior = mean_conn_age_s(*scan, id);
+  }
+  return gatewayd::lifetime_model(s_.link, g, rs.ids, id, prior.value_or(0), scan.get());
+}
+
+std::vector<GroupView> ReadModel::groups(const std::string* group, double eta_threshold) const {
   std::vector<HostCounters> counters;
   s_.link.read_host_counters(counters);
   const uint64_t generation = s_.link.generation();
@@ -89,8 +104,25 @@ std::vector<GroupView> ReadModel::groups(const std::string* group) const {
           dv.started_ms = drain_epoch_ms(s_.state, s_.started_ms);
         }
         if (const DrainEstimator* e = s_.samples.drain(key)) {
-          dv.eta_s = e->eta_s();
           dv.stalled = e->stalled();
+        }
+        if (hv.id < GW_MAX_HOSTS) {
+          const LifetimeModel m = lifetime_model(g, h.name);
+          const std::optional<DrainEta> eta =
+              forecast_drain(m, scan.get(), s_.link.current(),
+                             {.host = hv.id,
+                              .open_conns = hv.counters.open_conns,
+                              .sessions = hv.counters.sessions,
+                              .keep_sessions = dv.keep_sessions,
+                              .threshold = eta_threshold,
+                              .now_mono_ms = s_.clock.monotonic_ms()});
+          if (eta) {
+            const DrainEta shown = s_.samples.report_eta(
+                key, eta_threshold, static_cast<double>(s_.clock.monotonic_ms()) / 1000.0, *eta);
+            dv.eta_s = shown.eta_s;
+            dv.eta_p90_s = shown.eta_p90_s;
+            dv.long_lived = shown.long_lived;
+          }
         }
         hv.drain = dv;
       }

@@ -20,6 +20,7 @@
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/gatewayd/base/options.h"
 #include "ctl/gatewayd/base/state.h"
+#include "ctl/gatewayd/service/drain_forecast.h"
 #include "ctl/gatewayd/service/fleet_doc.h"
 #include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/gatewayd/service/idle_scanner.h"
@@ -31,7 +32,9 @@ namespace gw::gatewayd {
 
 struct DrainView {
   uint64_t started_ms = 0;  // CLOCK_REALTIME
-  std::optional<double> eta_s;
+  std::optional<double> eta_s;      // median (service/drain_forecast.h)
+  std::optional<double> eta_p90_s;  // 90th percentile
+  uint64_t long_lived = 0;          // connections older than the whole history, left out
   bool stalled = false;
   bool keep_sessions = true;
   bool has_deadline = false;
@@ -109,8 +112,14 @@ class ReadModel {
   };
   explicit ReadModel(const Sources& s) : s_(s) {}
 
-  // Every group, or only `group` (which must exist).
-  std::vector<GroupView> groups(const std::string* group) const;
+  // Every group, or only `group` (which must exist). eta_threshold: the count the drain ETAs
+  // are for (below it; 0.5: empty).
+  std::vector<GroupView> groups(const std::string* group, double eta_threshold = 0.5) const;
+  // The lifetime model of a host (for the expected time left of its connections). Its prior's
+  // mean: the one of the host's drain, else ages_mean_s (the caller's view of its connections'
+  // mean age), else the last scan's.
+  LifetimeModel lifetime_model(const conf::BackendGroupConfig& g, const std::string& host,
+                               std::optional<double> ages_mean_s = std::nullopt) const;
   Collected collect() const;
 
  private:
