@@ -20,6 +20,9 @@ std::string pct(double v) {
 }
 
 std::string jump(double v) {
+  if (v > 1000) {
+    return "> 1000";  // the old fit's estimate of a count that stopped falling is unbounded
+  }
   char b[16];
   std::snprintf(b, sizeof b, "%.2f", v);
   return b;

@@ -10,14 +10,17 @@ start_dataplane
 start_gatewayd
 ctl backends webapp
 
-say "2. 45 clients open long-lived connections (one message every 200 ms for 15 s)"
-start_streams live 45 15
-sleep 1
+say "2. 45 clients keep connections open (one message every 200 ms), each for a few seconds"
+echo "   (log-normal, median 6 s), then reconnect: 25 s of traffic let the data plane learn how"
+echo "   long this service's connections last."
+start_streams live 45 60 6
+sleep 25
 ctl backends webapp
 
 say "3. Maintenance of back_end_1: gatewayctl drain webapp back_end_1 --wait"
 echo "   New connections go to the other hosts; back_end_1's open connections keep flowing"
-echo "   until their clients finish, and the command returns when none is left."
+echo "   until their clients finish, and the command returns when none is left. The eta is"
+echo "   the median of the estimate, p90 its 90th percentile (README, \"Reading the drain ETA\")."
 for i in 1 2 3 4 5 6; do
   printf '   new request %d answered by %s\n' "$i" "$(who_answers)"
 done

@@ -2,13 +2,16 @@
 // maintenance scenarios: it notices a connection that breaks, stalls or changes host.
 //
 //   gw-testclient --target IP:PORT [--connections N] [--interval-ms 200] [--duration-s 10]
-//                 [--ready-file PATH] [--timeout-ms 2000]
+//                 [--ready-file PATH] [--timeout-ms 2000] [--lifetime-s M [--seed S]]
 //
 // Opens N connections to a gw-testserver --stream port, then on each sends "seq K\n" every
 // interval and expects "HOST seq K\n" back within the timeout. After the duration (or SIGTERM)
 // closes them and prints one JSON object: connections, exchanges, errors, the host of each
 // connection and the count per host. Exit 0 when every connection stayed up on one host and
 // every answer came back, 1 otherwise. --ready-file is written once all are connected.
+// --lifetime-s M: churn, like a population of clients: each connection lasts a log-normal time
+// (median M s, sigma 0.8; seeded by --seed), is then closed and replaced by a new one (which the
+// balancer may send to another host); the report counts every connection made.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -20,11 +23,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -41,6 +46,7 @@ uint64_t now_ms() {
 
 struct Conn {
   int fd = -1;
+  uint64_t close_ms = 0;  // with --lifetime-s: when it is replaced; 0: at the end
   std::string host;
   std::string in;
   uint64_t seq = 0;
@@ -93,6 +99,8 @@ std::string json_escape(const std::string& s) {
 int main(int argc, char** argv) {
   std::string target, ready_file;
   int n = 10, interval_ms = 200, duration_s = 10, timeout_ms = 2000;
+  double lifetime_s = 0;
+  uint64_t seed = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--target") target = v;
@@ -101,6 +109,10 @@ int main(int argc, char** argv) {
     else if (k == "--duration-s") duration_s = std::stoi(v);
     else if (k == "--timeout-ms") timeout_ms = std::stoi(v);
     else if (k == "--ready-file") ready_file = v;
+    else if (k == "--lifetime-s")
+      lifetime_s = std::stod(v);
+    else if (k == "--seed")
+      seed = std::stoull(v);
     else {
       std::fprintf(stderr, "gw-testclient: unknown option %s\n", k.c_str());
       return 2;
@@ -118,10 +130,17 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
 
-  std::vector<Conn> conns(static_cast<size_t>(n));
-  for (auto& c : conns) {
+  std::mt19937_64 rng(seed);
+  std::lognormal_distribution<double> lifetime(std::log(lifetime_s > 0 ? lifetime_s : 1), 0.8);
+  std::vector<Conn> done;  // replaced connections (churn)
+  auto open = [&](Conn& c) {
     c.fd = connect_to(ip, port);
     if (c.fd < 0) c.error = std::string("connect: ") + std::strerror(errno);
+    if (lifetime_s > 0) c.close_ms = now_ms() + static_cast<uint64_t>(1000 * lifetime(rng));
+  };
+  std::vector<Conn> conns(static_cast<size_t>(n));
+  for (auto& c : conns) {
+    open(c);
   }
   if (!ready_file.empty()) std::ofstream(ready_file) << "ready\n";
 
@@ -129,6 +148,16 @@ int main(int argc, char** argv) {
   uint64_t next_round = now_ms();
   while (!g_stop && now_ms() < end) {
     const uint64_t t = now_ms();
+    for (auto& c : conns) {
+      // Replaced between exchanges, never with an answer outstanding.
+      if (c.close_ms != 0 && t >= c.close_ms && !c.waiting && c.error.empty()) {
+        close(c.fd);
+        c.fd = -1;
+        done.push_back(std::move(c));
+        c = Conn{};
+        open(c);
+      }
+    }
     if (t >= next_round) {
       for (auto& c : conns) {
         if (c.fd < 0 || !c.error.empty() || c.waiting) continue;
@@ -190,6 +219,9 @@ int main(int argc, char** argv) {
   std::map<std::string, int> per_host;
   std::string list;
   for (auto& c : conns) {
+    done.push_back(std::move(c));
+  }
+  for (auto& c : done) {
     exchanges += c.exchanges;
     errors += !c.error.empty();
     per_host[c.host.empty() ? "-" : c.host]++;
@@ -203,9 +235,10 @@ int main(int argc, char** argv) {
     hosts += std::string(hosts.empty() ? "" : ",") + "\"" + json_escape(h) + "\":" +
              std::to_string(k);
   }
-  std::printf("{\"connections\":%d,\"exchanges\":%llu,\"errors\":%llu,\"hosts\":{%s},"
-              "\"per_connection\":[%s]}\n",
-              n, static_cast<unsigned long long>(exchanges),
-              static_cast<unsigned long long>(errors), hosts.c_str(), list.c_str());
+  std::printf(
+      "{\"connections\":%d,\"exchanges\":%llu,\"errors\":%llu,\"hosts\":{%s},"
+      "\"per_connection\":[%s]}\n",
+      static_cast<int>(done.size()), static_cast<unsigned long long>(exchanges),
+      static_cast<unsigned long long>(errors), hosts.c_str(), list.c_str());
   return errors == 0 ? 0 : 1;
 }

@@ -50,8 +50,9 @@
 //  - Lifetimes: a connection that ends on its own (expired in a sweep or found expired by a
 //    lookup, or closed by its client reusing the port: close()) is recorded in its host's
 //    gw_worker.lifetimes as (now_s - created_s), now_s being the seconds clock of the latest
-//    insert() or expire_step() (the worker sweeps every millisecond, so it is current); a clock
-//    behind created_s records 0. Forced removals (remove(), invalidation, tombstones, a host id
+//    expire_step() (the worker sweeps every millisecond, so it is current; insert() does not
+//    keep it: storing it there made the SYN path a third slower in bench/fastpath); a clock behind
+//    created_s records 0. Forced removals (remove(), invalidation, tombstones, a host id
 //    out of range) are not lifetimes and are not recorded.
 //  - Re-attach: the memory outlives the data-plane process. A restarted worker constructs the
 //    table over the same memory and calls rebuild_counts(), which repairs a bucket left odd by a
@@ -430,7 +431,7 @@ class ConnTable {
   uint32_t live_ = 0;   // live ways, tombstones included (the capacity's measure)
   uint32_t tombs_ = 0;  // live ways that are tombstones
   uint32_t cursor_ = 0;
-  uint32_t now_s_ = 0;         // seconds clock of the latest insert() or expire_step()
+  uint32_t now_s_ = 0;         // seconds clock of the latest expire_step()
   uint64_t inval_gen_ = 0;     // snapshot generation of the current (or last) invalidation pass
   uint32_t inval_cursor_ = 0;  // next bucket of the pass
   uint32_t inval_left_ = 0;    // buckets the pass has still to examine
@@ -486,7 +487,6 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
   if (live_ >= capacity_ || host >= GW_MAX_HOSTS || !is_live_state(state)) {
     return nullptr;
   }
-  now_s_ = now_s;
   const uint32_t b = static_cast<uint32_t>(hash) & mask_;
   gw_conn_bucket& bucket = buckets_[b];
   const uint32_t free_ways = detail::sig_match(bucket, 0);
