@@ -10,13 +10,16 @@
 
 namespace gw::gatewayd {
 
-// Estimates when a draining host's count (open connections + sessions) reaches zero.
+// Watches a draining host's count (open connections + sessions): stalled() is gatewayd's
+// `drain.stalled`. Its eta_s() was gatewayd's drain ETA before the lifetime model
+// (base/drain_eta.h) and stays as the baseline the drain replays score against
+// (tests/support/drain_replay.h).
 //
-// Model: the count decays exponentially as clients finish, N(t) = N0 * exp(-k t). A least-squares
-// line through (t, ln N) over the samples of the last fit_window_s gives -k; the time left is
-// ln(N_now / 0.5) / k, i.e. until fewer than one half remains (the fitted count of the last
-// remaining connection). No estimate while fewer than min_samples non-zero samples spanning
-// min_span_s exist, or while the fitted count does not fall. Zero at a count of zero.
+// Model of eta_s(): the count decays exponentially as clients finish, N(t) = N0 * exp(-k t). A
+// least-squares line through (t, ln N) over the samples of the last fit_window_s gives -k; the
+// time left is ln(N_now / 0.5) / k, i.e. until fewer than one half remains (the fitted count of
+// the last remaining connection). No estimate while fewer than min_samples non-zero samples
+// spanning min_span_s exist, or while the fitted count does not fall. Zero at a count of zero.
 //
 // Stalled: the count is above zero and has not reached a new minimum for stall_window_s.
 class DrainEstimator {

@@ -47,7 +47,7 @@ struct Options {
   uint64_t idle_scan_buckets_per_s = 131'072;
   uint32_t idle_scan_slice_buckets = 8'192;
   double rate_window_s = 10;     // new_connections_per_s
-  DrainEstimator::Params drain;  // eta_s, stalled
+  DrainEstimator::Params drain;  // stalled (the ETA: base/drain_eta.h)
   uint64_t dp_alive_ms = 3'000;  // data-plane heartbeat age still counted alive
   uint64_t worker_alive_ms = 2'000;
   // In a fleet, how long a mutating call waits for every live member to apply it.
