@@ -288,7 +288,8 @@ void Daemon::start_fleet() {
   hooks.report = [this] {
     std::lock_guard l(mu_);
     const bool alive = dataplane_alive(link_.info(), clock_.monotonic_ms(), opts_);
-    return units_->fleet.report(units_->read_model.groups(nullptr), alive);
+    return units_->fleet.report(
+        units_->read_model.groups(nullptr, 0.5, ReadModel::Detail::Counts), alive);
   };
   hooks.announce_wanted = [this] {
     std::lock_guard l(mu_);

@@ -120,14 +120,13 @@ FleetOutcome<bool> Fleet::write_state(
   if (!t->succeeded) {
     return false;
   }
+  // In etcd, so every member applies it (here now, or the agent retries); callers wait for it.
+  pending_ = next.generation;
   std::vector<std::pair<std::string, ModeChange>> ignored;
   if (auto a = apply_locked(next, version, &ignored); !a) {
-    // In etcd, so every other member applies it; here the agent retries.
-    pending_ = next.generation;
     return internal("written to the fleet (generation " + std::to_string(next.generation) +
                     ") but not applied on this member yet: " + a.error());
   }
-  pending_ = next.generation;
   return true;
 }
 

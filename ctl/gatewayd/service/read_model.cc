@@ -49,7 +49,8 @@ LifetimeModel ReadModel::lifetime_model(const conf::BackendGroupConfig& g, const
   return gatewayd::lifetime_model(s_.link, g, rs.ids, id, prior.value_or(0), scan.get());
 }
 
-std::vector<GroupView> ReadModel::groups(const std::string* group, double eta_threshold) const {
+std::vector<GroupView> ReadModel::groups(const std::string* group, double eta_threshold,
+                                         Detail detail) const {
   std::vector<HostCounters> counters;
   s_.link.read_host_counters(counters);
   const uint64_t generation = s_.link.generation();
@@ -106,7 +107,7 @@ std::vector<GroupView> ReadModel::groups(const std::string* group, double eta_th
         if (const DrainEstimator* e = s_.samples.drain(key)) {
           dv.stalled = e->stalled();
         }
-        if (hv.id < GW_MAX_HOSTS) {
+        if (detail == Detail::Full && hv.id < GW_MAX_HOSTS) {
           const LifetimeModel m = lifetime_model(g, h.name);
           const std::optional<DrainEta> eta =
               forecast_drain(m, scan.get(), s_.link.current(),

@@ -112,9 +112,16 @@ class ReadModel {
   };
   explicit ReadModel(const Sources& s) : s_(s) {}
 
+  // How much a read computes: Full is what the API shows; Counts leaves out the drain
+  // forecasts (DrainView without eta), for readers that want the counts only (the fleet's
+  // once-a-second member report), so that they neither pay for the forecasts under the lock nor
+  // advance the ETA smoother of the API's readers (Samples::report_eta).
+  enum class Detail : uint8_t { Full, Counts };
+
   // Every group, or only `group` (which must exist). eta_threshold: the count the drain ETAs
   // are for (below it; 0.5: empty).
-  std::vector<GroupView> groups(const std::string* group, double eta_threshold = 0.5) const;
+  std::vector<GroupView> groups(const std::string* group, double eta_threshold = 0.5,
+                                Detail detail = Detail::Full) const;
   // The lifetime model of a host (for the expected time left of its connections). Its prior's
   // mean: the one of the host's drain, else ages_mean_s (the caller's view of its connections'
   // mean age), else the last scan's.
