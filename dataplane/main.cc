@@ -39,6 +39,7 @@
 #include "dataplane/eal.h"
 #include "dataplane/port.h"
 #include "dataplane/shm/atomics.h"
+#include "dataplane/shm/life_lock.h"
 #include "dataplane/shm/shm.h"
 #include "dataplane/worker.h"
 
@@ -89,46 +90,6 @@ std::string lcore_list(const std::vector<unsigned>& ids) {
   }
   return s;
 }
-
-// Holds the data-plane line of the shared-memory header (an OFD record lock on its bytes) for
-// the life of the process: a second gateway-dataplane of the same instance fails to take it.
-// The kernel drops the lock when the process ends, however it ends.
-class InstanceLock {
- public:
-  InstanceLock() = default;
-  InstanceLock(const InstanceLock&) = delete;
-  InstanceLock& operator=(const InstanceLock&) = delete;
-  ~InstanceLock() {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-  }
-
-  // False when another process holds it; throws on any other failure.
-  bool acquire(const std::string& instance) {
-    const std::string name = gw::shm::object_name(instance);
-    fd_ = shm_open(name.c_str(), O_RDWR, 0);
-    if (fd_ < 0) {
-      throw StartupError("cannot open shared memory " + name +
-                         " to lock it: " + std::strerror(errno));
-    }
-    struct flock fl {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = offsetof(gw_shm_header, dp_pid);
-    fl.l_len = sizeof(uint64_t);
-    if (fcntl(fd_, F_OFD_SETLK, &fl) == 0) {
-      return true;
-    }
-    if (errno == EAGAIN || errno == EACCES) {
-      return false;
-    }
-    throw StartupError("cannot lock shared memory " + name + ": " + std::strerror(errno));
-  }
-
- private:
-  int fd_ = -1;
-};
 
 using gw::shm::add_relaxed;
 using gw::shm::load_relaxed;
@@ -189,8 +150,8 @@ int instance_check(const gw::conf::Config& c) {
              " session_capacity=" + std::to_string(want.session_capacity));
     return 1;
   }
-  InstanceLock lock;
-  if (!lock.acquire(c.instance)) {
+  const gw::shm::LifeLock lock = take(gw::shm::LifeLock::acquire(c.instance));
+  if (!lock.held()) {
     log_line("instance " + c.instance + ": a data plane is running on it (pid " +
              std::to_string(load_relaxed(existing->header()->dp_pid)) + ")");
     return 1;
@@ -218,8 +179,9 @@ int run(const gw::conf::Config& c, const char* program) {
 
   // ---- shared memory: geometry and exclusivity before any device is touched
   gw::shm::Region region = take(gw::shm::Region::open(c.instance, geometry_of(c)));
-  InstanceLock lock;
-  if (!lock.acquire(c.instance)) {
+  // Held for the process's life: how gatewayd and the next gateway-dataplane know it runs.
+  const gw::shm::LifeLock lock = take(gw::shm::LifeLock::acquire(c.instance));
+  if (!lock.held()) {
     throw StartupError("instance " + c.instance + ": another gateway-dataplane runs on " +
                        "/dev/shm" + gw::shm::object_name(c.instance) + " (pid " +
                        std::to_string(load_relaxed(region.header()->dp_pid)) + ")");

@@ -1,7 +1,6 @@
 #include "dataplane/shm/shm.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -13,6 +12,7 @@
 
 #include "dataplane/shm/atomics.h"
 #include "dataplane/shm/check.h"
+#include "dataplane/shm/life_lock.h"
 #include "dataplane/shm/service_slots.h"
 
 namespace gw::shm {
@@ -298,6 +298,9 @@ Result<gw_snapshot*> SnapshotWriter::begin(uint32_t wait_ms, uint32_t liveness_m
   const uint64_t gen = p >> 1;
   const unsigned next = p == 0 ? 0u : static_cast<unsigned>((p & 1) ^ 1);
   const uint64_t deadline = monotonic_ms() + wait_ms;
+  const std::string instance(h->instance, strnlen(h->instance, sizeof(h->instance)));
+  bool process_alive = false;
+  uint64_t lock_tested_ms = 0;
   for (unsigned w = 0; w < h->n_workers; ++w) {
     gw_worker* wk = region_->worker(w);
     for (;;) {
@@ -308,14 +311,18 @@ Result<gw_snapshot*> SnapshotWriter::begin(uint32_t wait_ms, uint32_t liveness_m
       const uint32_t running =
           std::atomic_ref<uint32_t>(wk->running).load(std::memory_order_seq_cst);
       const uint64_t now = monotonic_ms();
-      // A worker of a data-plane process that is alive is waited for even when its heartbeat
-      // is old (a starved thread may still hold the slot); without a recorded process, the
-      // heartbeat decides.
+      // A worker of a data-plane process that is alive (it holds the life lock: life_lock.h)
+      // is waited for even when its heartbeat is old (a starved thread may still hold the
+      // slot); without a recorded process, the heartbeat decides. The lock is tested again at
+      // most every 10 ms, so a process that dies meanwhile stops the wait.
       const uint64_t pid = std::atomic_ref<uint64_t>(h->dp_pid).load(std::memory_order_acquire);
-      const bool process_alive =
-          pid != 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
-      const bool live =
-          running != 0 && beat != 0 && (process_alive || (pid == 0 && now < beat + liveness_ms));
+      if (pid != 0 && now >= lock_tested_ms + 10) {
+        auto held = life_lock_held(instance);
+        process_alive = held && *held;
+        lock_tested_ms = now;
+      }
+      const bool live = running != 0 && beat != 0 &&
+                        (pid != 0 ? process_alive : now < beat + liveness_ms);
       if (!live || seen >= gen) {
         break;
       }

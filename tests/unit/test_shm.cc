@@ -1,9 +1,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "dataplane/core/flow.h"
 #include "dataplane/core/mode.h"
 #include "dataplane/core/service_lookup.h"
+#include "dataplane/shm/life_lock.h"
 #include "dataplane/shm/shm.h"
 
 namespace gw::shm {
@@ -238,6 +241,83 @@ TEST_F(ShmTest, WriterNeverReusesASlotALiveWorkerMayRead) {
   EXPECT_EQ(*s4, *s2);
 }
 
+// Whether a data plane runs is read from its life lock, never from its pid: a pid outlives its
+// process (it is reused), a lock does not.
+TEST_F(ShmTest, LifeLockIsHeldByOneHolderAndDropsWithItsProcess) {
+  auto r = Region::open(instance_, small_);
+  ASSERT_TRUE(r) << r.error();
+  auto held = life_lock_held(instance_);
+  ASSERT_TRUE(held) << held.error();
+  EXPECT_FALSE(*held);
+  const auto held_now = [&] {
+    auto h = life_lock_held(instance_);
+    return h && *h;
+  };
+  {
+    auto lock = LifeLock::acquire(instance_);
+    ASSERT_TRUE(lock) << lock.error();
+    EXPECT_TRUE(lock->held());
+    EXPECT_TRUE(held_now());
+    auto second = LifeLock::acquire(instance_);
+    ASSERT_TRUE(second) << second.error();
+    EXPECT_FALSE(second->held()) << "a second data plane must not take it";
+  }
+  EXPECT_FALSE(held_now()) << "released with its holder";
+
+  // A process that holds it and dies by SIGKILL leaves it free.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto lock = LifeLock::acquire(instance_);
+    const char c = lock && lock->held() ? 'y' : 'n';
+    (void)!write(ready[1], &c, 1);
+    for (;;) pause();
+  }
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  EXPECT_EQ(c, 'y');
+  EXPECT_TRUE(held_now());
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
+  EXPECT_FALSE(held_now());
+
+  EXPECT_FALSE(life_lock_held(instance_ + "x")) << "no object: an error, not a guess";
+}
+
+// The writer waits for a worker stuck on an old generation only while its process holds the life
+// lock. dp_pid naming a live process (this one, as a reused pid would) does not make it wait.
+TEST_F(ShmTest, WriterWaitsForAWorkerOnlyWhileItsProcessHoldsTheLifeLock) {
+  auto r = Region::open(instance_, small_);
+  ASSERT_TRUE(r) << r.error();
+  SnapshotWriter writer(*r);
+  SnapshotReader reader(*r, 0);
+  reader.start(monotonic_ms());
+  for (uint64_t g = 1; g <= 2; ++g) {
+    auto s = writer.begin(50);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(writer.publish(*s), g);
+    (void)reader.enter();
+    if (g == 1) {
+      reader.quiescent(monotonic_ms());
+    }
+  }
+  // The worker runs on generation 2 and never reports it (its process is gone). Without a
+  // recorded process its fresh heartbeat would make the writer wait; with one, the lock decides.
+  r->header()->dp_pid = static_cast<uint64_t>(getpid());
+  auto not_waited = writer.begin(200);
+  EXPECT_TRUE(not_waited) << "a pid is not a life: " << not_waited.error();
+
+  auto lock = LifeLock::acquire(instance_);
+  ASSERT_TRUE(lock && lock->held());
+  auto waited = writer.begin(30);
+  EXPECT_FALSE(waited) << "the holder of the lock is alive and its worker is waited for";
+  reader.stop();
+}
+
 // The writer stamps a host's disabled_gen with the generation that took GW_HOST_ESTABLISHED away
 // and carries it over afterwards (re-enabling keeps it), reading the published snapshot from the
 // object, so a new writer (gatewayd restarted) carries it too.
@@ -280,9 +360,11 @@ TEST_F(ShmTest, WriterStampsAndCarriesDisabledGenerations) {
 TEST_F(ShmTest, ConcurrentPublishAndReadersNeverSeeATornSnapshot) {
   auto r = Region::open(instance_, small_);
   ASSERT_TRUE(r) << r.error();
-  // The readers run in this process: recorded as the data plane, they are waited for however
-  // long the machine starves them.
+  // The readers run in this process: recorded as the data plane and holding its life lock,
+  // they are waited for however long the machine starves them.
   r->header()->dp_pid = static_cast<uint64_t>(getpid());
+  auto life = LifeLock::acquire(instance_);
+  ASSERT_TRUE(life && life->held());
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> torn{0};
   std::atomic<uint64_t> passes{0};
