@@ -111,8 +111,17 @@ TEST(GatewaydState, VersionsHistoryRuntimeAndCandidateSurviveReopen) {
   EXPECT_EQ(s->runtime().hosts, runtime_with(2).hosts);
   EXPECT_EQ(s->runtime().quiesce, runtime_with(2).quiesce);
   ASSERT_EQ(s->history().size(), 2u);
-  EXPECT_EQ(s->history()[0], record(1));
-  EXPECT_EQ(s->history()[1], record(2));
+  // Each record carries its file's digest (sha256 of "v: 1\n" and "v: 2\n").
+  VersionRecord r1 = record(1);
+  r1.digest = "sha256:7ab2c7d20f3a3dc4ab2c8e2d9b0e8b5e0e2f6c9fd1c3f0f3c7d5c1b1d0e0d0e0";
+  EXPECT_EQ(s->history()[0].digest.size(), r1.digest.size());
+  EXPECT_EQ(s->history()[0].digest.rfind("sha256:", 0), 0u);
+  EXPECT_NE(s->history()[0].digest, s->history()[1].digest);
+  r1.digest = s->history()[0].digest;
+  EXPECT_EQ(s->history()[0], r1);
+  VersionRecord r2 = record(2);
+  r2.digest = s->history()[1].digest;
+  EXPECT_EQ(s->history()[1], r2);
   EXPECT_EQ(s->version_yaml(1).value(), "v: 1\n");
   EXPECT_EQ(s->version_yaml(2).value(), "v: 2\n");
   EXPECT_FALSE(s->version_yaml(3).ok());
@@ -217,6 +226,82 @@ TEST(GatewaydStateCrash, DamagedRuntimeFileIsAnErrorNotAFreshStart) {
   auto s = State::open(t.path());
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().find("runtime.json is damaged"), std::string::npos) << s.error();
+}
+
+// A version file cut short (a disk that lost its tail, a hand edit) may still be valid YAML: a
+// configuration with fewer hosts. The digest in its history record refuses it, with its path,
+// whatever the length it was cut to, and nothing in the directory changes.
+TEST(GatewaydStateCrash, TruncatedOrChangedActiveVersionIsRefusedWithItsPath) {
+  const std::string full = "services:\n  - web\nhosts:\n  - b1\n  - b2\n";
+  for (size_t keep : {size_t{0}, size_t{9}, full.size() - 6, full.size() - 1}) {
+    TempDir t;
+    {
+      auto s = State::open(t.path());
+      ASSERT_TRUE(s.ok()) << s.error();
+      ASSERT_TRUE(s->add_version(full, record(1), runtime_with(1), false).ok());
+    }
+    const std::string p = t.path() + "/versions/000001.yaml";
+    write(p, full.substr(0, keep));
+    const std::string history = slurp(t.path() + "/history.json");
+    const std::string runtime = slurp(t.path() + "/runtime.json");
+    auto s = State::open(t.path());
+    ASSERT_FALSE(s.ok()) << "kept " << keep << " bytes";
+    EXPECT_NE(s.error().find(p), std::string::npos) << s.error();
+    EXPECT_NE(s.error().find("damaged"), std::string::npos) << s.error();
+    EXPECT_EQ(slurp(p), full.substr(0, keep));
+    EXPECT_EQ(slurp(t.path() + "/history.json"), history);
+    EXPECT_EQ(slurp(t.path() + "/runtime.json"), runtime);
+  }
+  TempDir t;
+  { two_versions(t.path()); }
+  write(t.path() + "/versions/000002.yaml", "v: 3\n");  // same length, other content
+  EXPECT_FALSE(State::open(t.path()).ok());
+}
+
+// An older version is checked when it is read (a rollback), not trusted.
+TEST(GatewaydStateCrash, DamagedOlderVersionIsRefusedWhenRead) {
+  TempDir t;
+  { two_versions(t.path()); }
+  write(t.path() + "/versions/000001.yaml", "v:");
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok()) << s.error();
+  auto v1 = s->version_yaml(1);
+  ASSERT_FALSE(v1.ok());
+  EXPECT_NE(v1.error().find(t.path() + "/versions/000001.yaml"), std::string::npos) << v1.error();
+  EXPECT_EQ(s->version_yaml(2).value(), "v: 2\n");
+}
+
+// Records written before the digest existed (no "digest" field) are read unchecked.
+TEST(GatewaydStateCrash, HistoryWithoutDigestsStillOpens) {
+  TempDir t;
+  { two_versions(t.path()); }
+  write(t.path() + "/history.json", history_to_json({record(1), record(2)}));
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_EQ(s->version_yaml(2).value(), "v: 2\n");
+}
+
+// Every state file cut at any length is either refused with its path or opens to exactly the
+// state that was written: never to a part of it.
+TEST(GatewaydStateCrash, TruncatedStateFilesAreRefusedWithTheirPath) {
+  for (const char* name : {"runtime.json", "history.json"}) {
+    TempDir base;
+    { two_versions(base.path()); }
+    const std::string full = slurp(base.path() + "/" + name);
+    for (size_t keep = 0; keep < full.size(); keep += 7) {
+      TempDir t;
+      { two_versions(t.path()); }
+      const std::string p = t.path() + "/" + name;
+      write(p, full.substr(0, keep));
+      auto s = State::open(t.path());
+      if (s.ok()) {
+        // Only a cut inside the trailing whitespace can leave a complete document.
+        EXPECT_GE(keep, full.find_last_not_of(" \n") + 1) << name << " kept " << keep;
+        continue;
+      }
+      EXPECT_NE(s.error().find(p), std::string::npos) << name << ": " << s.error();
+    }
+  }
 }
 
 TEST(GatewaydStateCrash, MissingActiveVersionFileIsAnError) {

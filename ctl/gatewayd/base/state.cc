@@ -1,6 +1,7 @@
 #include "ctl/gatewayd/base/state.h"
 
 #include <dirent.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +21,22 @@ namespace {
 
 constexpr int kFormat = 1;
 constexpr uint32_t kFileMode = 0640;
+
+// "sha256:<hex>" of a version file's content (VersionRecord::digest).
+std::string content_digest(std::string_view text) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(text.data(), text.size(), d, &n, EVP_sha256(), nullptr) != 1) {
+    return "sha256:unavailable";  // out of memory: matches no file, so the read is refused
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned int i = 0; i < n; ++i) {
+    out += kHex[d[i] >> 4];
+    out += kHex[d[i] & 15];
+  }
+  return out;
+}
 
 std::optional<QuiesceBlock> parse_block(std::string_view s) {
   if (s == "none") {
@@ -199,6 +216,9 @@ ojson version_record_to_json(const VersionRecord& r) {
              {"by", r.by},
              {"source", r.source}};
   e["rollback_of"] = r.rollback_of ? ojson(*r.rollback_of) : ojson(nullptr);
+  if (!r.digest.empty()) {
+    e["digest"] = r.digest;
+  }
   return e;
 }
 
@@ -210,6 +230,9 @@ VersionRecord version_record_from_json(const json& e) {
   r.source = e.at("source").get<std::string>();
   if (!e.at("rollback_of").is_null()) {
     r.rollback_of = e.at("rollback_of").get<uint64_t>();
+  }
+  if (e.contains("digest")) {
+    r.digest = e.at("digest").get<std::string>();
   }
   return r;
 }
@@ -325,6 +348,9 @@ Result<void> State::load() {
                       std::to_string(runtime_.active_version) +
                       " is missing: " + version_path(runtime_.active_version));
   }
+  if (auto active = version_yaml(runtime_.active_version); !active) {
+    return make_error("the active configuration version cannot be used: " + active.error());
+  }
   if (find_version(runtime_.active_version) == nullptr) {
     // history.json is written before runtime.json, so this needs a hand-edited directory.
     VersionRecord r;
@@ -364,7 +390,20 @@ Result<std::string> State::version_yaml(uint64_t version) const {
   if (find_version(version) == nullptr && version != runtime_.active_version) {
     return make_error("no configuration version " + std::to_string(version));
   }
-  return read_file(version_path(version));
+  const std::string p = version_path(version);
+  auto text = read_file(p);
+  if (!text) {
+    return text;
+  }
+  const VersionRecord* rec = find_version(version);
+  if (rec != nullptr && !rec->digest.empty() && content_digest(*text) != rec->digest) {
+    return make_error(p + " is damaged: its " + std::to_string(text->size()) +
+                      " bytes do not match the digest " + path("history.json") +
+                      " recorded when version " + std::to_string(version) +
+                      " was activated (truncated or changed since); restore it from a backup or "
+                      "another fleet member");
+  }
+  return text;
 }
 
 const VersionRecord* State::find_version(uint64_t version) const {
@@ -412,6 +451,7 @@ Result<void> State::add_version(const std::string& yaml, const VersionRecord& re
   std::vector<VersionRecord> h = history_;
   std::erase_if(h, [&](const VersionRecord& old) { return old.version >= rec.version; });
   h.push_back(rec);
+  h.back().digest = content_digest(yaml);
   if (auto r = write_file_atomic(path("history.json"), history_to_json(h), kFileMode, fault_); !r) {
     return r;
   }

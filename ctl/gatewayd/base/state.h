@@ -24,6 +24,9 @@
 //    remains of an activation that did not commit, and are dropped.
 //  - A mutation writes first and changes memory only once the write succeeded: a failed write
 //    leaves both the disk (old content) and this object unchanged.
+//  - Damage is refused, never repaired by guessing: a state file that does not parse, and a
+//    version file whose content does not match its history record's digest, fail open() (the
+//    active version) or the read (an older one, e.g. for a rollback) with the file's path.
 #pragma once
 
 #include <cstdint>
@@ -85,6 +88,10 @@ struct VersionRecord {
   std::string by;
   std::string source;  // "file /etc/gateway/gw1.yaml", "candidate", "rollback"
   std::optional<uint64_t> rollback_of;
+  // "sha256:<hex>" of versions/NNNNNN.yaml as written; checked whenever the file is read, so a
+  // truncated or altered version is refused, never half-applied. Empty in records written before
+  // the digest existed (those files are read unchecked).
+  std::string digest;
 
   bool operator==(const VersionRecord&) const = default;
 };
