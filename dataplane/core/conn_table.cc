@@ -112,23 +112,24 @@ void ConnTable::count_state(uint16_t host, uint8_t state, int64_t d) noexcept {
 
 gw_conn* ConnTable::insert_syn_crowded(const FlowKey& key, uint64_t hash, uint16_t host,
                                        uint16_t service, uint32_t now_ms, uint32_t now_s,
-                                       uint64_t gen) noexcept {
+                                       uint64_t gen, bool pinned) noexcept {
   const uint32_t b = static_cast<uint32_t>(hash) & mask_;
   const gw_conn_bucket& bucket = buckets_[b];
   const uint32_t free_ways = detail::sig_match(bucket, 0);
   const uint32_t syn = detail::syn_match(bucket);
-  const bool over_share =
-      syn_live_ >= syn_cap_ || static_cast<uint32_t>(std::popcount(syn)) >= syn_ways_;
+  const bool bucket_at_share = static_cast<uint32_t>(std::popcount(syn)) >= syn_ways_;
+  const bool room = free_ways != 0 && live_ < capacity_;
   const gw_conn v = make_conn(key, host, service, ConnState::Syn, now_ms, now_s, gen);
-  if (!over_share) {
-    if (free_ways == 0 || live_ >= capacity_) {
-      return nullptr;  // full, as for any other state: not the share's doing
-    }
+  const auto add = [&]() noexcept {
     gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)), v, sig_of(hash));
     ++live_;
     count(host, GW_CONN_SYN, +1);
     publish_size();
     return e;
+  };
+  if (!bucket_at_share && syn_live_ < syn_cap_) {
+    // Within the share: full, as for any other state, is not the share's doing.
+    return room ? add() : nullptr;
   }
   // The bucket's longest-idle SYN-state entry. Only SYN-state ways are candidates (kSigSyn:
   // never a tombstone, never another state).
@@ -143,7 +144,13 @@ gw_conn* ConnTable::insert_syn_crowded(const FlowKey& key, uint64_t hash, uint16
       idle = i;
     }
   }
-  if (victim == GW_CONN_WAYS || idle < syn_floor_ms_) {
+  const bool old_victim = victim != GW_CONN_WAYS && idle >= syn_floor_ms_;
+  if (!old_victim && pinned && !bucket_at_share && room) {
+    // Past the table-wide share, within the bucket's: nothing old enough to replace, and the
+    // flow needs its entry.
+    return add();
+  }
+  if (!old_victim && !(pinned && victim != GW_CONN_WAYS)) {
     shm::add_relaxed(worker_->conn_syn_refused);
     return nullptr;
   }

@@ -27,6 +27,14 @@
 // entries and tombstones keep their ways until they expire or are removed. The bound is enforced
 // on insert; a transition into SYN (a client's SYN|ACK on a CLOSING flow) is not refused and may
 // leave a bucket one SYN-state entry over its share until that entry moves on or expires.
+// A pinned SYN (insert_syn with needs_entry() true: the `new` table sent it to another host than
+// the `established` table would pick, as while a host drains, so its ACK could not find its host
+// without the entry) over a share first replaces an old enough SYN-state entry as any SYN does;
+// failing that, it is added past syn_cap() if its bucket is within its share, and otherwise
+// replaces the bucket's oldest SYN-state entry however young. So while a host drains under a
+// flood the table may hold more than syn_cap() SYN-state entries, up to syn_ways() per bucket
+// (3/15 of the ways, some 37 % of the capacity with shm::Geometry's bucket count), but a bucket
+// never more than its share.
 //
 // Invariants (who writes what, and why the bucket seq covers what):
 //  - Single writer: the worker that owns the table writes every byte of its buckets and entries
@@ -398,6 +406,14 @@ class ConnTable {
   gw_conn* insert(const FlowKey& key, uint64_t hash, uint16_t host, uint16_t service,
                   ConnState state, uint32_t now_ms, uint32_t now_s, uint64_t gen = 0) noexcept;
 
+  // insert() of a SYN (state SYN). needs_entry() (bool(), noexcept) is called only when the SYN
+  // meets a bound (its bucket full or at its share, or the table at a bound); true makes it a
+  // pinned SYN (see "Half-open share" at the top of this file). The caller answers whether the
+  // flow's next packet, without an entry, would reach another host than `host`.
+  template <class F>
+  gw_conn* insert_syn(const FlowKey& key, uint64_t hash, uint16_t host, uint16_t service,
+                      uint32_t now_ms, uint32_t now_s, uint64_t gen, F&& needs_entry) noexcept;
+
   // Per packet, on a live entry: its idle time restarts. Outside seq (see the invariants).
   void touch(gw_conn* e, uint32_t now_ms) noexcept { shm::store_relaxed(e->last_ms, now_ms); }
 
@@ -502,10 +518,10 @@ class ConnTable {
   gw_conn* put(uint32_t b, uint32_t way, const gw_conn& v, uint32_t sig) noexcept;
   // insert() of a SYN that may be at a bound (bucket full, capacity, half-open share): inserts as
   // usual when within its share and room is left; over its share, replaces the bucket's oldest
-  // SYN-state entry if it is old enough, else refuses. Out of line: the common SYN never gets
-  // here.
+  // SYN-state entry if it is old enough, else refuses (a pinned SYN: see the top of this file).
+  // Out of line: the common SYN never gets here.
   gw_conn* insert_syn_crowded(const FlowKey& key, uint64_t hash, uint16_t host, uint16_t service,
-                              uint32_t now_ms, uint32_t now_s, uint64_t gen) noexcept;
+                              uint32_t now_ms, uint32_t now_s, uint64_t gen, bool pinned) noexcept;
 
   gw_conn_bucket* buckets_;
   gw_conn* entries_;
@@ -596,20 +612,40 @@ inline gw_conn* ConnTable::put(uint32_t b, uint32_t way, const gw_conn& v, uint3
   return e;
 }
 
+template <class F>
+inline gw_conn* ConnTable::insert_syn(const FlowKey& key, uint64_t hash, uint16_t host,
+                                      uint16_t service, uint32_t now_ms, uint32_t now_s,
+                                      uint64_t gen, F&& needs_entry) noexcept {
+  if (host >= GW_MAX_HOSTS) {
+    return nullptr;
+  }
+  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  const uint32_t free_ways = detail::sig_match(buckets_[b], 0);
+  if (free_ways == 0 || live_ >= capacity_ || syn_live_ >= syn_cap_ ||
+      static_cast<uint32_t>(std::popcount(detail::syn_match(buckets_[b]))) >= syn_ways_) {
+    return insert_syn_crowded(key, hash, host, service, now_ms, now_s, gen, needs_entry());
+  }
+  gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)),
+                   make_conn(key, host, service, ConnState::Syn, now_ms, now_s, gen),
+                   sig_of(hash));
+  ++live_;
+  count(host, GW_CONN_SYN, +1);
+  publish_size();
+  return e;
+}
+
 inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t host,
                                   uint16_t service, ConnState state, uint32_t now_ms,
                                   uint32_t now_s, uint64_t gen) noexcept {
+  if (state == ConnState::Syn) {
+    return insert_syn(key, hash, host, service, now_ms, now_s, gen, []() noexcept { return false; });
+  }
   if (host >= GW_MAX_HOSTS || !is_live_state(state)) {
     return nullptr;
   }
   const uint32_t b = static_cast<uint32_t>(hash) & mask_;
   const uint32_t free_ways = detail::sig_match(buckets_[b], 0);
-  if (state == ConnState::Syn) {
-    if (free_ways == 0 || live_ >= capacity_ || syn_live_ >= syn_cap_ ||
-        static_cast<uint32_t>(std::popcount(detail::syn_match(buckets_[b]))) >= syn_ways_) {
-      return insert_syn_crowded(key, hash, host, service, now_ms, now_s, gen);
-    }
-  } else if (live_ >= capacity_ || free_ways == 0) {
+  if (live_ >= capacity_ || free_ways == 0) {
     return nullptr;
   }
   gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)),

@@ -400,9 +400,32 @@ TEST_F(ForwardTest, SynFloodNeverCostsAnEstablishedFlowItsEntryAndNewClientsStil
     EXPECT_EQ(host_of(send(tcp("203.0.113.9", port, kTcpAck | kTcpPsh), 4100)), h) << port;
   }
   EXPECT_EQ(worker_->conn_stateless, stateless) << "an established flow lost its entry";
-  EXPECT_EQ(worker_->conn_syn_entries, 1024u);
+  // Past the table-wide share only by SYNs whose flows need their entries (below), within the
+  // buckets' shares (3 of 15 ways, 1024 buckets here).
+  EXPECT_GE(worker_->conn_syn_entries, 1024u);
+  EXPECT_LE(worker_->conn_syn_entries, 3u * 1024u);
   EXPECT_EQ(worker_->conn_entries, static_cast<uint64_t>(sum_open()));
-  EXPECT_EQ(worker_->conn_entries, 1024u + 150u);
+  EXPECT_EQ(worker_->conn_entries, worker_->conn_syn_entries + 150u);
+
+  // While b2 drains, the two tables differ: a new client whose SYN goes to b1 or b3 by `new`
+  // would have its ACK sent to b2 by `established` if the SYN had no entry. Such a SYN takes
+  // the way of an old half-open entry however young, so every handshake completes on one host.
+  std::map<uint16_t, std::string> during_drain;
+  for (uint16_t port = 30000; port < 30200; ++port) {
+    during_drain[port] = host_of(send(tcp("203.0.113.11", port, kTcpSyn), 4200));
+    ASSERT_NE(during_drain[port], "b2");
+  }
+  int to_b2_by_established = 0;
+  for (const auto& [port, h] : during_drain) {
+    const std::string ack = host_of(send(tcp("203.0.113.11", port, kTcpAck), 4201));
+    EXPECT_EQ(ack, h) << "port " << port << ": SYN to " << h << ", ACK to " << ack;
+  }
+  // The case arose (b2 holds a third of the `established` slots): count it by asking the table
+  // after the fact, through a client that never sent a SYN.
+  for (uint16_t port = 30000; port < 30200; ++port) {
+    to_b2_by_established += host_of(send(tcp("203.0.113.12", port, kTcpAck), 4202)) == "b2";
+  }
+  EXPECT_GT(to_b2_by_established, 20);
 }
 
 TEST_F(ForwardTest, QuiesceAllRefusesNewFlowsAndKeepsEstablishedOnes) {
