@@ -528,6 +528,60 @@ TEST(ConnTable, SynOverShareReplacesTheOldestSynStateEntry) {
   EXPECT_EQ(again.syn_entries(), 3u);
 }
 
+// A pinned SYN (its flow's next packet would go elsewhere without the entry) gets an entry over
+// the share: past the table-wide bound within its bucket's share, else in the way of the
+// bucket's oldest SYN-state entry however young. A bucket never passes its share.
+TEST(ConnTable, PinnedSynKeepsAnEntryWithinTheBucketShare) {
+  Fixture f(8, 32);  // syn_cap 8, 3 SYN-state ways a bucket
+  ASSERT_EQ(f.table.syn_cap(), 8u);
+  const auto pinned = []() noexcept { return true; };
+  const auto h = [](uint32_t bucket, uint32_t id) { return hash_of(bucket, 0x4000 + 2 * id); };
+  uint32_t id = 0;
+  // Eight SYNs in buckets 0..3 fill the table-wide share (two per bucket).
+  for (uint32_t b = 0; b < 4; ++b) {
+    for (int i = 0; i < 2; ++i, ++id) {
+      ASSERT_NE(f.table.insert(make_key(id), h(b, id), 1, 0, ConnState::Syn, 100, 0), nullptr);
+    }
+  }
+  ASSERT_EQ(f.table.syn_entries(), 8u);
+  // Bucket 5 holds none. A plain SYN is refused there, a pinned one gets a way.
+  EXPECT_EQ(f.table.insert(make_key(100), h(5, 100), 2, 0, ConnState::Syn, 200, 0), nullptr);
+  EXPECT_EQ(f.worker->conn_syn_refused, 1u);
+  gw_conn* p = f.table.insert_syn(make_key(101), h(5, 101), 2, 0, 200, 0, 0, pinned);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(f.table.syn_entries(), 9u);
+  EXPECT_EQ(f.worker->conn_syn_entries, 9u);
+  // In bucket 0 (two young SYN-state entries, within its share) it is added too.
+  ASSERT_NE(f.table.insert_syn(make_key(102), h(0, 102), 2, 0, 200, 0, 0, pinned), nullptr);
+  EXPECT_EQ(view_bucket(f, 0).syn, 3u);
+  EXPECT_EQ(f.worker->conn_syn_evicted, 0u);
+  // Bucket 0 is at its share now: a pinned SYN takes the way of its oldest entry (idle 150 ms,
+  // under the floor), and the bucket stays at three.
+  gw_conn* q = f.table.insert_syn(make_key(103), h(0, 103), 3, 0, 250, 0, 0, pinned);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(view_bucket(f, 0).syn, 3u);
+  EXPECT_EQ(f.worker->conn_syn_evicted, 1u);
+  EXPECT_EQ(f.table.lookup(make_key(0), h(0, 0), 250), nullptr);  // the oldest of bucket 0
+  EXPECT_NE(f.table.lookup(make_key(102), h(0, 102), 250), nullptr);
+  EXPECT_EQ(f.c(1).open_conns, 7);
+  EXPECT_EQ(f.c(2).open_conns, 2);
+  EXPECT_EQ(f.c(3).open_conns, 1);
+  EXPECT_EQ(f.worker->conn_syn_entries, 10u);
+  EXPECT_EQ(f.read().syn, 10u);
+  // needs_entry() is asked only when a bound is met.
+  bool asked = false;
+  const auto ask = [&]() noexcept {
+    asked = true;
+    return false;
+  };
+  EXPECT_EQ(f.table.insert_syn(make_key(104), h(0, 104), 1, 0, 260, 0, 0, ask), nullptr);
+  EXPECT_TRUE(asked);  // bucket 0 at its share, its entries young: refused
+  Fixture g(8, 32);
+  asked = false;
+  EXPECT_NE(g.table.insert_syn(make_key(1), h(0, 1), 1, 0, 0, 0, 0, ask), nullptr);
+  EXPECT_FALSE(asked);
+}
+
 // Counts against a model and a reader's recount after every operation of a long random sequence;
 // rebuild_counts() must agree with the incrementally kept values.
 TEST(ConnTable, CountsMatchLiveEntriesUnderRandomOperations) {
