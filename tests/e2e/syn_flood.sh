@@ -79,6 +79,9 @@ log "ok: ESTABLISHED entries during the flood: $(established)"
 # SYN goes to back_end_2 or 3 but whose ACK, without an entry, would go to back_end_1 needs the
 # SYN's entry (a pinned SYN); the curl loop goes on without a failure, and back_end_1's
 # long-lived connections keep their host.
+# (The back ends share one kernel, and so its SYN-cookie secret: an ACK sent to the wrong back end
+# after a SYN answered with a cookie is accepted there. So a broken handshake shows up here as
+# back_end_1 answering a new connection, which the checks below catch, rather than as a reset.)
 ctl drain webapp back_end_1 >/dev/null
 expect_eq "$(host_field webapp back_end_1 .effective)" draining "back_end_1's effective state"
 drained_at=$(wc -l <"$RUN.curl.txt")
