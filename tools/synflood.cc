@@ -145,7 +145,8 @@ int main(int argc, char** argv) {
   }
   const size_t colon = target.rfind(':');
   in_addr dst{};
-  if (colon == std::string::npos || inet_pton(AF_INET, target.substr(0, colon).c_str(), &dst) != 1) {
+  if (colon == std::string::npos ||
+      inet_pton(AF_INET, target.substr(0, colon).c_str(), &dst) != 1) {
     usage("--target needs IPv4:PORT");
   }
   const int dport = std::atoi(target.c_str() + colon + 1);
@@ -154,7 +155,8 @@ int main(int argc, char** argv) {
   }
   const size_t slash = sources.find('/');
   in_addr net{};
-  if (slash == std::string::npos || inet_pton(AF_INET, sources.substr(0, slash).c_str(), &net) != 1) {
+  if (slash == std::string::npos ||
+      inet_pton(AF_INET, sources.substr(0, slash).c_str(), &net) != 1) {
     usage("--sources needs A.B.C.D/LEN");
   }
   const int len = std::atoi(sources.c_str() + slash + 1);
@@ -224,10 +226,9 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = static_cast<double>(now_ns() - start) / 1e9;
-  std::printf(
-      "{\"sent\": %llu, \"errors\": %llu, \"seconds\": %.3f, \"packets_per_s\": %.0f}\n",
-      static_cast<unsigned long long>(sent), static_cast<unsigned long long>(errors), secs,
-      secs > 0 ? static_cast<double>(sent) / secs : 0.0);
+  std::printf("{\"sent\": %llu, \"errors\": %llu, \"seconds\": %.3f, \"packets_per_s\": %.0f}\n",
+              static_cast<unsigned long long>(sent), static_cast<unsigned long long>(errors), secs,
+              secs > 0 ? static_cast<double>(sent) / secs : 0.0);
   close(fd);
   return sent > 0 ? 0 : 1;
 }

@@ -256,9 +256,9 @@ PortConfig Rules::port(const Val& v) const {
 }
 
 ConnTableConfig Rules::conn_table(const Val& v) const {
-  const Fields f = fields(v, {"capacity", "tcp_syn_timeout", "tcp_established_timeout",
-                              "tcp_closing_timeout", "udp_timeout", "persistence_capacity",
-                              "tcp_syn_share_percent"});
+  const Fields f =
+      fields(v, {"capacity", "tcp_syn_timeout", "tcp_established_timeout", "tcp_closing_timeout",
+                 "udp_timeout", "persistence_capacity", "tcp_syn_share_percent"});
   ConnTableConfig t;
   pow2_if(f, "capacity", t.capacity, 1024, 1u << 28);
   duration_if(f, "tcp_syn_timeout", t.tcp_syn_timeout);

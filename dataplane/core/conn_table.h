@@ -9,9 +9,9 @@
 // (the shared-memory regions are 4 KiB aligned) and are zero-filled before first use (a new
 // shared-memory object is). A key lives only in bucket (hash & (n_buckets - 1)); its signature is
 // the upper 32 bits of the hash with bit 0 (kSigSyn) clear, forced non-zero; a way's signature
-// word adds kSigSyn while its entry is in state SYN and not a tombstone. At most `capacity` (<= n_buckets * GW_CONN_WAYS)
-// entries are live; insert fails when the key's bucket is full or the capacity is reached, and the
-// caller forwards the flow statelessly and counts it.
+// word adds kSigSyn while its entry is in state SYN and not a tombstone. At most `capacity` (<=
+// n_buckets * GW_CONN_WAYS) entries are live; insert fails when the key's bucket is full or the
+// capacity is reached, and the caller forwards the flow statelessly and counts it.
 //
 // Half-open share (SYN floods). Entries in state SYN may hold at most syn_ways() ways of a bucket
 // and syn_cap() entries of the table (tcp_syn_share_percent of each, at least one), so a flood
@@ -39,15 +39,16 @@
 // Invariants (who writes what, and why the bucket seq covers what):
 //  - Single writer: the worker that owns the table writes every byte of its buckets and entries
 //    and the table's counters in its gw_worker (conn_entries, conn_syn_entries, conn_syn_refused,
-//    conn_syn_evicted; open_conns, open_established, open_closing of hosts[]). Counter stores are plain read-modify-write by that one thread, made
-//    visible to gatewayd by relaxed std::atomic_ref stores (no fetch_add: nobody else writes).
+//    conn_syn_evicted; open_conns, open_established, open_closing of hosts[]). Counter stores are
+//    plain read-modify-write by that one thread, made visible to gatewayd by relaxed
+//    std::atomic_ref stores (no fetch_add: nobody else writes).
 //  - Way w of bucket b is live iff sig[w] != 0; a live way's entry has state SYN, ESTABLISHED,
 //    CLOSING or UDP and a host id < GW_MAX_HOSTS, and sig[w] & kSigSyn is set iff that state is
 //    SYN and the entry is not a tombstone (insert, transition and tombstone keep it so in the
-//    seq window of the change; rebuild_counts repairs it). A free way's entry has state EMPTY. The memory is
-//    shared, so the fast path still checks an entry's host before it indexes anything with it;
-//    remove() takes an entry whose host is out of range without counting it (nothing counted it
-//    under that id).
+//    seq window of the change; rebuild_counts repairs it). A free way's entry has state EMPTY. The
+//    memory is shared, so the fast path still checks an entry's host before it indexes anything
+//    with it; remove() takes an entry whose host is out of range without counting it (nothing
+//    counted it under that id).
 //  - Tombstones (flags & GW_CONN_F_TOMBSTONE): live ways whose flow was dropped by its group's
 //    on_disable: drop. They hold their way (and count against the capacity) until they expire, so
 //    that the flow's packets keep being dropped, but they are not connections: no host counter
@@ -528,8 +529,8 @@ class ConnTable {
   gw_worker* worker_;
   uint32_t mask_;
   uint32_t capacity_;
-  uint32_t live_ = 0;   // live ways, tombstones included (the capacity's measure)
-  uint32_t tombs_ = 0;  // live ways that are tombstones
+  uint32_t live_ = 0;          // live ways, tombstones included (the capacity's measure)
+  uint32_t tombs_ = 0;         // live ways that are tombstones
   uint32_t syn_live_ = 0;      // live ways in state SYN, tombstones not (conn_syn_entries)
   uint32_t syn_ways_ = 1;      // half-open share: SYN-state ways a bucket may hold
   uint32_t syn_cap_ = 1;       // half-open share: SYN-state entries the table may hold
@@ -586,8 +587,8 @@ inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t no
 }
 
 inline gw_conn ConnTable::make_conn(const FlowKey& key, uint16_t host, uint16_t service,
-                                   ConnState state, uint32_t now_ms, uint32_t now_s,
-                                   uint64_t gen) noexcept {
+                                    ConnState state, uint32_t now_ms, uint32_t now_s,
+                                    uint64_t gen) noexcept {
   gw_conn v{};
   std::memcpy(&v, &key, kConnKeyBytes);
   v.state = static_cast<uint8_t>(state);
@@ -626,8 +627,7 @@ inline gw_conn* ConnTable::insert_syn(const FlowKey& key, uint64_t hash, uint16_
     return insert_syn_crowded(key, hash, host, service, now_ms, now_s, gen, needs_entry());
   }
   gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)),
-                   make_conn(key, host, service, ConnState::Syn, now_ms, now_s, gen),
-                   sig_of(hash));
+                   make_conn(key, host, service, ConnState::Syn, now_ms, now_s, gen), sig_of(hash));
   ++live_;
   count(host, GW_CONN_SYN, +1);
   publish_size();
@@ -638,7 +638,8 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
                                   uint16_t service, ConnState state, uint32_t now_ms,
                                   uint32_t now_s, uint64_t gen) noexcept {
   if (state == ConnState::Syn) {
-    return insert_syn(key, hash, host, service, now_ms, now_s, gen, []() noexcept { return false; });
+    return insert_syn(key, hash, host, service, now_ms, now_s, gen,
+                      []() noexcept { return false; });
   }
   if (host >= GW_MAX_HOSTS || !is_live_state(state)) {
     return nullptr;

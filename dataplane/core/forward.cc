@@ -532,10 +532,9 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   const ConnState state = initial_state(pr);
   const gw_conn* created =
       syn && state == ConnState::Syn
-          ? ct.insert_syn(key, hash, c.host, si, ctx.now_ms, ctx.now_s, snap->generation,
-                          [&]() noexcept {
-                            return next_packet_goes_elsewhere(*snap, svc, key, c.host);
-                          })
+          ? ct.insert_syn(
+                key, hash, c.host, si, ctx.now_ms, ctx.now_s, snap->generation,
+                [&]() noexcept { return next_packet_goes_elsewhere(*snap, svc, key, c.host); })
           : ct.insert(key, hash, c.host, si, state, ctx.now_ms, ctx.now_s, snap->generation);
   if (created == nullptr) {
     shm::add_relaxed(ctx.stats->conn_stateless);

@@ -359,8 +359,7 @@ TEST_F(ForwardTest, SynFloodNeverCostsAnEstablishedFlowItsEntryAndNewClientsStil
     for (uint32_t i = 0; i < n; ++i) {
       const uint32_t x = (i + seed) * 2654435761u;
       std::snprintf(client, sizeof(client), "198.51.%u.%u", 100 + (x >> 8) % 4, x & 0xff);
-      ASSERT_EQ(send(tcp(client, static_cast<uint16_t>(1024 + (x >> 16) % 64000), kTcpSyn),
-                     now_ms)
+      ASSERT_EQ(send(tcp(client, static_cast<uint16_t>(1024 + (x >> 16) % 64000), kTcpSyn), now_ms)
                     .out.action,
                 Action::Forward);
     }
