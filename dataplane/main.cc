@@ -332,6 +332,7 @@ int run(const gw::conf::Config& c, const char* program) {
   timeouts.established_ms = ms_of(dp.conn_table.tcp_established_timeout);
   timeouts.closing_ms = ms_of(dp.conn_table.tcp_closing_timeout);
   timeouts.udp_ms = ms_of(dp.conn_table.udp_timeout);
+  timeouts.syn_share_percent = dp.conn_table.tcp_syn_share_percent;
   if (!gw::dp::ConnTable::geometry_ok(hdr->conn_buckets, hdr->conn_capacity) ||
       !gw::dp::SessionTable::geometry_ok(hdr->session_buckets)) {
     throw StartupError("shared memory: table geometry is inconsistent (conn_buckets " +

@@ -328,8 +328,16 @@ std::vector<MetricFamily> metric_families(const Collected& c, CounterGuard& guar
 
   const DataplaneInfo& d = c.dataplane;
   uint64_t entries = 0;
+  uint64_t stateless = 0;
+  uint64_t syn_entries = 0;
+  uint64_t syn_refused = 0;
+  uint64_t syn_evicted = 0;
   for (const WorkerInfo& w : d.workers) {
     entries += w.conn_entries;
+    stateless += w.conn_stateless;
+    syn_entries += w.conn_syn_entries;
+    syn_refused += w.conn_syn_refused;
+    syn_evicted += w.conn_syn_evicted;
   }
   b.gauge(b.family("gateway_conn_table_entries",
                    "Live connection-table entries, summed over workers.", MetricType::Gauge),
@@ -338,6 +346,27 @@ std::vector<MetricFamily> metric_families(const Collected& c, CounterGuard& guar
                    "Connection-table entries allowed: per-worker capacity times workers.",
                    MetricType::Gauge),
           {}, static_cast<double>(uint64_t{d.conn_capacity} * d.workers.size()));
+  b.gauge(b.family("gateway_conn_table_syn_entries",
+                   "Live connection-table entries in state SYN (half-open: the client's "
+                   "handshake is not confirmed), summed over workers.",
+                   MetricType::Gauge),
+          {}, static_cast<double>(syn_entries));
+  b.counter(b.family("gateway_conn_table_stateless_total",
+                     "Flows forwarded without a connection-table entry (bucket or table full, or "
+                     "a SYN refused by the half-open share), by the Maglev tables alone.",
+                     MetricType::Counter),
+            {}, stateless);
+  b.counter(b.family("gateway_conn_table_syn_refused_total",
+                     "SYNs given no entry because half-open entries held their share of the "
+                     "bucket or table (dataplane.conn_table.tcp_syn_share_percent); forwarded "
+                     "statelessly.",
+                     MetricType::Counter),
+            {}, syn_refused);
+  b.counter(b.family("gateway_conn_table_syn_evicted_total",
+                     "Half-open entries replaced by a newer SYN once idle past the floor, while "
+                     "half-open entries held their share.",
+                     MetricType::Counter),
+            {}, syn_evicted);
 
   const auto port_packets =
       b.family("gateway_dataplane_packets_total",

@@ -91,6 +91,9 @@ struct ConnTableConfig {
   Duration tcp_closing_timeout{10'000};
   Duration udp_timeout{30'000};
   uint32_t persistence_capacity = 1u << 18;  // power of two, 1024 .. 2^28
+  // Half-open share: entries in state SYN may hold at most this percentage of a bucket's ways and
+  // of `capacity` (dataplane/core/conn_table.h); 1 .. 100.
+  uint32_t tcp_syn_share_percent = 25;
 
   bool operator==(const ConnTableConfig&) const = default;
 };

@@ -115,6 +115,7 @@ void emit_dataplane(YAML::Emitter& out, const DataplaneConfig& d) {
   emit_kv(out, "tcp_closing_timeout", t.tcp_closing_timeout);
   emit_kv(out, "udp_timeout", t.udp_timeout);
   emit_kv(out, "persistence_capacity", t.persistence_capacity);
+  emit_kv(out, "tcp_syn_share_percent", t.tcp_syn_share_percent);
   out << YAML::EndMap;
   emit_kv(out, "idle", idle_policy_name(d.idle));
   emit_kv(out, "mbufs", d.mbufs);

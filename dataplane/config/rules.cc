@@ -256,8 +256,9 @@ PortConfig Rules::port(const Val& v) const {
 }
 
 ConnTableConfig Rules::conn_table(const Val& v) const {
-  const Fields f = fields(v, {"capacity", "tcp_syn_timeout", "tcp_established_timeout",
-                              "tcp_closing_timeout", "udp_timeout", "persistence_capacity"});
+  const Fields f =
+      fields(v, {"capacity", "tcp_syn_timeout", "tcp_established_timeout", "tcp_closing_timeout",
+                 "udp_timeout", "persistence_capacity", "tcp_syn_share_percent"});
   ConnTableConfig t;
   pow2_if(f, "capacity", t.capacity, 1024, 1u << 28);
   duration_if(f, "tcp_syn_timeout", t.tcp_syn_timeout);
@@ -265,6 +266,7 @@ ConnTableConfig Rules::conn_table(const Val& v) const {
   duration_if(f, "tcp_closing_timeout", t.tcp_closing_timeout);
   duration_if(f, "udp_timeout", t.udp_timeout);
   pow2_if(f, "persistence_capacity", t.persistence_capacity, 1024, 1u << 28);
+  integer_if(f, "tcp_syn_share_percent", t.tcp_syn_share_percent, 1, 100);
   return t;
 }
 

@@ -92,6 +92,10 @@ void ConnTable::set_timeouts(const ConnTimeouts& t) noexcept {
   timeout_ms_[GW_CONN_ESTABLISHED] = t.established_ms;
   timeout_ms_[GW_CONN_CLOSING] = t.closing_ms;
   timeout_ms_[GW_CONN_UDP] = t.udp_ms;
+  const uint32_t pct = std::clamp<uint32_t>(t.syn_share_percent, 1, 100);
+  syn_ways_ = std::max<uint32_t>(1, GW_CONN_WAYS * pct / 100);
+  syn_cap_ = static_cast<uint32_t>(std::max<uint64_t>(1, uint64_t{capacity_} * pct / 100));
+  syn_floor_ms_ = std::min(kSynEvictFloorMs, t.syn_ms);
 }
 
 void ConnTable::count_state(uint16_t host, uint8_t state, int64_t d) noexcept {
@@ -100,7 +104,62 @@ void ConnTable::count_state(uint16_t host, uint8_t state, int64_t d) noexcept {
     shm::add_relaxed(c.open_established, d);
   } else if (state == GW_CONN_CLOSING) {
     shm::add_relaxed(c.open_closing, d);
+  } else if (state == GW_CONN_SYN) {
+    syn_live_ = static_cast<uint32_t>(int64_t{syn_live_} + d);
+    shm::store_relaxed(worker_->conn_syn_entries, uint64_t{syn_live_});
   }
+}
+
+gw_conn* ConnTable::insert_syn_crowded(const FlowKey& key, uint64_t hash, uint16_t host,
+                                       uint16_t service, uint32_t now_ms, uint32_t now_s,
+                                       uint64_t gen, bool pinned) noexcept {
+  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  const gw_conn_bucket& bucket = buckets_[b];
+  const uint32_t free_ways = detail::sig_match(bucket, 0);
+  const uint32_t syn = detail::syn_match(bucket);
+  const bool bucket_at_share = static_cast<uint32_t>(std::popcount(syn)) >= syn_ways_;
+  const bool room = free_ways != 0 && live_ < capacity_;
+  const gw_conn v = make_conn(key, host, service, ConnState::Syn, now_ms, now_s, gen);
+  const auto add = [&]() noexcept {
+    gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)), v, sig_of(hash));
+    ++live_;
+    count(host, GW_CONN_SYN, +1);
+    publish_size();
+    return e;
+  };
+  if (!bucket_at_share && syn_live_ < syn_cap_) {
+    // Within the share: full, as for any other state, is not the share's doing.
+    return room ? add() : nullptr;
+  }
+  // The bucket's longest-idle SYN-state entry. Only SYN-state ways are candidates (kSigSyn:
+  // never a tombstone, never another state).
+  const gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
+  uint32_t victim = GW_CONN_WAYS;
+  uint32_t idle = 0;
+  for (uint32_t m = syn; m != 0; m &= m - 1) {
+    const auto w = static_cast<uint32_t>(std::countr_zero(m));
+    const uint32_t i = now_ms - base[w].last_ms;
+    if (base[w].host < GW_MAX_HOSTS && (victim == GW_CONN_WAYS || i > idle)) {
+      victim = w;
+      idle = i;
+    }
+  }
+  const bool old_victim = victim != GW_CONN_WAYS && idle >= syn_floor_ms_;
+  if (!old_victim && pinned && !bucket_at_share && room) {
+    // Past the table-wide share, within the bucket's: nothing old enough to replace, and the
+    // flow needs its entry.
+    return add();
+  }
+  if (!old_victim && !(pinned && victim != GW_CONN_WAYS)) {
+    shm::add_relaxed(worker_->conn_syn_refused);
+    return nullptr;
+  }
+  const uint16_t old_host = base[victim].host;
+  gw_conn* e = put(b, victim, v, sig_of(hash));
+  count(old_host, GW_CONN_SYN, -1);
+  count(host, GW_CONN_SYN, +1);
+  shm::add_relaxed(worker_->conn_syn_evicted);
+  return e;
 }
 
 void ConnTable::count(uint16_t host, uint8_t state, int64_t d) noexcept {
@@ -162,9 +221,12 @@ ConnState ConnTable::transition(gw_conn* e, uint8_t tcp_flags) noexcept {
   if (s == old_state) {
     return s;
   }
-  gw_conn_bucket& bucket = buckets_[static_cast<size_t>(e - entries_) / GW_CONN_WAYS];
+  const auto i = static_cast<size_t>(e - entries_);
+  gw_conn_bucket& bucket = buckets_[i / GW_CONN_WAYS];
+  uint32_t& sig = bucket.sig[i % GW_CONN_WAYS];
   begin_write(bucket);
   shm::store_relaxed(e->state, static_cast<uint8_t>(s));
+  shm::store_relaxed(sig, sig_word(sig & ~kSigSyn, static_cast<uint8_t>(s), e->flags));
   end_write(bucket);
   count_state(e->host, static_cast<uint8_t>(old_state), -1);
   count_state(e->host, static_cast<uint8_t>(s), +1);
@@ -195,9 +257,12 @@ void ConnTable::tombstone(gw_conn* e) noexcept {
   if ((e->flags & GW_CONN_F_TOMBSTONE) != 0) {
     return;
   }
-  gw_conn_bucket& bucket = buckets_[static_cast<size_t>(e - entries_) / GW_CONN_WAYS];
+  const auto i = static_cast<size_t>(e - entries_);
+  gw_conn_bucket& bucket = buckets_[i / GW_CONN_WAYS];
+  uint32_t& sig = bucket.sig[i % GW_CONN_WAYS];
   begin_write(bucket);
   shm::store_relaxed(e->flags, static_cast<uint8_t>(e->flags | GW_CONN_F_TOMBSTONE));
+  shm::store_relaxed(sig, sig & ~kSigSyn);
   end_write(bucket);
   if (e->host < GW_MAX_HOSTS) {
     count(e->host, e->state, -1);
@@ -281,6 +346,8 @@ uint64_t ConnTable::rebuild_counts() noexcept {
   }
   live_ = 0;
   tombs_ = 0;
+  syn_live_ = 0;
+  shm::store_relaxed(worker_->conn_syn_entries, uint64_t{0});
   for (uint32_t b = 0; b <= mask_; ++b) {
     gw_conn_bucket& bucket = buckets_[b];
     gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
@@ -311,6 +378,24 @@ uint64_t ConnTable::rebuild_counts() noexcept {
         const auto w = static_cast<uint32_t>(std::countr_zero(m));
         shm::store_relaxed(bucket.sig[w], uint32_t{0});
         shm::store_relaxed(base[w].state, uint8_t{GW_CONN_EMPTY});
+      }
+      end_write(bucket);
+    }
+    // kSigSyn follows the state (an older layout's signature, or a crash, may disagree).
+    uint32_t fix = 0;
+    for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+      if (bucket.sig[w] != 0 &&
+          bucket.sig[w] != sig_word(bucket.sig[w] & ~kSigSyn, base[w].state, base[w].flags)) {
+        fix |= 1u << w;
+      }
+    }
+    if (fix != 0) {
+      begin_write(bucket);
+      for (uint32_t m = fix; m != 0; m &= m - 1) {
+        const auto w = static_cast<uint32_t>(std::countr_zero(m));
+        const uint32_t s = bucket.sig[w] & ~kSigSyn;
+        // Key bits all zero: sig_of() forces such a signature to 2 (0 would free the way).
+        shm::store_relaxed(bucket.sig[w], sig_word(s != 0 ? s : 2, base[w].state, base[w].flags));
       }
       end_write(bucket);
     }

@@ -8,25 +8,57 @@
 // entries; way i of bucket b is entries[b * GW_CONN_WAYS + i]. Both arrays start 64-byte aligned
 // (the shared-memory regions are 4 KiB aligned) and are zero-filled before first use (a new
 // shared-memory object is). A key lives only in bucket (hash & (n_buckets - 1)); its signature is
-// the upper 32 bits of the hash, forced non-zero. At most `capacity` (<= n_buckets * GW_CONN_WAYS)
-// entries are live; insert fails when the key's bucket is full or the capacity is reached, and the
-// caller forwards the flow statelessly and counts it.
+// the upper 32 bits of the hash with bit 0 (kSigSyn) clear, forced non-zero; a way's signature
+// word adds kSigSyn while its entry is in state SYN and not a tombstone. At most `capacity` (<=
+// n_buckets * GW_CONN_WAYS) entries are live; insert fails when the key's bucket is full or the
+// capacity is reached, and the caller forwards the flow statelessly and counts it.
+//
+// Half-open share (SYN floods). Entries in state SYN may hold at most syn_ways() ways of a bucket
+// and syn_cap() entries of the table (tcp_syn_share_percent of each, at least one), so a flood
+// of spoofed SYNs, however fast, leaves the other ways and the rest of the capacity to flows
+// that completed a handshake (and to UDP). A SYN whose entry would pass either bound replaces
+// the bucket's oldest SYN-state entry if that one has been idle at least syn_floor_ms()
+// (counted in gw_worker.conn_syn_evicted), and otherwise gets no entry (conn_syn_refused; the
+// caller forwards it statelessly by the `new` table, and the client's next packet, a miss, goes
+// by the `established` table: the same host while no mode changes, DESIGN.md "Drain that
+// survives state loss"). A SYN within its share that finds its bucket full or the capacity
+// reached fails as any other insert does (not a refusal). Nothing else is ever displaced: an
+// insert replaces only a live, non-tombstone entry in state SYN, so ESTABLISHED, CLOSING and UDP
+// entries and tombstones keep their ways until they expire or are removed. The bound is enforced
+// on insert; a transition into SYN (a client's SYN|ACK on a CLOSING flow) is not refused and may
+// leave a bucket one SYN-state entry over its share until that entry moves on or expires.
+// A pinned SYN (insert_syn with needs_entry() true: the `new` table sent it to another host than
+// the `established` table would pick, as while a host drains, so its ACK could not find its host
+// without the entry) over a share first replaces an old enough SYN-state entry as any SYN does;
+// failing that, it is added past syn_cap() if its bucket is within its share, and otherwise
+// replaces the bucket's oldest SYN-state entry however young. So while a host drains under a
+// flood the table may hold more than syn_cap() SYN-state entries, up to syn_ways() per bucket
+// (3/15 of the ways, some 37 % of the capacity with shm::Geometry's bucket count), but a bucket
+// never more than its share.
 //
 // Invariants (who writes what, and why the bucket seq covers what):
 //  - Single writer: the worker that owns the table writes every byte of its buckets and entries
-//    and the table's counters in its gw_worker (conn_entries; open_conns, open_established,
-//    open_closing of hosts[]). Counter stores are plain read-modify-write by that one thread, made
-//    visible to gatewayd by relaxed std::atomic_ref stores (no fetch_add: nobody else writes).
+//    and the table's counters in its gw_worker (conn_entries, conn_syn_entries, conn_syn_refused,
+//    conn_syn_evicted; open_conns, open_established, open_closing of hosts[]). Counter stores are
+//    plain read-modify-write by that one thread, made visible to gatewayd by relaxed
+//    std::atomic_ref stores (no fetch_add: nobody else writes).
 //  - Way w of bucket b is live iff sig[w] != 0; a live way's entry has state SYN, ESTABLISHED,
-//    CLOSING or UDP and a host id < GW_MAX_HOSTS. A free way's entry has state EMPTY. The memory is
-//    shared, so the fast path still checks an entry's host before it indexes anything with it;
-//    remove() takes an entry whose host is out of range without counting it (nothing counted it
-//    under that id).
+//    CLOSING or UDP and a host id < GW_MAX_HOSTS, and sig[w] & kSigSyn is set iff that state is
+//    SYN and the entry is not a tombstone (insert, transition and tombstone keep it so in the
+//    seq window of the change; rebuild_counts repairs it). A free way's entry has state EMPTY. The
+//    memory is shared, so the fast path still checks an entry's host before it indexes anything
+//    with it; remove() takes an entry whose host is out of range without counting it (nothing
+//    counted it under that id).
 //  - Tombstones (flags & GW_CONN_F_TOMBSTONE): live ways whose flow was dropped by its group's
 //    on_disable: drop. They hold their way (and count against the capacity) until they expire, so
 //    that the flow's packets keep being dropped, but they are not connections: no host counter
 //    and not conn_entries counts them, readers skip them, and nothing but remove() and expiry
-//    changes them. conn_entries = live ways - tombstones.
+//    changes them. conn_entries = live ways - tombstones; conn_syn_entries = live ways in state
+//    SYN that are not tombstones.
+//  - Eviction (see "Half-open share"): one seq window rewrites the victim's way with the new
+//    entry (key, fields and signature), so a reader sees either the old flow or the new one. The
+//    victim's host loses an open connection and the new host gains one; live ways, tombstones and
+//    conn_syn_entries do not change. The victim is a forced removal: no lifetime is recorded.
 //  - Invalidation (DESIGN.md host modes, DISABLED): an entry is stale when its gen is below its
 //    host's gw_host.disabled_gen in the current snapshot. invalidate_step() sweeps the table once
 //    per new snapshot generation and removes stale entries (or makes tombstones of them when the
@@ -113,13 +145,23 @@ constexpr ConnState next_conn_state(ConnState s, uint8_t tcp_flags) noexcept {
   return s == ConnState::Syn ? ConnState::Established : s;
 }
 
-// Idle timeouts per state, in ms (DESIGN.md, conn_table in the configuration).
+// Idle timeouts per state, in ms (DESIGN.md, conn_table in the configuration), and the share of
+// ways and capacity that SYN-state entries may hold (tcp_syn_share_percent; 1..100, values
+// outside are clamped).
 struct ConnTimeouts {
   uint32_t syn_ms = 5'000;
   uint32_t established_ms = 300'000;
   uint32_t closing_ms = 10'000;
   uint32_t udp_ms = 30'000;
+  uint32_t syn_share_percent = 25;
 };
+
+// A SYN-state entry idle at least this long (or the SYN timeout, if shorter) may be replaced by a
+// newer SYN when half-open entries hold their share. A real handshake completes within a round
+// trip; a client whose SYN got no answer retransmits it after a second (and the retransmission
+// refreshes its entry), so a live handshake is rarely older than this, while a spoofed SYN never
+// gets a second packet.
+inline constexpr uint32_t kSynEvictFloorMs = 1'000;
 
 // Bytes of a gw_conn (and of a FlowKey) that form the key: src, dst, src_port, dst_port, proto,
 // family. FlowKey's pad bytes are not part of it.
@@ -133,6 +175,11 @@ static_assert(offsetof(gw_conn, family) == offsetof(FlowKey, family));
 static_assert(offsetof(gw_conn, state) == kConnKeyBytes);
 static_assert(sizeof(gw_conn_bucket) == sizeof(uint32_t) * (1 + GW_CONN_WAYS));
 
+// Bit 0 of a live way's signature (gw_conn_bucket.sig): set while its entry is in state SYN and
+// not a tombstone, clear otherwise; the rest of the word is the key's signature. The half-open
+// share counts a bucket's SYN-state entries from its line alone, without touching the entries.
+inline constexpr uint32_t kSigSyn = 1;
+
 namespace detail {
 
 inline void cpu_relax() noexcept {
@@ -143,21 +190,43 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// Bit w set: sig[w] == sig. sig 0 gives the free ways.
+// Bit w set: sig[w] without its kSigSyn bit equals sig (which has that bit clear). sig 0 gives
+// the free ways (a live way's signature is never 0 nor kSigSyn alone).
 inline uint32_t sig_match(const gw_conn_bucket& b, uint32_t sig) noexcept {
 #if defined(__SSE2__)
   const __m128i s = _mm_set1_epi32(static_cast<int>(sig));
+  const __m128i k = _mm_set1_epi32(static_cast<int>(~kSigSyn));
   const auto* p = reinterpret_cast<const __m128i*>(&b);
   const auto m = [&](int i) {
-    return static_cast<uint32_t>(
-        _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(p + i), s))));
+    return static_cast<uint32_t>(_mm_movemask_ps(
+        _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_and_si128(_mm_loadu_si128(p + i), k), s))));
   };
   // Word 0 of the line is seq: drop its bit.
   return (m(0) | (m(1) << 4) | (m(2) << 8) | (m(3) << 12)) >> 1;
 #else
   uint32_t mask = 0;
   for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
-    mask |= static_cast<uint32_t>(b.sig[w] == sig) << w;
+    mask |= static_cast<uint32_t>((b.sig[w] & ~kSigSyn) == sig) << w;
+  }
+  return mask;
+#endif
+}
+
+// Bit w set: way w holds a SYN-state entry that is not a tombstone (its signature carries
+// kSigSyn). Read from the bucket line alone.
+inline uint32_t syn_match(const gw_conn_bucket& b) noexcept {
+#if defined(__SSE2__)
+  const __m128i k = _mm_set1_epi32(static_cast<int>(kSigSyn));
+  const auto* p = reinterpret_cast<const __m128i*>(&b);
+  const auto m = [&](int i) {
+    return static_cast<uint32_t>(_mm_movemask_ps(
+        _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_and_si128(_mm_loadu_si128(p + i), k), k))));
+  };
+  return (m(0) | (m(1) << 4) | (m(2) << 8) | (m(3) << 12)) >> 1;
+#else
+  uint32_t mask = 0;
+  for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+    mask |= static_cast<uint32_t>((b.sig[w] & kSigSyn) != 0) << w;
   }
   return mask;
 #endif
@@ -330,10 +399,21 @@ class ConnTable {
 
   // Creates the entry of key in `state` (SYN, ESTABLISHED, CLOSING or UDP). Precondition: key has
   // no live entry (the caller's lookup missed, or it removed the entry). nullptr when the bucket is
-  // full, the capacity is reached, or state/host is out of range; nothing changes then.
+  // full, the capacity is reached, or state/host is out of range; nothing changes then. A SYN is
+  // bounded by the half-open share (see the top of this file): it may take the way of an old
+  // SYN-state entry of its bucket, or get nullptr (counted as refused) while other states would
+  // still be accepted.
   // gen: the snapshot generation the caller decided under (see gw_conn.gen).
   gw_conn* insert(const FlowKey& key, uint64_t hash, uint16_t host, uint16_t service,
                   ConnState state, uint32_t now_ms, uint32_t now_s, uint64_t gen = 0) noexcept;
+
+  // insert() of a SYN (state SYN). needs_entry() (bool(), noexcept) is called only when the SYN
+  // meets a bound (its bucket full or at its share, or the table at a bound); true makes it a
+  // pinned SYN (see "Half-open share" at the top of this file). The caller answers whether the
+  // flow's next packet, without an entry, would reach another host than `host`.
+  template <class F>
+  gw_conn* insert_syn(const FlowKey& key, uint64_t hash, uint16_t host, uint16_t service,
+                      uint32_t now_ms, uint32_t now_s, uint64_t gen, F&& needs_entry) noexcept;
 
   // Per packet, on a live entry: its idle time restarts. Outside seq (see the invariants).
   void touch(gw_conn* e, uint32_t now_ms) noexcept { shm::store_relaxed(e->last_ms, now_ms); }
@@ -396,14 +476,23 @@ class ConnTable {
   }
 
   uint32_t size() const noexcept { return live_ - tombs_; }  // connections, tombstones not
+  uint32_t syn_entries() const noexcept { return syn_live_; }
+  uint32_t syn_ways() const noexcept { return syn_ways_; }  // per bucket
+  uint32_t syn_cap() const noexcept { return syn_cap_; }    // per table
+  uint32_t syn_floor_ms() const noexcept { return syn_floor_ms_; }
   uint32_t tombstones() const noexcept { return tombs_; }
   uint32_t capacity() const noexcept { return capacity_; }
   uint32_t n_buckets() const noexcept { return mask_ + 1; }
 
  private:
+  // The key's signature, kSigSyn clear and never 0.
   static uint32_t sig_of(uint64_t hash) noexcept {
-    const auto s = static_cast<uint32_t>(hash >> 32);
-    return s != 0 ? s : 1;
+    const auto s = static_cast<uint32_t>(hash >> 32) & ~kSigSyn;
+    return s != 0 ? s : 2;
+  }
+  // The signature word of a way holding an entry with this state and these flags.
+  static uint32_t sig_word(uint32_t sig, uint8_t state, uint8_t flags) noexcept {
+    return state == GW_CONN_SYN && (flags & GW_CONN_F_TOMBSTONE) == 0 ? sig | kSigSyn : sig;
   }
   // Single writer: no change of this bucket is in progress when another begins.
   void begin_write(gw_conn_bucket& b) noexcept {
@@ -422,14 +511,30 @@ class ConnTable {
   // `ended`, records the lifetimes of the connections among them (not of tombstones). Returns how
   // many were cleared.
   uint32_t remove_ways(uint32_t b, uint32_t ways, bool ended = false) noexcept;
+  // The entry value insert() stores.
+  static gw_conn make_conn(const FlowKey& key, uint16_t host, uint16_t service, ConnState state,
+                           uint32_t now_ms, uint32_t now_s, uint64_t gen) noexcept;
+  // Stores v into way `way` of bucket b (free, or the SYN-state victim being replaced) with its
+  // signature, in one seq window.
+  gw_conn* put(uint32_t b, uint32_t way, const gw_conn& v, uint32_t sig) noexcept;
+  // insert() of a SYN that may be at a bound (bucket full, capacity, half-open share): inserts as
+  // usual when within its share and room is left; over its share, replaces the bucket's oldest
+  // SYN-state entry if it is old enough, else refuses (a pinned SYN: see the top of this file).
+  // Out of line: the common SYN never gets here.
+  gw_conn* insert_syn_crowded(const FlowKey& key, uint64_t hash, uint16_t host, uint16_t service,
+                              uint32_t now_ms, uint32_t now_s, uint64_t gen, bool pinned) noexcept;
 
   gw_conn_bucket* buckets_;
   gw_conn* entries_;
   gw_worker* worker_;
   uint32_t mask_;
   uint32_t capacity_;
-  uint32_t live_ = 0;   // live ways, tombstones included (the capacity's measure)
-  uint32_t tombs_ = 0;  // live ways that are tombstones
+  uint32_t live_ = 0;          // live ways, tombstones included (the capacity's measure)
+  uint32_t tombs_ = 0;         // live ways that are tombstones
+  uint32_t syn_live_ = 0;      // live ways in state SYN, tombstones not (conn_syn_entries)
+  uint32_t syn_ways_ = 1;      // half-open share: SYN-state ways a bucket may hold
+  uint32_t syn_cap_ = 1;       // half-open share: SYN-state entries the table may hold
+  uint32_t syn_floor_ms_ = 0;  // a SYN-state entry idle this long may be replaced by a newer SYN
   uint32_t cursor_ = 0;
   uint32_t now_s_ = 0;         // seconds clock of the latest expire_step()
   uint64_t inval_gen_ = 0;     // snapshot generation of the current (or last) invalidation pass
@@ -481,20 +586,9 @@ inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t no
   return nullptr;
 }
 
-inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t host,
-                                  uint16_t service, ConnState state, uint32_t now_ms,
-                                  uint32_t now_s, uint64_t gen) noexcept {
-  if (live_ >= capacity_ || host >= GW_MAX_HOSTS || !is_live_state(state)) {
-    return nullptr;
-  }
-  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
-  gw_conn_bucket& bucket = buckets_[b];
-  const uint32_t free_ways = detail::sig_match(bucket, 0);
-  if (free_ways == 0) {
-    return nullptr;
-  }
-  const auto way = static_cast<uint32_t>(std::countr_zero(free_ways));
-  GW_DCHECK(way < GW_CONN_WAYS, "sig_match reported a way past the bucket");
+inline gw_conn ConnTable::make_conn(const FlowKey& key, uint16_t host, uint16_t service,
+                                    ConnState state, uint32_t now_ms, uint32_t now_s,
+                                    uint64_t gen) noexcept {
   gw_conn v{};
   std::memcpy(&v, &key, kConnKeyBytes);
   v.state = static_cast<uint8_t>(state);
@@ -505,13 +599,60 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
   // The flow is created by a scheduling decision that already looked the client's session up.
   v.session_ms = now_ms;
   v.gen = gen;
+  return v;
+}
+
+inline gw_conn* ConnTable::put(uint32_t b, uint32_t way, const gw_conn& v, uint32_t sig) noexcept {
+  GW_DCHECK(way < GW_CONN_WAYS, "way past the bucket");
+  gw_conn_bucket& bucket = buckets_[b];
   gw_conn* e = entries_ + size_t{b} * GW_CONN_WAYS + way;
   begin_write(bucket);
   detail::store_conn(*e, v);
-  shm::store_relaxed(bucket.sig[way], sig_of(hash));
+  shm::store_relaxed(bucket.sig[way], sig_word(sig, v.state, v.flags));
   end_write(bucket);
+  return e;
+}
+
+template <class F>
+inline gw_conn* ConnTable::insert_syn(const FlowKey& key, uint64_t hash, uint16_t host,
+                                      uint16_t service, uint32_t now_ms, uint32_t now_s,
+                                      uint64_t gen, F&& needs_entry) noexcept {
+  if (host >= GW_MAX_HOSTS) {
+    return nullptr;
+  }
+  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  const uint32_t free_ways = detail::sig_match(buckets_[b], 0);
+  if (free_ways == 0 || live_ >= capacity_ || syn_live_ >= syn_cap_ ||
+      static_cast<uint32_t>(std::popcount(detail::syn_match(buckets_[b]))) >= syn_ways_) {
+    return insert_syn_crowded(key, hash, host, service, now_ms, now_s, gen, needs_entry());
+  }
+  gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)),
+                   make_conn(key, host, service, ConnState::Syn, now_ms, now_s, gen), sig_of(hash));
   ++live_;
-  count(host, v.state, +1);
+  count(host, GW_CONN_SYN, +1);
+  publish_size();
+  return e;
+}
+
+inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t host,
+                                  uint16_t service, ConnState state, uint32_t now_ms,
+                                  uint32_t now_s, uint64_t gen) noexcept {
+  if (state == ConnState::Syn) {
+    return insert_syn(key, hash, host, service, now_ms, now_s, gen,
+                      []() noexcept { return false; });
+  }
+  if (host >= GW_MAX_HOSTS || !is_live_state(state)) {
+    return nullptr;
+  }
+  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  const uint32_t free_ways = detail::sig_match(buckets_[b], 0);
+  if (live_ >= capacity_ || free_ways == 0) {
+    return nullptr;
+  }
+  gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)),
+                   make_conn(key, host, service, state, now_ms, now_s, gen), sig_of(hash));
+  ++live_;
+  count(host, static_cast<uint8_t>(state), +1);
   publish_size();
   return e;
 }

@@ -325,6 +325,21 @@ inline ConnState initial_state(const Parsed& pr) noexcept {
   return ConnState::Established;
 }
 
+// Whether the flow's next packet, finding no entry, would go elsewhere than `host`: it is
+// scheduled by the `established` table (choose_host with new_flow false), which differs from the
+// `new` table while a host of the group drains or is unhealthy. A SYN sent to `host` by the
+// `new` table then needs its entry (ConnTable, "Half-open share": a pinned SYN). With
+// persistence the client's session normally answers first; the address's slot is the fallback.
+inline bool next_packet_goes_elsewhere(const gw_snapshot& snap, const gw_service& svc,
+                                       const FlowKey& key, uint16_t host) noexcept {
+  const uint32_t slot =
+      (svc.flags & GW_SERVICE_PERSIST) == 0
+          ? flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE
+          : static_cast<uint32_t>(source_hash64(key.family, key.src, kSessionSeed) >> 32) %
+                GW_MAGLEV_SIZE;
+  return table_of(snap, svc.group, true)[slot] != host;
+}
+
 Outcome encap_to(const Pkt& p, const Parsed& pr, const gw_snapshot& snap, uint16_t host,
                  uint64_t hash, WorkerCtx& ctx) noexcept {
   const gw_host& h = snap.hosts[host];
@@ -514,8 +529,14 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   if (c.host == GW_NO_HOST) {
     return drop(c.reason);
   }
-  if (ct.insert(key, hash, c.host, si, initial_state(pr), ctx.now_ms, ctx.now_s,
-                snap->generation) == nullptr) {
+  const ConnState state = initial_state(pr);
+  const gw_conn* created =
+      syn && state == ConnState::Syn
+          ? ct.insert_syn(
+                key, hash, c.host, si, ctx.now_ms, ctx.now_s, snap->generation,
+                [&]() noexcept { return next_packet_goes_elsewhere(*snap, svc, key, c.host); })
+          : ct.insert(key, hash, c.host, si, state, ctx.now_ms, ctx.now_s, snap->generation);
+  if (created == nullptr) {
     shm::add_relaxed(ctx.stats->conn_stateless);
   }
   if (new_flow) {

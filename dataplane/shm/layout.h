@@ -38,8 +38,9 @@
 
 #define GW_SHM_MAGIC 0x314d485357544147ull /* "GATWSHM1" little-endian */
 #define GW_SHM_LAYOUT_VERSION                                  \
-  3u /* 2: gw_worker.degraded; gw_conn session_ms, gen, flags; \
-        gw_host.disabled_gen. 3: gw_worker.lifetimes */
+  4u /* 2: gw_worker.degraded; gw_conn session_ms, gen, flags; \
+        gw_host.disabled_gen. 3: gw_worker.lifetimes. 4: gw_worker.conn_syn_*; \
+        gw_conn_bucket.sig bit 0 marks SYN state */
 
 #define GW_MAX_WORKERS 64u
 #define GW_MAX_PORTS 8u
@@ -187,6 +188,13 @@ struct gw_worker {
   uint64_t degraded[GW_MAX_DEGRADED];
   struct gw_host_counters hosts[GW_MAX_HOSTS];          /* [wN] */
   struct gw_host_lifetimes lifetimes[GW_MAX_HOSTS];     /* [wN] by host id */
+  /* line: the half-open bound (dataplane/core/conn_table.h, "Half-open share") */
+  uint64_t conn_syn_entries;     /* [wN] live entries in state SYN (tombstones not counted) */
+  uint64_t conn_syn_refused;     /* [wN] SYNs given no entry because half-open entries held their
+                                    share (bucket or table); forwarded statelessly, so also
+                                    counted in conn_stateless */
+  uint64_t conn_syn_evicted;     /* [wN] SYN-state entries replaced by a newer SYN's entry */
+  uint64_t reserved1[5];
 };
 
 /* ---- connection table (one per worker) ----------------------------------------------------- */
@@ -225,7 +233,9 @@ struct gw_conn {                 /* 64 bytes: one cache line */
 struct gw_conn_bucket {          /* 64 bytes: one cache line */
   uint32_t seq;                  /* [wN] odd while the worker changes this bucket's entries;
                                     lock-free readers retry when it was odd or moved */
-  uint32_t sig[GW_CONN_WAYS];    /* [wN] 0 = way empty, else a 32-bit key signature (never 0) */
+  uint32_t sig[GW_CONN_WAYS];    /* [wN] 0 = way empty, else a 32-bit key signature (never 0)
+                                    whose bit 0 is set while the entry is in state SYN and not a
+                                    tombstone (dataplane/core/conn_table.h, kSigSyn) */
 };
 
 /* ---- session table (source-IP persistence, shared by all workers) -------------------------- */
@@ -306,6 +316,9 @@ GW_STATIC_ASSERT(offsetof(struct gw_worker, hosts) % 64 == 0, "host counters ali
 GW_STATIC_ASSERT(offsetof(struct gw_worker, lifetimes) ==
                      offsetof(struct gw_worker, hosts) + 64 * GW_MAX_HOSTS,
                  "lifetimes follow the host counters, line aligned");
+GW_STATIC_ASSERT(offsetof(struct gw_worker, conn_syn_entries) ==
+                     offsetof(struct gw_worker, lifetimes) + 512 * GW_MAX_HOSTS,
+                 "half-open counters follow the lifetimes, line aligned");
 GW_STATIC_ASSERT(offsetof(struct gw_conn, session_ms) == 52, "gw_conn.session_ms");
 GW_STATIC_ASSERT(offsetof(struct gw_conn, gen) == 56, "gw_conn.gen");
 GW_STATIC_ASSERT(offsetof(struct gw_host, disabled_gen) == 24, "gw_host.disabled_gen");

@@ -66,6 +66,7 @@ TEST(ConfigLoad, DesignExampleParsesToItsValues) {
   EXPECT_EQ(d.conn_table.tcp_closing_timeout, 10s);
   EXPECT_EQ(d.conn_table.udp_timeout, 30s);
   EXPECT_EQ(d.conn_table.persistence_capacity, 262144u);
+  EXPECT_EQ(d.conn_table.tcp_syn_share_percent, 25u);
   EXPECT_EQ(d.idle, IdlePolicy::Busy);
   EXPECT_EQ(d.mbufs, 0u);
   EXPECT_EQ(d.rx_descriptors, 1024);
@@ -338,6 +339,8 @@ constexpr BadCase kBadCases[] = {
     {"descriptors_not_pow2.yaml", 10, 19, "dataplane.rx_descriptors", "must be a power of two, got 1000"},
     {"capacity_not_pow2.yaml", 10, 26, "dataplane.conn_table.capacity", "must be a power of two, got 1000000"},
     {"capacity_too_small.yaml", 10, 26, "dataplane.conn_table.capacity", "must be between 1024 and 268435456, got 512"},
+    {"syn_share_too_large.yaml", 10, 39, "dataplane.conn_table.tcp_syn_share_percent", "must be between 1 and 100, got 150"},
+    {"syn_share_zero.yaml", 10, 39, "dataplane.conn_table.tcp_syn_share_percent", "must be between 1 and 100, got 0"},
     {"health_check_rise_zero.yaml", 21, 13, "backend_groups[0].health_check.rise", "must be between 1 and 100, got 0"},
     // empty lists
     {"lcores_empty.yaml", 5, 11, "dataplane.lcores", "needs at least one lcore"},

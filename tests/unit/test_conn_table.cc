@@ -72,13 +72,14 @@ constexpr ConnTimeouts kTimeouts{
 
 // One worker's table and counters on the heap, as the shared-memory object would hold them.
 struct Fixture {
-  explicit Fixture(uint32_t n_buckets, uint32_t capacity = 0)
+  explicit Fixture(uint32_t n_buckets, uint32_t capacity = 0,
+                   const ConnTimeouts& timeouts = kTimeouts)
       : buckets(alloc_zeroed<gw_conn_bucket>(n_buckets)),
         entries(alloc_zeroed<gw_conn>(size_t{n_buckets} * GW_CONN_WAYS)),
         worker(std::make_unique<gw_worker>()),
         n(n_buckets),
         table(buckets.get(), entries.get(), n_buckets,
-              capacity != 0 ? capacity : n_buckets * GW_CONN_WAYS, worker.get(), kTimeouts) {}
+              capacity != 0 ? capacity : n_buckets * GW_CONN_WAYS, worker.get(), timeouts) {}
 
   ConnCounts read(uint16_t host = GW_NO_HOST) const {
     return count_conns(buckets.get(), entries.get(), n, host);
@@ -339,6 +340,248 @@ TEST(ConnTable, Reassign) {
   EXPECT_EQ(f.c(7).open_established, 0);
 }
 
+// ---- half-open share (SYN floods) --------------------------------------------------------------
+
+// Live entries of bucket b by state, and whether kSigSyn marks exactly the SYN-state ones.
+struct BucketView {
+  uint32_t syn = 0;
+  uint32_t other = 0;
+  bool marks_ok = true;
+};
+BucketView view_bucket(const Fixture& f, uint32_t b) {
+  BucketView v;
+  for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+    const uint32_t sig = f.buckets[b].sig[w];
+    if (sig == 0) {
+      continue;
+    }
+    const gw_conn& e = f.entries[size_t{b} * GW_CONN_WAYS + w];
+    const bool syn = e.state == GW_CONN_SYN && (e.flags & GW_CONN_F_TOMBSTONE) == 0;
+    (syn ? v.syn : v.other) += 1;
+    v.marks_ok = v.marks_ok && ((sig & kSigSyn) != 0) == syn;
+  }
+  return v;
+}
+
+TEST(ConnTable, SynShareFollowsTheConfiguredPercentage) {
+  ConnTimeouts t = kTimeouts;
+  Fixture f(64, 512, t);
+  EXPECT_EQ(f.table.syn_ways(), 3u);  // 25 % of 15 ways
+  EXPECT_EQ(f.table.syn_cap(), 128u);
+  EXPECT_EQ(f.table.syn_floor_ms(), kSynEvictFloorMs);
+  t.syn_share_percent = 100;
+  f.table.set_timeouts(t);
+  EXPECT_EQ(f.table.syn_ways(), GW_CONN_WAYS);
+  EXPECT_EQ(f.table.syn_cap(), 512u);
+  t.syn_share_percent = 1;
+  t.syn_ms = 300;
+  f.table.set_timeouts(t);
+  EXPECT_EQ(f.table.syn_ways(), 1u);  // never below one way
+  EXPECT_EQ(f.table.syn_cap(), 5u);
+  EXPECT_EQ(f.table.syn_floor_ms(), 300u);  // never above the SYN timeout
+}
+
+// A flood of SYNs into one bucket takes its share of the ways and no more: the flows that
+// completed a handshake still get entries there, and no later SYN ever removes one of them.
+TEST(ConnTable, SynFloodLeavesAnEstablishedFlowItsWayAndEntry) {
+  Fixture f(8);
+  constexpr uint32_t kBucket = 5;
+  const auto h = [](uint32_t id) { return hash_of(kBucket, 0x1000 + 2 * id); };
+  uint32_t id = 0;
+  uint32_t refused = 0;
+  // The flood: 200 SYNs at one instant (no entry is old enough to be replaced).
+  for (; id < 200; ++id) {
+    if (f.table.insert(make_key(id), h(id), 1, 0, ConnState::Syn, 1000, 1) == nullptr) {
+      ++refused;
+    }
+  }
+  // The default share: 3 of the 15 ways.
+  EXPECT_EQ(view_bucket(f, kBucket).syn, 3u);
+  EXPECT_EQ(refused, 200 - f.table.syn_ways());
+  EXPECT_EQ(f.worker->conn_syn_refused, refused);
+  EXPECT_EQ(f.worker->conn_syn_evicted, 0u);
+  EXPECT_EQ(f.worker->conn_syn_entries, f.table.syn_ways());
+
+  // Legitimate flows (their ACK missed the table) still get entries in the flooded bucket, up to
+  // the ways the SYNs left.
+  std::vector<uint32_t> established;
+  for (uint32_t n = 0; n < GW_CONN_WAYS - 3; ++n, ++id) {
+    ASSERT_NE(f.table.insert(make_key(id), h(id), 2, 0, ConnState::Established, 1000, 1), nullptr)
+        << "established flow " << n << " refused in a bucket flooded with SYNs";
+    established.push_back(id);
+  }
+  // The flood goes on, long enough for every SYN-state entry to be replaced many times.
+  uint32_t now = 1000;
+  for (uint32_t n = 0; n < 2000; ++n, ++id) {
+    now += 7;
+    (void)f.table.insert(make_key(id), h(id), 1, 0, ConnState::Syn, now, 1);
+    ASSERT_TRUE(view_bucket(f, kBucket).marks_ok);
+  }
+  EXPECT_GT(f.worker->conn_syn_evicted, 0u);
+  for (uint32_t e : established) {
+    const gw_conn* c = f.table.lookup(make_key(e), h(e), now);
+    ASSERT_NE(c, nullptr) << "established flow " << e << " lost its entry";
+    EXPECT_EQ(c->host, 2);
+    EXPECT_EQ(c->state, GW_CONN_ESTABLISHED);
+  }
+  const BucketView v = view_bucket(f, kBucket);
+  EXPECT_EQ(v.syn, f.table.syn_ways());
+  EXPECT_EQ(v.other, established.size());
+  // Counts stay exact through refusals and replacements.
+  EXPECT_EQ(f.c(1).open_conns, static_cast<int64_t>(f.table.syn_ways()));
+  EXPECT_EQ(f.c(2).open_conns, static_cast<int64_t>(established.size()));
+  EXPECT_EQ(f.c(2).open_established, static_cast<int64_t>(established.size()));
+  EXPECT_EQ(f.worker->conn_entries, f.table.syn_ways() + established.size());
+  EXPECT_EQ(f.worker->conn_syn_entries, f.table.syn_ways());
+  const ConnCounts r = f.read();
+  EXPECT_EQ(r.syn, f.table.syn_ways());
+  EXPECT_EQ(r.established, established.size());
+}
+
+// The table-wide share: SYNs spread over every bucket stop at syn_cap() entries, leaving the
+// rest of the capacity to other states.
+TEST(ConnTable, SynFloodLeavesTheRestOfTheCapacity) {
+  Fixture f(64, 256);  // syn_cap 64
+  uint32_t id = 0;
+  for (; id < 5000; ++id) {
+    (void)f.table.insert(make_key(id), test_hash(make_key(id)), 1, 0, ConnState::Syn, 0, 0);
+  }
+  EXPECT_EQ(f.table.syn_entries(), f.table.syn_cap());
+  EXPECT_EQ(f.table.size(), f.table.syn_cap());
+  EXPECT_GT(f.worker->conn_syn_refused, 0u);
+  uint32_t inserted = 0;
+  for (; inserted < 256 - f.table.syn_cap(); ++id) {
+    const FlowKey k = make_key(id);
+    if (f.table.insert(k, test_hash(k), 2, 0, ConnState::Established, 0, 0) != nullptr) {
+      ++inserted;
+    } else {
+      // Only a bucket that is full may refuse it (SYNs hold at most 3 of its 15 ways).
+      const BucketView v = view_bucket(f, static_cast<uint32_t>(test_hash(k)) & 63);
+      ASSERT_EQ(v.syn + v.other, GW_CONN_WAYS);
+      ASSERT_LE(v.syn, f.table.syn_ways());
+    }
+  }
+  EXPECT_EQ(f.table.size(), 256u);
+  EXPECT_EQ(f.c(2).open_conns, static_cast<int64_t>(256 - f.table.syn_cap()));
+}
+
+// Over its share, a SYN replaces the bucket's longest-idle SYN-state entry once that one is idle
+// at least the floor; a retransmitted SYN (touch) keeps its entry young.
+TEST(ConnTable, SynOverShareReplacesTheOldestSynStateEntry) {
+  Fixture f(8);
+  constexpr uint32_t kBucket = 2;
+  const auto h = [](uint32_t id) { return hash_of(kBucket, 0x2000 + 2 * id); };
+  ASSERT_EQ(f.table.syn_ways(), 3u);
+  gw_conn* a = f.table.insert(make_key(0), h(0), 1, 0, ConnState::Syn, 0, 0);
+  gw_conn* b = f.table.insert(make_key(1), h(1), 2, 0, ConnState::Syn, 100, 0);
+  gw_conn* c = f.table.insert(make_key(2), h(2), 3, 0, ConnState::Syn, 200, 0);
+  ASSERT_TRUE(a != nullptr && b != nullptr && c != nullptr);
+  // A UDP flow and a tombstone in state SYN share the bucket; neither is ever a victim.
+  ASSERT_NE(f.table.insert(make_key(3), h(3), 4, 0, ConnState::Udp, 0, 0), nullptr);
+  ConnTimeouts share100 = kTimeouts;
+  share100.syn_share_percent = 100;
+  f.table.set_timeouts(share100);
+  gw_conn* t = f.table.insert(make_key(4), h(4), 5, 0, ConnState::Syn, 0, 0);
+  ASSERT_NE(t, nullptr);
+  f.table.tombstone(t);
+  f.table.set_timeouts(kTimeouts);
+  EXPECT_EQ(view_bucket(f, kBucket).syn, 3u);
+  EXPECT_TRUE(view_bucket(f, kBucket).marks_ok);
+
+  // Younger than the floor: refused.
+  EXPECT_EQ(f.table.insert(make_key(10), h(10), 6, 0, ConnState::Syn, 999, 0), nullptr);
+  EXPECT_EQ(f.worker->conn_syn_refused, 1u);
+  // The client of flow 0 retransmits at 900 (its entry is touched): flow 1 is now the oldest.
+  f.table.touch(a, 900);
+  EXPECT_EQ(f.table.insert(make_key(11), h(11), 6, 0, ConnState::Syn, 1099, 0), nullptr);
+  EXPECT_EQ(f.worker->conn_syn_refused, 2u);
+  gw_conn* n = f.table.insert(make_key(12), h(12), 6, 0, ConnState::Syn, 1100, 0);
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n, b);  // flow 1's way, reused
+  EXPECT_EQ(f.worker->conn_syn_evicted, 1u);
+  EXPECT_EQ(f.table.lookup(make_key(1), h(1), 1100), nullptr);
+  EXPECT_EQ(f.table.lookup(make_key(12), h(12), 1100), n);
+  EXPECT_NE(f.table.lookup(make_key(0), h(0), 1100), nullptr);
+  EXPECT_NE(f.table.lookup(make_key(2), h(2), 1100), nullptr);
+  EXPECT_NE(f.table.lookup(make_key(3), h(3), 1100), nullptr);
+  EXPECT_EQ(f.c(2).open_conns, 0);
+  EXPECT_EQ(f.c(6).open_conns, 1);
+  EXPECT_EQ(f.c(4).open_conns, 1);
+  EXPECT_EQ(f.table.tombstones(), 1u);
+  EXPECT_EQ(f.worker->conn_syn_entries, 3u);
+  EXPECT_EQ(f.worker->conn_entries, 4u);  // three SYNs and the UDP flow; the tombstone is not one
+  EXPECT_TRUE(view_bucket(f, kBucket).marks_ok);
+
+  // A handshake that completes frees its share: the next SYN gets a way without replacing.
+  ASSERT_EQ(f.table.transition(c, kTcpAck), ConnState::Established);
+  EXPECT_EQ(f.worker->conn_syn_entries, 2u);
+  EXPECT_TRUE(view_bucket(f, kBucket).marks_ok);
+  ASSERT_NE(f.table.insert(make_key(13), h(13), 7, 0, ConnState::Syn, 1101, 0), nullptr);
+  EXPECT_EQ(f.worker->conn_syn_evicted, 1u);
+  EXPECT_EQ(f.worker->conn_syn_refused, 2u);
+  // The re-attach recount agrees with the marks and the counters.
+  auto fresh = std::make_unique<gw_worker>();
+  ConnTable again(f.buckets.get(), f.entries.get(), f.n, f.n * GW_CONN_WAYS, fresh.get(),
+                  kTimeouts);
+  EXPECT_EQ(again.rebuild_counts(), f.table.size() + f.table.tombstones());
+  EXPECT_EQ(fresh->conn_syn_entries, 3u);
+  EXPECT_EQ(again.syn_entries(), 3u);
+}
+
+// A pinned SYN (its flow's next packet would go elsewhere without the entry) gets an entry over
+// the share: past the table-wide bound within its bucket's share, else in the way of the
+// bucket's oldest SYN-state entry however young. A bucket never passes its share.
+TEST(ConnTable, PinnedSynKeepsAnEntryWithinTheBucketShare) {
+  Fixture f(8, 32);  // syn_cap 8, 3 SYN-state ways a bucket
+  ASSERT_EQ(f.table.syn_cap(), 8u);
+  const auto pinned = []() noexcept { return true; };
+  const auto h = [](uint32_t bucket, uint32_t id) { return hash_of(bucket, 0x4000 + 2 * id); };
+  uint32_t id = 0;
+  // Eight SYNs in buckets 0..3 fill the table-wide share (two per bucket).
+  for (uint32_t b = 0; b < 4; ++b) {
+    for (int i = 0; i < 2; ++i, ++id) {
+      ASSERT_NE(f.table.insert(make_key(id), h(b, id), 1, 0, ConnState::Syn, 100, 0), nullptr);
+    }
+  }
+  ASSERT_EQ(f.table.syn_entries(), 8u);
+  // Bucket 5 holds none. A plain SYN is refused there, a pinned one gets a way.
+  EXPECT_EQ(f.table.insert(make_key(100), h(5, 100), 2, 0, ConnState::Syn, 200, 0), nullptr);
+  EXPECT_EQ(f.worker->conn_syn_refused, 1u);
+  gw_conn* p = f.table.insert_syn(make_key(101), h(5, 101), 2, 0, 200, 0, 0, pinned);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(f.table.syn_entries(), 9u);
+  EXPECT_EQ(f.worker->conn_syn_entries, 9u);
+  // In bucket 0 (two young SYN-state entries, within its share) it is added too.
+  ASSERT_NE(f.table.insert_syn(make_key(102), h(0, 102), 2, 0, 200, 0, 0, pinned), nullptr);
+  EXPECT_EQ(view_bucket(f, 0).syn, 3u);
+  EXPECT_EQ(f.worker->conn_syn_evicted, 0u);
+  // Bucket 0 is at its share now: a pinned SYN takes the way of its oldest entry (idle 150 ms,
+  // under the floor), and the bucket stays at three.
+  gw_conn* q = f.table.insert_syn(make_key(103), h(0, 103), 3, 0, 250, 0, 0, pinned);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(view_bucket(f, 0).syn, 3u);
+  EXPECT_EQ(f.worker->conn_syn_evicted, 1u);
+  EXPECT_EQ(f.table.lookup(make_key(0), h(0, 0), 250), nullptr);  // the oldest of bucket 0
+  EXPECT_NE(f.table.lookup(make_key(102), h(0, 102), 250), nullptr);
+  EXPECT_EQ(f.c(1).open_conns, 7);
+  EXPECT_EQ(f.c(2).open_conns, 2);
+  EXPECT_EQ(f.c(3).open_conns, 1);
+  EXPECT_EQ(f.worker->conn_syn_entries, 10u);
+  EXPECT_EQ(f.read().syn, 10u);
+  // needs_entry() is asked only when a bound is met.
+  bool asked = false;
+  const auto ask = [&]() noexcept {
+    asked = true;
+    return false;
+  };
+  EXPECT_EQ(f.table.insert_syn(make_key(104), h(0, 104), 1, 0, 260, 0, 0, ask), nullptr);
+  EXPECT_TRUE(asked);  // bucket 0 at its share, its entries young: refused
+  Fixture g(8, 32);
+  asked = false;
+  EXPECT_NE(g.table.insert_syn(make_key(1), h(0, 1), 1, 0, 0, 0, 0, ask), nullptr);
+  EXPECT_FALSE(asked);
+}
+
 // Counts against a model and a reader's recount after every operation of a long random sequence;
 // rebuild_counts() must agree with the incrementally kept values.
 TEST(ConnTable, CountsMatchLiveEntriesUnderRandomOperations) {
@@ -376,6 +619,13 @@ TEST(ConnTable, CountsMatchLiveEntriesUnderRandomOperations) {
     ASSERT_EQ(total, f.table.size());
     ASSERT_EQ(f.worker->conn_entries, total);
     ASSERT_EQ(model.size(), total);
+    uint64_t syn = 0;
+    for (const auto& [id, m] : model) {
+      syn += m.state == ConnState::Syn;
+    }
+    ASSERT_EQ(f.worker->conn_syn_entries, syn);
+    ASSERT_EQ(f.table.syn_entries(), syn);
+    ASSERT_LE(syn, f.table.syn_cap());
   };
 
   // Reconciles the model with the entries expire_step() removed: only expired ones may vanish.
@@ -414,7 +664,29 @@ TEST(ConnTable, CountsMatchLiveEntriesUnderRandomOperations) {
       if (e == nullptr) {
         const auto host = static_cast<uint16_t>(rng() % kHosts);
         const ConnState st = (rng() % 4 == 0) ? ConnState::Udp : ConnState::Syn;
+        const uint64_t evicted = f.worker->conn_syn_evicted;
         if (f.table.insert(k, h, host, 0, st, now, now / 1000) != nullptr) {
+          if (f.worker->conn_syn_evicted != evicted) {
+            // The SYN took the way of an old SYN-state entry of its bucket: find which.
+            std::map<uint32_t, bool> present;
+            for_each_conn(f.buckets.get(), f.entries.get(), f.n, [&](const gw_conn& c) {
+              uint32_t cid = 0;
+              std::memcpy(&cid, c.src + 1, 3);
+              present[cid] = true;
+            });
+            uint32_t gone = 0;
+            for (auto it = model.begin(); it != model.end();) {
+              if (present.count(it->first) != 0) {
+                ++it;
+                continue;
+              }
+              ++gone;
+              EXPECT_EQ(it->second.state, ConnState::Syn) << "evicted " << it->first;
+              EXPECT_GE(now - it->second.last_ms, f.table.syn_floor_ms()) << it->first;
+              it = model.erase(it);
+            }
+            EXPECT_EQ(gone, 1u);
+          }
           model[id] = {host, st, now};
         }
       }
@@ -460,10 +732,16 @@ TEST(ConnTable, CountsMatchLiveEntriesUnderRandomOperations) {
     }
   }
   EXPECT_GT(f.table.size(), 100u);  // the run kept a populated table
+  // The run reached the half-open share both ways.
+  EXPECT_GT(f.worker->conn_syn_refused, 0u);
+  EXPECT_GT(f.worker->conn_syn_evicted, 0u);
 }
 
 TEST(ConnTable, RebuildCountsOnReattach) {
-  Fixture f(16);
+  // Up to 100 SYN-state entries in 16 buckets: no half-open share in the way.
+  ConnTimeouts no_share = kTimeouts;
+  no_share.syn_share_percent = 100;
+  Fixture f(16, 0, no_share);
   for (uint32_t i = 0; i < 100; ++i) {
     gw_conn* e = f.table.insert(make_key(i), test_hash(make_key(i)), static_cast<uint16_t>(i % 5),
                                 0, ConnState::Syn, 0, 0);
@@ -477,6 +755,8 @@ TEST(ConnTable, RebuildCountsOnReattach) {
   }
   gw_host_counters expect[5];
   std::memcpy(expect, f.worker->hosts, sizeof(expect));
+  const uint64_t syn_before = f.worker->conn_syn_entries;
+  ASSERT_GT(syn_before, 0u);
 
   // A restarted data plane: counters lost (fresh values), same table memory, new object.
   auto fresh = std::make_unique<gw_worker>();
@@ -486,6 +766,8 @@ TEST(ConnTable, RebuildCountsOnReattach) {
   EXPECT_EQ(again.rebuild_counts(), 100u);
   EXPECT_EQ(again.size(), 100u);
   EXPECT_EQ(fresh->conn_entries, 100u);
+  EXPECT_EQ(fresh->conn_syn_entries, syn_before);
+  EXPECT_EQ(again.syn_entries(), syn_before);
   for (uint32_t h = 0; h < 5; ++h) {
     EXPECT_EQ(fresh->hosts[h].open_conns, expect[h].open_conns);
     EXPECT_EQ(fresh->hosts[h].open_established, expect[h].open_established);

@@ -381,6 +381,10 @@ TEST_F(GatewaydMetrics, EveryDesignMetricWithHelpTypeAndExactLabels) {
       {"gateway_backend_healthy", {"gauge", {gh}}},
       {"gateway_conn_table_entries", {"gauge", {{}}}},
       {"gateway_conn_table_capacity", {"gauge", {{}}}},
+      {"gateway_conn_table_syn_entries", {"gauge", {{}}}},
+      {"gateway_conn_table_stateless_total", {"counter", {{}}}},
+      {"gateway_conn_table_syn_refused_total", {"counter", {{}}}},
+      {"gateway_conn_table_syn_evicted_total", {"counter", {{}}}},
       {"gateway_dataplane_packets_total", {"counter", {{"port", "direction"}}}},
       {"gateway_dataplane_drops_total", {"counter", {{"reason"}}}},
       {"gateway_dataplane_degraded_total", {"counter", {{"reason"}}}},
@@ -446,6 +450,13 @@ TEST_F(GatewaydMetrics, ValuesFollowTheDataPlaneAndTheDaemon) {
   counters("b2").open_conns = -1;  // a worker's transient negative share: never exported below 0
   link_.dp.workers[0].conn_entries = 7;
   link_.dp.workers[1].conn_entries = 5;
+  link_.dp.workers[0].conn_stateless = 30;
+  link_.dp.workers[1].conn_stateless = 11;
+  link_.dp.workers[0].conn_syn_entries = 3;
+  link_.dp.workers[1].conn_syn_entries = 4;
+  link_.dp.workers[0].conn_syn_refused = 20;
+  link_.dp.workers[1].conn_syn_refused = 9;
+  link_.dp.workers[1].conn_syn_evicted = 6;
   link_.dp.ports[0] = {100, 90};
   link_.dp.ports[1] = {3, 4};
   link_.dp.drops[static_cast<size_t>(DropReason::NoService)] = 2;
@@ -462,6 +473,10 @@ TEST_F(GatewaydMetrics, ValuesFollowTheDataPlaneAndTheDaemon) {
   EXPECT_EQ(e.at(hl("gateway_backend_healthy", "b1")), 1);
   EXPECT_EQ(e.at("gateway_conn_table_entries"), 12);
   EXPECT_EQ(e.at("gateway_conn_table_capacity"), 2048);  // 1024 per worker, 2 workers
+  EXPECT_EQ(e.at("gateway_conn_table_syn_entries"), 7);
+  EXPECT_EQ(e.at("gateway_conn_table_stateless_total"), 41);
+  EXPECT_EQ(e.at("gateway_conn_table_syn_refused_total"), 29);
+  EXPECT_EQ(e.at("gateway_conn_table_syn_evicted_total"), 6);
   EXPECT_EQ(e.at(R"(gateway_dataplane_packets_total{port="net_null0",direction="rx"})"), 100);
   EXPECT_EQ(e.at(R"(gateway_dataplane_packets_total{port="net_null0",direction="tx"})"), 90);
   EXPECT_EQ(e.at(R"(gateway_dataplane_packets_total{port="net_null1",direction="tx"})"), 4);

@@ -40,6 +40,9 @@ struct WorkerInfo {
   uint64_t seen_generation = 0;
   uint64_t conn_entries = 0;
   uint64_t conn_stateless = 0;
+  uint64_t conn_syn_entries = 0;  // the half-open share (dataplane/core/conn_table.h)
+  uint64_t conn_syn_refused = 0;
+  uint64_t conn_syn_evicted = 0;
   uint64_t rx_packets = 0;
   uint64_t tx_packets = 0;
 };
