@@ -11,6 +11,7 @@
 #include "dataplane/core/mode.h"
 #include "dataplane/core/service_lookup.h"
 #include "dataplane/core/session_table.h"
+#include "dataplane/core/too_big.h"
 #include "dataplane/shm/atomics.h"
 #include "dataplane/shm/check.h"
 
@@ -188,7 +189,9 @@ inline uint64_t session_hash(uint64_t sh, uint16_t group) noexcept {
   return sh ^ ((uint64_t{group} + 1) * 0x9e3779b97f4a7c15ull);
 }
 
+// Precondition: group < GW_MAX_GROUPS (the callers refuse a service whose group is not).
 inline const uint16_t* table_of(const gw_snapshot& s, uint16_t group, bool established) noexcept {
+  GW_DCHECK(group < GW_MAX_GROUPS, "group id out of range");
   return s.maglev[group][established ? 1 : 0];
 }
 
@@ -348,6 +351,9 @@ Outcome encap_to(const Pkt& p, const Parsed& pr, const gw_snapshot& snap, uint16
       encapsulate(p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len, pr.key.family, dst,
                   static_cast<uint32_t>(hash), ctx.ip_id++, ep);
   if (!r.ok()) {
+    if (r.drop == DropReason::TooBig) {
+      return answer_too_big(p, pr, port, port.mtu - encap_header_len(dst.family), ctx);
+    }
     return drop(r.drop);
   }
   gw_host_counters& hc = ctx.stats->hosts[host];
@@ -370,6 +376,9 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
     return drop(DropReason::IcmpIgnored);
   }
   const gw_service& svc = snap.services[si];
+  if (svc.group >= GW_MAX_GROUPS) {
+    return drop(DropReason::SnapshotCorrupt);
+  }
   const uint64_t h = flow_hash64(inner, kConnSeed);
   uint16_t host = GW_NO_HOST;
   gw_conn* e = ctx.conns->lookup(inner, h, ctx.now_ms);
@@ -442,6 +451,11 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
     return drop(known ? DropReason::NoService : DropReason::NotForUs);
   }
   const gw_service& svc = snap->services[si];
+  // Shared memory is an input: a group id that indexes no Maglev table is refused here, once,
+  // for everything below (choose_host's table_of); route_icmp_error checks its own.
+  if (svc.group >= GW_MAX_GROUPS) {
+    return drop(DropReason::SnapshotCorrupt);
+  }
   const bool syn = key.proto == kProtoTcp && (pr.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
   ConnTable& ct = *ctx.conns;
 

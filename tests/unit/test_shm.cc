@@ -21,7 +21,7 @@ namespace {
 
 using dp::find_service;  // the fast path's reader of the index index_services writes
 
-// Every field gatewayd and the data plane exchange sits where layout version 3 says. A change
+// Every field gatewayd and the data plane exchange sits where layout version 4 says. A change
 // here is a layout change: bump GW_SHM_LAYOUT_VERSION and this table together.
 TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(gw_shm_header, magic), 0u);
@@ -50,6 +50,8 @@ TEST(Layout, OffsetsArePinned) {
             64u + 64u * GW_MAX_PORTS + 8u * GW_MAX_DROP_REASONS + 8u * GW_MAX_DEGRADED);
   EXPECT_EQ(offsetof(gw_worker, lifetimes), 64u + 64u * GW_MAX_PORTS + 8u * GW_MAX_DROP_REASONS +
                                                 8u * GW_MAX_DEGRADED + 64u * GW_MAX_HOSTS);
+  EXPECT_EQ(offsetof(gw_worker, icmp_too_big_sent),
+            offsetof(gw_worker, lifetimes) + 4u * GW_LIFETIME_BUCKETS * GW_MAX_HOSTS);
   EXPECT_EQ(sizeof(gw_host_lifetimes), 4u * GW_LIFETIME_BUCKETS);
   EXPECT_EQ(offsetof(gw_host_counters, open_conns), 0u);
   EXPECT_EQ(offsetof(gw_host_counters, sessions), 24u);
@@ -65,7 +67,7 @@ TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(FlowKey, family), offsetof(gw_conn, family));
   EXPECT_GE(static_cast<size_t>(GW_MAX_DROP_REASONS), kDropReasonCount);
   EXPECT_GE(static_cast<size_t>(GW_MAX_DEGRADED), kDegradedCount);
-  EXPECT_EQ(GW_SHM_LAYOUT_VERSION, 3u);
+  EXPECT_EQ(GW_SHM_LAYOUT_VERSION, 4u);
 }
 
 class ShmTest : public ::testing::Test {

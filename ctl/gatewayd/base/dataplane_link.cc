@@ -135,6 +135,7 @@ DataplaneInfo ShmLink::info() const {
     wi.seen_generation = load(wk->seen_generation);
     wi.conn_entries = load(wk->conn_entries);
     wi.conn_stateless = load(wk->conn_stateless);
+    wi.icmp_too_big_sent = load(wk->icmp_too_big_sent);
     for (uint32_t p = 0; p < GW_MAX_PORTS; ++p) {
       const uint64_t rx = load(wk->ports[p].rx_packets);
       const uint64_t tx = load(wk->ports[p].tx_packets);

@@ -40,6 +40,7 @@ struct WorkerInfo {
   uint64_t seen_generation = 0;
   uint64_t conn_entries = 0;
   uint64_t conn_stateless = 0;
+  uint64_t icmp_too_big_sent = 0;  // ICMP frag-needed / packet-too-big answers sent
   uint64_t rx_packets = 0;
   uint64_t tx_packets = 0;
 };
