@@ -162,6 +162,14 @@ Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t
   std::memcpy(ip->src, port.addr6.addr.b, 16);
   const uint32_t na_len = 32;  // header 8 + target 16 + option 8
   ip->payload_len = Be16::from_host(na_len);
+  // The NA follows the IPv6 header directly, whatever extension headers the NS carried: the
+  // target moves down over them (they are not answered), the rest is written anew.
+  if (pr.l4_offset != pr.l3_offset + sizeof(Ipv6Hdr)) {
+    uint8_t* const na = l3 + sizeof(Ipv6Hdr);
+    std::memmove(na + 8, target, 16);
+    icmp = na;
+    ip->next_header = kProtoIcmpv6;
+  }
   icmp[0] = kIcmp6NeighborAdvert;
   icmp[1] = 0;
   icmp[4] = unspecified ? 0x20 : 0x60;  // S (unless unsolicited) and O flags
@@ -177,7 +185,8 @@ Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t
   auto* eth = reinterpret_cast<EthHdr*>(p.data);
   eth->dst = eth->src;
   eth->src = port.mac;
-  return Outcome{p.data, pr.l4_offset + na_len, p.port, Action::Reply, DropReason::None};
+  return Outcome{p.data, static_cast<uint32_t>(icmp - p.data) + na_len, p.port, Action::Reply,
+                 DropReason::None};
 }
 
 // ---- host selection --------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 #include "dataplane/core/degraded.h"
 #include "dataplane/core/forward.h"
 #include "dataplane/core/hash.h"
+#include "dataplane/core/parse.h"
 #include "tests/support/fastpath_rig.h"
 #include "tests/support/packet_builder.h"
 
@@ -199,6 +200,37 @@ TEST_F(Hardening, Ipv6AnswerChecksumCoversThePseudoHeader) {
   EXPECT_EQ(icmp[0], kIcmp6PacketTooBig);
   EXPECT_EQ((icmp[4] << 24 | icmp[5] << 16 | icmp[6] << 8 | icmp[7]), 1460);
   EXPECT_EQ(send(big6, 47).reason, DropReason::NoHeadroom);
+}
+
+// A neighbour solicitation may carry extension headers; the advertisement answering it must
+// still be one IPv6 packet whose length, next header and checksum agree.
+TEST_F(Hardening, NeighborSolicitationWithAnExtensionHeaderGetsAWellFormedAdvertisement) {
+  std::vector<uint8_t> ns_body(16 + 8, 0);  // target, then a source link-layer address option
+  const IpAddress own6 = addr("fd00:99:1::2");
+  std::memcpy(ns_body.data(), own6.addr.b, 16);
+  ns_body[16] = 1;
+  ns_body[17] = 1;
+  std::memcpy(ns_body.data() + 18, kClientMac.b, 6);
+  const auto ns = PacketBuilder()
+                      .eth(kClientMac, kPortMac)
+                      .ipv6("fd00:99:1::7", "ff02::1:ff00:2", {.hop_limit = 255})
+                      .hop_by_hop()
+                      .icmp(kIcmp6NeighborSolicit)
+                      .payload(ns_body)
+                      .build();
+  ASSERT_EQ(send(ns).action, dp::Action::Reply);
+  Parsed pr;
+  ASSERT_EQ(parse_packet(out_.data(), static_cast<uint32_t>(out_.size()), pr), DropReason::None)
+      << describe(out_);
+  EXPECT_EQ(pr.key.proto, kProtoIcmpv6);
+  EXPECT_EQ(pr.icmp_type, kIcmp6NeighborAdvert);
+  EXPECT_EQ(pr.l4_offset, 14 + 40);
+  EXPECT_EQ(pr.l4_len, 32);
+  EXPECT_EQ(out_.size(), 14u + 40u + 32u);
+  const uint8_t* ip = out_.data() + 14;
+  const uint32_t ps = pseudo_sum_v6(ip + 8, ip + 24, kProtoIcmpv6, 32);
+  EXPECT_EQ(csum_fold(csum_partial(ip + 40, 32, ps)), 0) << "NA checksum";
+  EXPECT_EQ(0, std::memcmp(ip + 40 + 8, own6.addr.b, 16)) << "target";
 }
 
 // ---- shared memory holding values out of range ------------------------------------------------
