@@ -28,13 +28,13 @@ inline uint16_t find_service(const gw_snapshot& s, const uint8_t* vip16, uint8_t
     return static_cast<uint16_t>(hit.entry - 1);
   }
   if (vip_known != nullptr) {
-    *vip_known = shm::probe_service_slots(
-                     s.vip_slots, shm::service_slot_hash(vip16, family, 0, 0),
-                     [&](uint16_t k) {
-                       return k < GW_MAX_SERVICES &&
-                              shm::service_has_vip(s.services[k], vip16, family);
-                     })
-                     .found;
+    *vip_known =
+        shm::probe_service_slots(s.vip_slots, shm::service_slot_hash(vip16, family, 0, 0),
+                                 [&](uint16_t k) {
+                                   return k < GW_MAX_SERVICES &&
+                                          shm::service_has_vip(s.services[k], vip16, family);
+                                 })
+            .found;
   }
   return GW_NO_SERVICE;
 }

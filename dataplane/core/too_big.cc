@@ -52,9 +52,8 @@ Outcome answer_too_big(const Pkt& p, const Parsed& pr, const PortInfo& port, uin
     return drop(DropReason::TooBigRateLimited);
   }
   // IPv4: the whole header (options included) and the first 8 bytes after it.
-  const uint32_t quote =
-      v4 ? std::min<uint32_t>(pr.ip_len, pr.l4_offset - pr.l3_offset + 8u)
-         : std::min<uint32_t>(pr.ip_len, kIcmp6MaxQuote);
+  const uint32_t quote = v4 ? std::min<uint32_t>(pr.ip_len, pr.l4_offset - pr.l3_offset + 8u)
+                            : std::min<uint32_t>(pr.ip_len, kIcmp6MaxQuote);
   uint8_t* const start = p.data - shift;
   std::memmove(start, p.data, pr.l3_offset);
   auto* out_eth = reinterpret_cast<EthHdr*>(start);

@@ -34,9 +34,9 @@ enum class Op : uint8_t { Frame = 0, Run = 4, Clock = 5, Modes = 6, Poke = 7 };
 // Where a Poke writes. Snapshot pokes are undone after the input; table pokes vanish with the
 // tables' reset.
 enum class Poke : uint8_t {
-  ServiceSlot = 0,  // snapshot.service_slots[index % GW_SERVICE_SLOTS] = value
-  VipSlot = 1,      // snapshot.vip_slots[index % GW_SERVICE_SLOTS] = value
-  ServiceGroup = 2, // snapshot.services[index % GW_MAX_SERVICES].group = value
+  ServiceSlot = 0,   // snapshot.service_slots[index % GW_SERVICE_SLOTS] = value
+  VipSlot = 1,       // snapshot.vip_slots[index % GW_SERVICE_SLOTS] = value
+  ServiceGroup = 2,  // snapshot.services[index % GW_MAX_SERVICES].group = value
   Maglev = 3,       // snapshot.maglev, flat: [index % (GW_MAX_GROUPS * 2 * GW_MAGLEV_SIZE)] = value
   HostByte = 4,     // snapshot.hosts[index % GW_MAX_HOSTS]: value bit 8 ? flags : family = value
   ConnHost = 5,     // the connection table's entry [index % entries].host = value

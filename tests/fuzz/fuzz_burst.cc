@@ -181,9 +181,12 @@ class World {
       const auto sport = static_cast<uint16_t>(gw::fuzz::kClientPort + i);
       const bool fin = i % 3 == 0;
       for (const auto& [vip, port_no] : {std::pair{gw::fuzz::kVip4, uint16_t{80}},
-                                          std::pair{gw::fuzz::kVip4App, uint16_t{8080}}}) {
-        send(PacketBuilder().eth(gw::test::kMacSrc, port).ipv4(c4, vip).tcp(sport, port_no,
-                                                                           gw::kTcpSyn).build());
+                                         std::pair{gw::fuzz::kVip4App, uint16_t{8080}}}) {
+        send(PacketBuilder()
+                 .eth(gw::test::kMacSrc, port)
+                 .ipv4(c4, vip)
+                 .tcp(sport, port_no, gw::kTcpSyn)
+                 .build());
         send(PacketBuilder()
                  .eth(gw::test::kMacSrc, port)
                  .ipv4(c4, vip)
@@ -286,8 +289,8 @@ void run_burst(World& w, std::vector<Buffer>& frames, bool tables_poked) {
   std::vector<gw::dp::Pkt> pkts(n);
   uint64_t bytes = 0;
   for (size_t i = 0; i < n; ++i) {
-    pkts[i] = gw::dp::Pkt{frames[i].mem.get() + frames[i].headroom, frames[i].len,
-                          frames[i].headroom, 0};
+    pkts[i] =
+        gw::dp::Pkt{frames[i].mem.get() + frames[i].headroom, frames[i].len, frames[i].headroom, 0};
     bytes += frames[i].len;
   }
   std::vector<uint64_t> drops_before(st.drops, st.drops + GW_MAX_DROP_REASONS);

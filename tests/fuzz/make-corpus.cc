@@ -214,7 +214,8 @@ Frame icmp_error4(int i, uint16_t port, const char* vip) {
 Frame icmp_error6(int i) {
   return to_port()
       .ipv6("2001:db8:2::1", gw::fuzz::kVip6)
-      .icmp_too_big(1280, PacketBuilder().ipv6(gw::fuzz::kVip6, c6(i)).tcp(443, sport(i)).payload(8))
+      .icmp_too_big(1280,
+                    PacketBuilder().ipv6(gw::fuzz::kVip6, c6(i)).tcp(443, sport(i)).payload(8))
       .build();
 }
 
@@ -226,13 +227,13 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> burst_corpus() {
   }
   auto add = [&](std::string name, const InputWriter& w) { out.emplace_back(name, w.bytes()); };
   add("established-every-service", InputWriter()
-                                        .frame(web(1, kTcpAck))
-                                        .frame(web(2, kTcpAck | kTcpPsh))
-                                        .frame(app(4, kTcpAck))
-                                        .frame(dns(5))
-                                        .frame(web6(7, kTcpAck))
-                                        .frame(web(3, kTcpAck))  // a flow that sent FIN
-                                        .run());
+                                       .frame(web(1, kTcpAck))
+                                       .frame(web(2, kTcpAck | kTcpPsh))
+                                       .frame(app(4, kTcpAck))
+                                       .frame(dns(5))
+                                       .frame(web6(7, kTcpAck))
+                                       .frame(web(3, kTcpAck))  // a flow that sent FIN
+                                       .run());
   add("new-flows", InputWriter()
                        .frame(web(500, kTcpSyn))
                        .frame(app(501, kTcpSyn))
@@ -267,25 +268,26 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> burst_corpus() {
                          .frame(icmp_error6(18))
                          .frame(icmp_error4(600, 80, gw::fuzz::kVip4))  // no flow
                          .run());
-  add("own-addresses", InputWriter()
-                           .frame(PacketBuilder()
-                                      .eth(kMacSrc, gw::MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
-                                      .arp_request(kMacSrc, "10.99.1.7", gw::fuzz::kOwn4)
-                                      .build())
-                           .frame(PacketBuilder()
-                                      .eth(kNextHop, kPort)
-                                      .arp_reply(kNextHop, gw::fuzz::kNextHop4, kPort, gw::fuzz::kOwn4)
-                                      .build())
-                           .frame(to_port().ipv4("10.99.1.7", gw::fuzz::kOwn4).icmp_echo(1).build())
-                           .frame(to_port().ipv4(c4(1), gw::fuzz::kVip4).icmp_echo(2).build())
-                           .frame(to_port().ipv6(c6(1), gw::fuzz::kVip6).icmp_echo(3).build())
-                           .frame(to_port()
-                                      .ipv6("fd00:99:1::7", "ff02::1:ff00:2", {.hop_limit = 255})
-                                      .icmp(135)
-                                      .payload(Frame{0xfd, 0, 0, 0x99, 0, 1, 0, 0, 0, 0, 0, 0, 0,
-                                                     0, 0, 2, 1, 1, 2, 0, 0, 0, 0, 7})
-                                      .build())
-                           .run());
+  add("own-addresses",
+      InputWriter()
+          .frame(PacketBuilder()
+                     .eth(kMacSrc, gw::MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                     .arp_request(kMacSrc, "10.99.1.7", gw::fuzz::kOwn4)
+                     .build())
+          .frame(PacketBuilder()
+                     .eth(kNextHop, kPort)
+                     .arp_reply(kNextHop, gw::fuzz::kNextHop4, kPort, gw::fuzz::kOwn4)
+                     .build())
+          .frame(to_port().ipv4("10.99.1.7", gw::fuzz::kOwn4).icmp_echo(1).build())
+          .frame(to_port().ipv4(c4(1), gw::fuzz::kVip4).icmp_echo(2).build())
+          .frame(to_port().ipv6(c6(1), gw::fuzz::kVip6).icmp_echo(3).build())
+          .frame(to_port()
+                     .ipv6("fd00:99:1::7", "ff02::1:ff00:2", {.hop_limit = 255})
+                     .icmp(135)
+                     .payload(Frame{0xfd, 0, 0, 0x99, 0, 1, 0, 0, 0, 0, 0, 0,
+                                    0,    0, 0, 2,    1, 1, 2, 0, 0, 0, 0, 7})
+                     .build())
+          .run());
   add("modes-then-flows", InputWriter()
                               .frame(web(20, kTcpAck))
                               .modes()
@@ -333,7 +335,8 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> burst_corpus() {
                            .frame(web(602, kTcpSyn)));
   {
     InputWriter w;
-    for (uint32_t e = 0; e < 64; ++e) w.poke(Poke::ConnHost, e * 37, static_cast<uint16_t>(0xf000 + e));
+    for (uint32_t e = 0; e < 64; ++e)
+      w.poke(Poke::ConnHost, e * 37, static_cast<uint16_t>(0xf000 + e));
     for (uint32_t e = 0; e < 32; ++e) w.poke(Poke::SessionHost, e * 61, 0xfff0);
     for (int i = 0; i < 40; ++i) w.frame(web(i, kTcpAck));
     add("corrupt-tables", w.run());

@@ -771,7 +771,6 @@ TEST_F(DataplaneTest, DisabledHostsConnectionsReachZeroWithinASecondWithoutTraff
   }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Packets too big for the port once encapsulated (port MTU 1500: IPv4 hosts take inner packets
 // up to 1480 bytes, IPv6 hosts up to 1460), and ICMP errors about balanced flows.
@@ -982,20 +981,19 @@ TEST_F(DataplaneTest, FragmentationNeededQuotingAnIpv4FlowReachesItsHost) {
                        .build();
   EXPECT_EQ(check_encap(exchange(err), err, Family::V4), h);
   // Also when it names the flow's host only through the `established` table.
-  const auto err_new = PacketBuilder()
-                           .eth(kClientMac, g_dp->port_mac())
-                           .ipv4("10.99.6.1", kVip4)
-                           .icmp_unreachable(1,
-                                             PacketBuilder()
-                                                 .ipv4(kVip4, kClient4)
-                                                 .tcp(kServicePort, 45007, kTcpAck)
-                                                 .payload(100))
-                           .build();
+  const auto err_new =
+      PacketBuilder()
+          .eth(kClientMac, g_dp->port_mac())
+          .ipv4("10.99.6.1", kVip4)
+          .icmp_unreachable(
+              1,
+              PacketBuilder().ipv4(kVip4, kClient4).tcp(kServicePort, 45007, kTcpAck).payload(100))
+          .build();
   const int via_table = check_encap(exchange(err_new), err_new, Family::V4);
   const uint16_t slot = static_cast<uint16_t>(
-      g_dp->current().maglev[0][1][flow_hash(key_v4(kClient4, 45007, kVip4, kServicePort),
-                                             dp::kMaglevSeed) %
-                                   GW_MAGLEV_SIZE]);
+      g_dp->current()
+          .maglev[0][1][flow_hash(key_v4(kClient4, 45007, kVip4, kServicePort), dp::kMaglevSeed) %
+                        GW_MAGLEV_SIZE]);
   EXPECT_EQ(via_table, slot);
 }
 
@@ -1007,25 +1005,23 @@ TEST_F(DataplaneTest, PacketTooBigQuotingAnIpv6FlowReachesItsHost) {
                        .build();
   const int h = check_encap(exchange(syn), syn, Family::V6);
   ASSERT_GE(h, 0);
-  const auto err = PacketBuilder()
-                       .eth(kClientMac, g_dp->port_mac())
-                       .ipv6("fd00:99:6::1", kVip6)
-                       .icmp_too_big(1280,
-                                     PacketBuilder()
-                                         .ipv6(kVip6, kClient6)
-                                         .tcp(kServicePort, 45008, kTcpAck)
-                                         .payload(1400))
-                       .build();
+  const auto err =
+      PacketBuilder()
+          .eth(kClientMac, g_dp->port_mac())
+          .ipv6("fd00:99:6::1", kVip6)
+          .icmp_too_big(
+              1280,
+              PacketBuilder().ipv6(kVip6, kClient6).tcp(kServicePort, 45008, kTcpAck).payload(1400))
+          .build();
   EXPECT_EQ(check_encap(exchange(err), err, Family::V6), h);
   // An error about no flow of a service is dropped and counted, not forwarded.
-  const auto stray = PacketBuilder()
-                         .eth(kClientMac, g_dp->port_mac())
-                         .ipv6("fd00:99:6::1", kVip6)
-                         .icmp_too_big(1280, PacketBuilder()
-                                                 .ipv6(kVip6, kClient6)
-                                                 .tcp(8080, 45008, kTcpAck)
-                                                 .payload(100))
-                         .build();
+  const auto stray =
+      PacketBuilder()
+          .eth(kClientMac, g_dp->port_mac())
+          .ipv6("fd00:99:6::1", kVip6)
+          .icmp_too_big(
+              1280, PacketBuilder().ipv6(kVip6, kClient6).tcp(8080, 45008, kTcpAck).payload(100))
+          .build();
   expect_dropped(stray, DropReason::IcmpIgnored);
 }
 

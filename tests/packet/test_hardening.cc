@@ -274,13 +274,13 @@ TEST_F(Hardening, ServiceWithAGroupOutOfRangeIsDroppedAsSnapshotCorrupt) {
   }
   EXPECT_EQ(send(syn4(2001)).reason, DropReason::SnapshotCorrupt);
   // An ICMP error quoting a flow of that service too.
-  const auto err = PacketBuilder()
-                       .eth(kClientMac, kPortMac)
-                       .ipv4("198.51.100.1", "10.99.0.10")
-                       .icmp_too_big(1400, PacketBuilder()
-                                               .ipv4("10.99.0.10", "198.51.100.9")
-                                               .tcp(80, 2001, kTcpAck))
-                       .build();
+  const auto err =
+      PacketBuilder()
+          .eth(kClientMac, kPortMac)
+          .ipv4("198.51.100.1", "10.99.0.10")
+          .icmp_too_big(1400,
+                        PacketBuilder().ipv4("10.99.0.10", "198.51.100.9").tcp(80, 2001, kTcpAck))
+          .build();
   EXPECT_EQ(send(err).reason, DropReason::SnapshotCorrupt);
   EXPECT_EQ(drops(DropReason::SnapshotCorrupt), 2u);
 }
