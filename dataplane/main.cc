@@ -386,6 +386,8 @@ int run(const gw::conf::Config& c, const char* program) {
     s.pool = pools[worker_socket[w]];
     s.burst = dp.burst;
     s.idle = idle;
+    s.too_big_rate = dp.icmp_too_big.rate;
+    s.too_big_burst = dp.icmp_too_big.burst;
     s.resolve_next_hops = w == 0;
     s.sweep_sessions = w == 0;
     s.stop = &stop;

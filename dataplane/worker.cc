@@ -72,6 +72,7 @@ Worker::Worker(const WorkerSetup& setup) noexcept : s_(setup) {
   ctx_.ports = s_.ports;
   ctx_.n_ports = s_.n_ports;
   ctx_.ip_id = static_cast<uint16_t>(rte_rdtsc() ^ (s_.index << 12));
+  ctx_.too_big_answers.configure(s_.too_big_rate, s_.too_big_burst);
 }
 
 Worker* Worker::create(const WorkerSetup& setup, int socket) noexcept {

@@ -74,6 +74,9 @@ struct WorkerSetup {
   rte_mempool* pool = nullptr;       // ARP/NS requests are allocated here (resolve_next_hops)
   uint16_t burst = 32;               // 1..kMaxBurst
   IdleMode idle = IdleMode::Busy;
+  // ICMP too-big answers: token bucket rate (a second, 0: none) and burst (dataplane.icmp_too_big)
+  uint32_t too_big_rate = TokenBucket::kDefaultRatePerS;
+  uint32_t too_big_burst = TokenBucket::kDefaultBurst;
   bool resolve_next_hops = false;           // one worker (0) asks for the next hops' MACs
   bool sweep_sessions = false;              // one worker (0) reclaims expired persistence sessions
   const std::atomic<bool>* stop = nullptr;  // set by the main lcore; the loop ends at the next pass

@@ -397,6 +397,18 @@ std::vector<MetricFamily> metric_families(const Collected& c, CounterGuard& guar
               r < d.degraded.size() ? d.degraded[r] : 0);
   }
 
+  uint64_t too_big_sent = 0;
+  for (const WorkerInfo& w : d.workers) {
+    too_big_sent += w.icmp_too_big_sent;
+  }
+  b.counter(b.family("gateway_dataplane_icmp_too_big_sent_total",
+                     "ICMP \"fragmentation needed\" (IPv4 with DF) and ICMPv6 \"packet too big\" "
+                     "answers sent for packets too big for their port once encapsulated; those "
+                     "withheld by the rate limit (dataplane.icmp_too_big) are drops with reason "
+                     "too_big_rate_limited.",
+                     MetricType::Counter),
+            {}, too_big_sent);
+
   const auto quiesce = b.family(
       "gateway_quiesce",
       "1 while quiesce of that block is on (designtime: configuration frozen; all: no new flows).",

@@ -98,6 +98,17 @@ struct ConnTableConfig {
   bool operator==(const ConnTableConfig&) const = default;
 };
 
+// Answers to packets too big for their port once encapsulated (IPv4 with DF: ICMP
+// "fragmentation needed"; IPv6: ICMPv6 "packet too big"), limited per lcore by a token bucket:
+// at most `burst` at once, refilled at `rate` a second. rate 0: never answered (all counted as
+// drops too_big_rate_limited).
+struct IcmpTooBigConfig {
+  uint32_t rate = 1000;  // 0 .. 1000000 answers a second, per lcore
+  uint32_t burst = 50;   // 1 .. 1000000
+
+  bool operator==(const IcmpTooBigConfig&) const = default;
+};
+
 struct DataplaneConfig {
   Engine engine = Engine::Dpdk;
   std::vector<std::string> eal;   // rte_eal_init arguments; dpdk only
@@ -109,6 +120,7 @@ struct DataplaneConfig {
   uint16_t rx_descriptors = 1024;  // power of two, 64..16384
   uint16_t tx_descriptors = 1024;  // power of two, 64..16384
   uint16_t burst = 32;             // 1..256
+  IcmpTooBigConfig icmp_too_big;   // key icmp_too_big: {rate, burst}
 
   bool operator==(const DataplaneConfig&) const = default;
 };

@@ -122,6 +122,10 @@ void emit_dataplane(YAML::Emitter& out, const DataplaneConfig& d) {
   emit_kv(out, "rx_descriptors", d.rx_descriptors);
   emit_kv(out, "tx_descriptors", d.tx_descriptors);
   emit_kv(out, "burst", d.burst);
+  begin_map(out, "icmp_too_big", YAML::Flow);
+  emit_kv(out, "rate", d.icmp_too_big.rate);
+  emit_kv(out, "burst", d.icmp_too_big.burst);
+  out << YAML::EndMap;
   out << YAML::EndMap;
 }
 

@@ -13,8 +13,9 @@
 //               nothing where another was expected; quoted numbers; booleans other than
 //               true/false
 //   values      integers: decimal, in range (ports 1..65535, weight 0..65535, mtu 576..9216,
-//               burst 1..256, rise/fall 1..100, lcores 0..1023, descriptors and table capacities
-//               powers of two in range); durations: a whole number and a unit (ms, s, m, h), a
+//               burst 1..256, icmp_too_big.rate 0..1000000 and .burst 1..1000000, rise/fall
+//               1..100, lcores 0..1023, descriptors and table capacities powers of two in
+//               range); durations: a whole number and a unit (ms, s, m, h), a
 //               bare number refused with a hint, > 0, at most 7 days; addresses, prefixes,
 //               host:port and MAC that parse; enums (engine, idle, protocol, on_disable,
 //               health_check.type, persistence.type, host mode) from their fixed sets
@@ -119,7 +120,7 @@ Config Rules::load(std::string_view text) const {
 
 DataplaneConfig Rules::dataplane(const Val& v) const {
   const Fields f = fields(v, {"engine", "eal", "lcores", "ports", "conn_table", "idle", "mbufs",
-                              "rx_descriptors", "tx_descriptors", "burst"});
+                              "rx_descriptors", "tx_descriptors", "burst", "icmp_too_big"});
   DataplaneConfig d;
   d.engine = choice<Engine>(require(f, "engine"), {{"dpdk", Engine::Dpdk}, {"xdp", Engine::Xdp}});
   if (auto e = f.get("eal")) {
@@ -176,6 +177,11 @@ DataplaneConfig Rules::dataplane(const Val& v) const {
   pow2_if(f, "rx_descriptors", d.rx_descriptors, 64, 16384);
   pow2_if(f, "tx_descriptors", d.tx_descriptors, 64, 16384);
   integer_if(f, "burst", d.burst, 1, 256);
+  if (auto it = f.get("icmp_too_big")) {
+    const Fields tf = fields(*it, {"rate", "burst"});
+    integer_if(tf, "rate", d.icmp_too_big.rate, 0, 1'000'000);
+    integer_if(tf, "burst", d.icmp_too_big.burst, 1, 1'000'000);
+  }
   return d;
 }
 

@@ -39,14 +39,18 @@
   X(HostDisabled, "host_disabled", "flow pinned to a DISABLED host with on_disable: drop")  \
   X(Quiesced, "quiesced", "new flow while the balancer is quiesced (block: all)")           \
   X(TtlExceeded, "ttl_exceeded", "TTL or hop limit would reach zero")                       \
-  X(TooBig, "too_big", "encapsulated packet would exceed the port MTU")                     \
+  X(TooBig, "too_big", "too big once encapsulated, and not answered by ICMP")               \
   X(NoNextHop, "no_next_hop", "next hop MAC not resolved yet")                              \
   X(NoHeadroom, "no_headroom", "buffer lacks headroom for the outer header")                \
   X(TxFull, "tx_full", "transmit queue full")                                               \
   X(IcmpIgnored, "icmp_ignored", "ICMP not answered and not related to a flow")             \
   X(ArpIgnored, "arp_ignored", "ARP not for an own address")                                \
-  X(FamilyMismatch, "family_mismatch", "host address family cannot carry this packet")       \
-  X(MultiSegment, "multi_segment", "frame spread over several buffers (scatter is off)")
+  X(FamilyMismatch, "family_mismatch", "host address family cannot carry this packet")      \
+  X(MultiSegment, "multi_segment", "frame spread over several buffers (scatter is off)")    \
+  X(TooBigRateLimited, "too_big_rate_limited",                                              \
+    "too big once encapsulated; its ICMP answer withheld by dataplane.icmp_too_big's rate") \
+  X(SnapshotCorrupt, "snapshot_corrupt",                                                    \
+    "the host-state snapshot gave the packet's service a backend group id out of range")
 
 namespace gw {
 

@@ -11,6 +11,7 @@
 #include "dataplane/core/mode.h"
 #include "dataplane/core/service_lookup.h"
 #include "dataplane/core/session_table.h"
+#include "dataplane/core/too_big.h"
 #include "dataplane/shm/atomics.h"
 #include "dataplane/shm/check.h"
 
@@ -161,6 +162,14 @@ Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t
   std::memcpy(ip->src, port.addr6.addr.b, 16);
   const uint32_t na_len = 32;  // header 8 + target 16 + option 8
   ip->payload_len = Be16::from_host(na_len);
+  // The NA follows the IPv6 header directly, whatever extension headers the NS carried: the
+  // target moves down over them (they are not answered), the rest is written anew.
+  if (pr.l4_offset != pr.l3_offset + sizeof(Ipv6Hdr)) {
+    uint8_t* const na = l3 + sizeof(Ipv6Hdr);
+    std::memmove(na + 8, target, 16);
+    icmp = na;
+    ip->next_header = kProtoIcmpv6;
+  }
   icmp[0] = kIcmp6NeighborAdvert;
   icmp[1] = 0;
   icmp[4] = unspecified ? 0x20 : 0x60;  // S (unless unsolicited) and O flags
@@ -176,7 +185,8 @@ Outcome answer_nd(const Pkt& p, const Parsed& pr, const PortInfo& port, uint64_t
   auto* eth = reinterpret_cast<EthHdr*>(p.data);
   eth->dst = eth->src;
   eth->src = port.mac;
-  return Outcome{p.data, pr.l4_offset + na_len, p.port, Action::Reply, DropReason::None};
+  return Outcome{p.data, static_cast<uint32_t>(icmp - p.data) + na_len, p.port, Action::Reply,
+                 DropReason::None};
 }
 
 // ---- host selection --------------------------------------------------------------------------
@@ -188,7 +198,9 @@ inline uint64_t session_hash(uint64_t sh, uint16_t group) noexcept {
   return sh ^ ((uint64_t{group} + 1) * 0x9e3779b97f4a7c15ull);
 }
 
+// Precondition: group < GW_MAX_GROUPS (the callers refuse a service whose group is not).
 inline const uint16_t* table_of(const gw_snapshot& s, uint16_t group, bool established) noexcept {
+  GW_DCHECK(group < GW_MAX_GROUPS, "group id out of range");
   return s.maglev[group][established ? 1 : 0];
 }
 
@@ -363,6 +375,9 @@ Outcome encap_to(const Pkt& p, const Parsed& pr, const gw_snapshot& snap, uint16
       encapsulate(p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len, pr.key.family, dst,
                   static_cast<uint32_t>(hash), ctx.ip_id++, ep);
   if (!r.ok()) {
+    if (r.drop == DropReason::TooBig) {
+      return answer_too_big(p, pr, port, port.mtu - encap_header_len(dst.family), ctx);
+    }
     return drop(r.drop);
   }
   gw_host_counters& hc = ctx.stats->hosts[host];
@@ -385,6 +400,9 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
     return drop(DropReason::IcmpIgnored);
   }
   const gw_service& svc = snap.services[si];
+  if (svc.group >= GW_MAX_GROUPS) {
+    return drop(DropReason::SnapshotCorrupt);
+  }
   const uint64_t h = flow_hash64(inner, kConnSeed);
   uint16_t host = GW_NO_HOST;
   gw_conn* e = ctx.conns->lookup(inner, h, ctx.now_ms);
@@ -457,6 +475,11 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
     return drop(known ? DropReason::NoService : DropReason::NotForUs);
   }
   const gw_service& svc = snap->services[si];
+  // Shared memory is an input: a group id that indexes no Maglev table is refused here, once,
+  // for everything below (choose_host's table_of); route_icmp_error checks its own.
+  if (svc.group >= GW_MAX_GROUPS) {
+    return drop(DropReason::SnapshotCorrupt);
+  }
   const bool syn = key.proto == kProtoTcp && (pr.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
   ConnTable& ct = *ctx.conns;
 

@@ -10,6 +10,7 @@
 // overlap); decide() then looks up (now from cache), selects and rewrites.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -89,6 +90,53 @@ struct Outcome {
   DropReason reason;
 };
 
+// A token bucket on the worker's clock (WorkerCtx::now_ms64): no syscall, no atomic, one writer.
+// Limits the answers the fast path originates about packets it cannot forward (ICMP
+// "fragmentation needed" / ICMPv6 "packet too big"), so a flood of large packets costs at most
+// rate_per_s answers a second (and a burst) per worker. rate_per_s 0: never answers.
+class TokenBucket {
+ public:
+  static constexpr uint32_t kDefaultRatePerS = 1000;
+  static constexpr uint32_t kDefaultBurst = 50;
+
+  // Starts full.
+  void configure(uint32_t rate_per_s, uint32_t burst) noexcept {
+    rate_ = rate_per_s;
+    burst_ = burst;
+    milli_tokens_ = rate_per_s != 0 ? uint64_t{burst} * 1000 : 0;
+    primed_ = false;
+  }
+
+  // Takes one token if there is one. now_ms never goes back (CLOCK_MONOTONIC); if it did, no
+  // token would be added for that call.
+  bool take(uint64_t now_ms) noexcept {
+    if (!primed_) {
+      primed_ = true;
+      last_ms_ = now_ms;
+    }
+    const uint64_t cap = uint64_t{burst_} * 1000;
+    const uint64_t elapsed = now_ms > last_ms_ ? now_ms - last_ms_ : 0;
+    last_ms_ = now_ms;
+    // elapsed * rate is milli-tokens; past cap ms of idle (rate >= 1) the bucket is full, which
+    // also keeps the product below 2^64.
+    if (rate_ != 0) {
+      milli_tokens_ = elapsed >= cap ? cap : std::min(cap, milli_tokens_ + elapsed * rate_);
+    }
+    if (milli_tokens_ < 1000) {
+      return false;
+    }
+    milli_tokens_ -= 1000;
+    return true;
+  }
+
+ private:
+  uint64_t milli_tokens_ = uint64_t{kDefaultBurst} * 1000;
+  uint64_t last_ms_ = 0;
+  uint32_t rate_ = kDefaultRatePerS;
+  uint32_t burst_ = kDefaultBurst;
+  bool primed_ = false;
+};
+
 // Everything one worker's pass needs. The snapshot pointer is valid for one pass only
 // (SnapshotReader::enter .. quiescent).
 struct WorkerCtx {
@@ -102,6 +150,8 @@ struct WorkerCtx {
   uint32_t now_s = 0;   // CLOCK_MONOTONIC s
   uint64_t now_ms64 = 0;
   uint16_t ip_id = 0;  // outer IPv4 identification, advanced per packet
+  // Answers to packets too big for the port once encapsulated (dataplane.icmp_too_big).
+  TokenBucket too_big_answers;
 };
 
 // Per-packet scratch between the two phases.

@@ -39,7 +39,8 @@
 #define GW_SHM_MAGIC 0x314d485357544147ull /* "GATWSHM1" little-endian */
 #define GW_SHM_LAYOUT_VERSION                                  \
   4u /* 2: gw_worker.degraded; gw_conn session_ms, gen, flags; \
-        gw_host.disabled_gen. 3: gw_worker.lifetimes. 4: gw_worker.conn_syn_*; \
+        gw_host.disabled_gen. 3: gw_worker.lifetimes.          \
+        4: gw_worker.conn_syn_*, icmp_too_big_sent;            \
         gw_conn_bucket.sig bit 0 marks SYN state */
 
 #define GW_MAX_WORKERS 64u
@@ -188,13 +189,18 @@ struct gw_worker {
   uint64_t degraded[GW_MAX_DEGRADED];
   struct gw_host_counters hosts[GW_MAX_HOSTS];          /* [wN] */
   struct gw_host_lifetimes lifetimes[GW_MAX_HOSTS];     /* [wN] by host id */
-  /* line: the half-open bound (dataplane/core/conn_table.h, "Half-open share") */
+  /* line: the half-open bound (dataplane/core/conn_table.h, "Half-open share"), and the
+   * answers the worker originated */
   uint64_t conn_syn_entries;     /* [wN] live entries in state SYN (tombstones not counted) */
   uint64_t conn_syn_refused;     /* [wN] SYNs given no entry because half-open entries held their
                                     share (bucket or table); forwarded statelessly, so also
                                     counted in conn_stateless */
   uint64_t conn_syn_evicted;     /* [wN] SYN-state entries replaced by a newer SYN's entry */
-  uint64_t reserved1[5];
+  /* [wN] ICMP "fragmentation needed" (IPv4 with DF) and ICMPv6 "packet too big" sent for packets
+   * too big for their port once encapsulated (the ones withheld by the rate limit are counted
+   * under drops[TooBigRateLimited]) */
+  uint64_t icmp_too_big_sent;
+  uint64_t reserved1[4];
 };
 
 /* ---- connection table (one per worker) ----------------------------------------------------- */
@@ -322,6 +328,9 @@ GW_STATIC_ASSERT(offsetof(struct gw_worker, conn_syn_entries) ==
 GW_STATIC_ASSERT(offsetof(struct gw_conn, session_ms) == 52, "gw_conn.session_ms");
 GW_STATIC_ASSERT(offsetof(struct gw_conn, gen) == 56, "gw_conn.gen");
 GW_STATIC_ASSERT(offsetof(struct gw_host, disabled_gen) == 24, "gw_host.disabled_gen");
+GW_STATIC_ASSERT(offsetof(struct gw_worker, icmp_too_big_sent) ==
+                     offsetof(struct gw_worker, lifetimes) + 512 * GW_MAX_HOSTS,
+                 "icmp_too_big_sent follows the lifetimes, line aligned");
 GW_STATIC_ASSERT(sizeof(struct gw_worker) % 64 == 0, "worker stride");
 
 #endif /* GW_SHM_LAYOUT_H */

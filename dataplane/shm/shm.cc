@@ -221,6 +221,17 @@ Result<Region> Region::attach_existing(const std::string& instance, uint32_t wai
                       " bytes, its header says " + std::to_string(h->total_size) +
                       " and its geometry needs " + std::to_string(p.total_size));
   }
+  // Every accessor adds these header fields to the mapping's base: they must be the plan's, or a
+  // corrupt header would send the workers' counters and tables outside the object.
+  if (h->off_snapshots[0] != p.off_snapshots[0] || h->off_snapshots[1] != p.off_snapshots[1] ||
+      h->off_workers != p.off_workers || h->worker_stride != p.worker_stride ||
+      h->off_conn_tables != p.off_conn_tables || h->conn_table_stride != p.conn_table_stride ||
+      h->conn_buckets != g.conn_buckets() || h->session_buckets != g.session_buckets()) {
+    return make_error("shared memory " + name +
+                      " has region offsets or table sizes in its header " + "that its geometry (" +
+                      geometry_text(g) + ") does not give: the object " +
+                      "is corrupt; stop both processes and remove /dev/shm" + name);
+  }
   return r;
 }
 

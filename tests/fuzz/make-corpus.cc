@@ -1,8 +1,13 @@
-// Writes the seed corpus of fuzz_parse: one small frame per parser branch, valid and invalid.
+// Writes the seed corpora: fuzz_parse's (one small frame per parser branch, valid and invalid)
+// and fuzz_burst's (inputs in the encoding of burst_world.h: every parse seed as a one-frame
+// burst, then bursts that reach each decision of the fast path: established and new flows of
+// every service, ICMP errors about them, packets too big to encapsulate, ARP/ND/echo, mode
+// changes, clock jumps and shared memory holding values out of range).
 //
 // Not part of the build (the corpus is committed); regenerate after changing it with
 //   c++ -std=c++20 -I. tests/fuzz/make-corpus.cc -o /tmp/make-corpus
-//   rm -f tests/fuzz/corpus/parse/* && /tmp/make-corpus tests/fuzz/corpus/parse
+//   rm -f tests/fuzz/corpus/parse/* tests/fuzz/corpus/burst/*
+//   /tmp/make-corpus tests/fuzz/corpus
 // Output is deterministic, so a regeneration without changes leaves git clean.
 #include <cstdio>
 #include <fstream>
@@ -11,6 +16,7 @@
 #include <vector>
 
 #include "dataplane/core/parse.h"
+#include "tests/fuzz/burst_world.h"
 #include "tests/support/packet_builder.h"
 
 using gw::test::kMacDst;
@@ -163,24 +169,210 @@ std::vector<std::pair<std::string, Frame>> corpus() {
   };
 }
 
+// ---- fuzz_burst --------------------------------------------------------------------------------
+
+using gw::fuzz::InputWriter;
+using gw::fuzz::Poke;
+
+const gw::MacAddr kPort{{0x02, 0xaa, 0, 0, 0, 0x02}};
+const gw::MacAddr kNextHop{{0x02, 0xbb, 0, 0, 0, 0x01}};
+
+PacketBuilder to_port() { return PacketBuilder().eth(kMacSrc, kPort); }
+std::string c4(int i) { return gw::fuzz::client4(i); }
+std::string c6(int i) { return gw::fuzz::client6(i); }
+uint16_t sport(int i) { return static_cast<uint16_t>(gw::fuzz::kClientPort + i); }
+
+// Packets of the flows burst_world.h makes before every input, and of new ones.
+Frame web(int i, uint8_t flags, size_t payload = 20) {
+  return to_port().ipv4(c4(i), gw::fuzz::kVip4).tcp(sport(i), 80, flags).payload(payload).build();
+}
+Frame app(int i, uint8_t flags) {
+  return to_port().ipv4(c4(i), gw::fuzz::kVip4App).tcp(sport(i), 8080, flags).payload(10).build();
+}
+Frame dns(int i) {
+  return to_port().ipv4(c4(i), gw::fuzz::kVip4).udp(sport(i), 53).payload(30).build();
+}
+Frame web6(int i, uint8_t flags, size_t payload = 20) {
+  return to_port().ipv6(c6(i), gw::fuzz::kVip6).tcp(sport(i), 443, flags).payload(payload).build();
+}
+Frame big4(int i, bool df) {
+  return to_port()
+      .ipv4(c4(i), gw::fuzz::kVip4, {.df = df})
+      .tcp(sport(i), 80, gw::kTcpAck)
+      .payload(1500 - 40)
+      .build();
+}
+Frame big6(int i) { return web6(i, gw::kTcpAck, 1500 - 60); }
+Frame icmp_error4(int i, uint16_t port, const char* vip) {
+  return to_port()
+      .ipv4("198.51.100.1", vip)
+      .icmp_too_big(1400,
+                    PacketBuilder().ipv4(vip, c4(i), {.df = true}).tcp(port, sport(i)).payload(8),
+                    kQuoteMinimal)
+      .build();
+}
+Frame icmp_error6(int i) {
+  return to_port()
+      .ipv6("2001:db8:2::1", gw::fuzz::kVip6)
+      .icmp_too_big(1280,
+                    PacketBuilder().ipv6(gw::fuzz::kVip6, c6(i)).tcp(443, sport(i)).payload(8))
+      .build();
+}
+
+std::vector<std::pair<std::string, std::vector<uint8_t>>> burst_corpus() {
+  using namespace gw;
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
+  for (const auto& [name, frame] : corpus()) {
+    out.emplace_back("frame-" + name, InputWriter().frame(frame).bytes());
+  }
+  auto add = [&](std::string name, const InputWriter& w) { out.emplace_back(name, w.bytes()); };
+  add("established-every-service", InputWriter()
+                                       .frame(web(1, kTcpAck))
+                                       .frame(web(2, kTcpAck | kTcpPsh))
+                                       .frame(app(4, kTcpAck))
+                                       .frame(dns(5))
+                                       .frame(web6(7, kTcpAck))
+                                       .frame(web(3, kTcpAck))  // a flow that sent FIN
+                                       .run());
+  add("new-flows", InputWriter()
+                       .frame(web(500, kTcpSyn))
+                       .frame(app(501, kTcpSyn))
+                       .frame(dns(502))
+                       .frame(web6(503, kTcpSyn))
+                       .frame(web(1, kTcpSyn))  // a reused port of a live flow
+                       .frame(web(500, kTcpAck))
+                       .run());
+  add("rst-fin", InputWriter().frame(web(8, kTcpRst)).frame(app(9, kTcpFin | kTcpAck)).run());
+  add("too-big", InputWriter().frame(big4(10, true)).frame(big4(11, false)).frame(big6(12)).run());
+  {
+    InputWriter w;
+    for (int i = 0; i < 8; ++i) w.frame(big4(13, true));
+    w.run().clock(100).frame(big4(13, true)).frame(big6(13));
+    add("too-big-rate-limited", w);
+  }
+  add("too-big-small-headroom", InputWriter()
+                                    .poke(Poke::Headroom, 0, 20)
+                                    .frame(big4(14, true))
+                                    .frame(big6(14))
+                                    .frame(web(14, kTcpAck)));
+  add("too-big-vlan", InputWriter().frame(PacketBuilder()
+                                              .eth(kMacSrc, kPort)
+                                              .vlan(7)
+                                              .ipv4(c4(15), gw::fuzz::kVip4, {.df = true})
+                                              .tcp(sport(15), 80, kTcpAck)
+                                              .payload(1480)
+                                              .build()));
+  add("icmp-errors", InputWriter()
+                         .frame(icmp_error4(16, 80, gw::fuzz::kVip4))
+                         .frame(icmp_error4(17, 8080, gw::fuzz::kVip4App))
+                         .frame(icmp_error6(18))
+                         .frame(icmp_error4(600, 80, gw::fuzz::kVip4))  // no flow
+                         .run());
+  add("own-addresses",
+      InputWriter()
+          .frame(PacketBuilder()
+                     .eth(kMacSrc, gw::MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                     .arp_request(kMacSrc, "10.99.1.7", gw::fuzz::kOwn4)
+                     .build())
+          .frame(PacketBuilder()
+                     .eth(kNextHop, kPort)
+                     .arp_reply(kNextHop, gw::fuzz::kNextHop4, kPort, gw::fuzz::kOwn4)
+                     .build())
+          .frame(to_port().ipv4("10.99.1.7", gw::fuzz::kOwn4).icmp_echo(1).build())
+          .frame(to_port().ipv4(c4(1), gw::fuzz::kVip4).icmp_echo(2).build())
+          .frame(to_port().ipv6(c6(1), gw::fuzz::kVip6).icmp_echo(3).build())
+          .frame(to_port()
+                     .ipv6("fd00:99:1::7", "ff02::1:ff00:2", {.hop_limit = 255})
+                     .icmp(135)
+                     .payload(Frame{0xfd, 0, 0, 0x99, 0, 1, 0, 0, 0, 0, 0, 0,
+                                    0,    0, 0, 2,    1, 1, 2, 0, 0, 0, 0, 7})
+                     .build())
+          .run());
+  add("modes-then-flows", InputWriter()
+                              .frame(web(20, kTcpAck))
+                              .modes()
+                              .frame(web(20, kTcpAck))
+                              .frame(web6(21, kTcpAck))
+                              .frame(app(22, kTcpAck))
+                              .modes()
+                              .frame(web(20, kTcpAck))
+                              .frame(web(23, kTcpSyn))
+                              .frame(app(22, kTcpAck))
+                              .frame(web6(24, kTcpAck))
+                              .modes()
+                              .frame(web(700, kTcpSyn))
+                              .frame(web(20, kTcpAck))
+                              .run());
+  add("clock-expiry", InputWriter()
+                          .clock(400)  // 6.4 s: SYN entries gone
+                          .frame(web(25, kTcpAck))
+                          .clock(2000)  // 32 s: UDP and closing ones too
+                          .frame(dns(26))
+                          .frame(web(27, kTcpAck))
+                          .clock(20000)  // 5 min: everything, sessions not
+                          .frame(web(28, kTcpSyn))
+                          .run());
+  add("corrupt-service-slots", InputWriter()
+                                   .poke(Poke::ServiceSlot, 0, 0xffff)
+                                   .poke(Poke::VipSlot, 0, 0x0200)
+                                   .frame(web(30, kTcpAck))
+                                   .frame(web(31, kTcpSyn)));
+  add("corrupt-group", InputWriter()
+                           .poke(Poke::ServiceGroup, 0, 0x4000)
+                           .poke(Poke::ServiceGroup, 3, 64)
+                           .frame(web(32, kTcpAck))
+                           .frame(web6(33, kTcpSyn))
+                           .frame(icmp_error4(34, 80, gw::fuzz::kVip4)));
+  add("corrupt-maglev", InputWriter()
+                            .poke(Poke::Maglev, 0, 0x1234)
+                            .poke(Poke::Maglev, 65537, 4095)
+                            .frame(web(600, kTcpSyn))
+                            .frame(web(601, kTcpAck)));
+  add("corrupt-hosts", InputWriter()
+                           .poke(Poke::HostByte, 0, 9)
+                           .poke(Poke::HostByte, 1, 0x100)
+                           .frame(web(35, kTcpAck))
+                           .frame(web(602, kTcpSyn)));
+  {
+    InputWriter w;
+    for (uint32_t e = 0; e < 64; ++e)
+      w.poke(Poke::ConnHost, e * 37, static_cast<uint16_t>(0xf000 + e));
+    for (uint32_t e = 0; e < 32; ++e) w.poke(Poke::SessionHost, e * 61, 0xfff0);
+    for (int i = 0; i < 40; ++i) w.frame(web(i, kTcpAck));
+    add("corrupt-tables", w.run());
+  }
+  return out;
+}
+
+int write_all(const std::string& dir,
+              const std::vector<std::pair<std::string, std::vector<uint8_t>>>& files) {
+  for (const auto& [name, bytes] : files) {
+    std::ofstream out(dir + "/" + name, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+    if (!out) {
+      std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), name.c_str());
+      return 1;
+    }
+  }
+  std::printf("wrote %zu inputs to %s\n", files.size(), dir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CORPUS_DIR (writes its parse/ and burst/)\n", argv[0]);
     return 2;
   }
-  size_t n = 0;
-  for (const auto& [name, frame] : corpus()) {
-    std::ofstream out(std::string(argv[1]) + "/" + name, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(frame.data()),
-              static_cast<std::streamsize>(frame.size()));
-    if (!out) {
-      std::fprintf(stderr, "cannot write %s\n", name.c_str());
-      return 1;
-    }
-    ++n;
+  const std::string root = argv[1];
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> parse;
+  for (auto& [name, frame] : corpus()) {
+    parse.emplace_back(name, frame);
   }
-  std::printf("wrote %zu frames\n", n);
-  return 0;
+  if (int rc = write_all(root + "/parse", parse); rc != 0) {
+    return rc;
+  }
+  return write_all(root + "/burst", burst_corpus());
 }

@@ -59,6 +59,8 @@ constexpr const char* kClient4 = "10.99.5.1";
 constexpr const char* kClient6 = "fd00:99:5::1";
 constexpr uint16_t kServicePort = 80;
 constexpr uint16_t kUdpPort = 53;
+constexpr uint32_t kTooBigRatePerS = 1;
+constexpr uint32_t kTooBigBurst = 8;
 
 // Host id = position here. Group 0 serves the IPv4 VIP, group 1 the IPv6 VIP.
 struct HostDef {
@@ -254,6 +256,10 @@ class Dataplane : public testing::Environment {
     ws.pool = pool_;
     ws.burst = 32;
     ws.idle = dp::IdleMode::Adaptive;
+    // ICMP too-big answers: a burst of kTooBigBurst, refilled slowly, so that the rate-limit
+    // test sees the limit.
+    ws.too_big_rate = kTooBigRatePerS;
+    ws.too_big_burst = kTooBigBurst;
     ws.resolve_next_hops = true;  // the next hop is static: nothing is asked for
     ws.sweep_sessions = true;
     ws.stop = &stop_;
@@ -763,6 +769,260 @@ TEST_F(DataplaneTest, DisabledHostsConnectionsReachZeroWithinASecondWithoutTraff
       EXPECT_TRUE(now == disabled || now == other) << "flow " << p;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packets too big for the port once encapsulated (port MTU 1500: IPv4 hosts take inner packets
+// up to 1480 bytes, IPv6 hosts up to 1460), and ICMP errors about balanced flows.
+
+// RFC 1071 written out independently of dataplane/core/checksum.h: the ones' complement sum of
+// the big-endian 16-bit words (an odd last byte padded with zero), starting from `sum`.
+uint32_t ones_sum(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  for (size_t i = 0; i + 1 < n; i += 2) {
+    sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  }
+  if (n % 2 != 0) {
+    sum += static_cast<uint32_t>(p[n - 1] << 8);
+  }
+  return sum;
+}
+// True when the sum (a header or message holding its checksum) folds to 0xffff.
+bool sum_verifies(uint32_t sum) {
+  while (sum >> 16 != 0) {
+    sum = (sum & 0xffff) + (sum >> 16);
+  }
+  return sum == 0xffff;
+}
+
+// A client's TCP segment to the VIP whose IP packet is ip_len bytes long.
+PacketBuilder big_tcp4(uint16_t sport, size_t ip_len, bool df) {
+  PacketBuilder b;
+  b.eth(kClientMac, g_dp->port_mac())
+      .ipv4(kClient4, kVip4, {.df = df})
+      .tcp(sport, kServicePort, kTcpAck | kTcpPsh)
+      .payload(ip_len - sizeof(Ipv4Hdr) - sizeof(TcpHdr));
+  return b;
+}
+PacketBuilder big_tcp6(uint16_t sport, size_t ip_len) {
+  PacketBuilder b;
+  b.eth(kClientMac, g_dp->port_mac())
+      .ipv6(kClient6, kVip6)
+      .tcp(sport, kServicePort, kTcpAck | kTcpPsh)
+      .payload(ip_len - sizeof(Ipv6Hdr) - sizeof(TcpHdr));
+  return b;
+}
+// The same packets from the IP header on (what an ICMP error quotes).
+PacketBuilder big_tcp4_ip(uint16_t sport, size_t ip_len) {
+  PacketBuilder b;
+  b.ipv4(kClient4, kVip4, {.df = true})
+      .tcp(sport, kServicePort, kTcpAck | kTcpPsh)
+      .payload(ip_len - sizeof(Ipv4Hdr) - sizeof(TcpHdr));
+  return b;
+}
+PacketBuilder big_tcp6_ip(uint16_t sport, size_t ip_len) {
+  PacketBuilder b;
+  b.ipv6(kClient6, kVip6)
+      .tcp(sport, kServicePort, kTcpAck | kTcpPsh)
+      .payload(ip_len - sizeof(Ipv6Hdr) - sizeof(TcpHdr));
+  return b;
+}
+
+TEST_F(DataplaneTest, TooBigIpv4WithDfIsAnsweredWithFragmentationNeeded) {
+  gw_worker& st = g_dp->stats();
+  const uint64_t sent = read(st.icmp_too_big_sent);
+  const uint64_t too_big = read(st.drops[static_cast<size_t>(DropReason::TooBig)]);
+  // 1480 bytes fit; 1481 do not.
+  const auto fits = big_tcp4(45001, 1480, true).build();
+  EXPECT_GE(check_encap(exchange(fits), fits, Family::V4), 0);
+  const auto big = big_tcp4(45001, 1481, true).build();
+  const auto got = exchange(big);
+  ASSERT_GE(got.size(), sizeof(EthHdr) + sizeof(Ipv4Hdr)) << describe(got);
+  const std::string what = "\ngot: " + describe(got);
+  const uint8_t* ip = got.data() + sizeof(EthHdr);
+  // The whole frame as it must be: back to the client's MAC from the port's, from the port's own
+  // address, type 3 code 4 with the next-hop MTU 1500 - 20, quoting the IP header and 8 bytes.
+  // Only the IPv4 identification is the worker's choice.
+  const auto want = PacketBuilder()
+                        .eth(g_dp->port_mac(), kClientMac)
+                        .ipv4(kOwn4, kClient4, {.id = get16(ip + 4)})
+                        .icmp_too_big(1480, big_tcp4_ip(45001, 1481), kQuoteMinimal)
+                        .build();
+  EXPECT_EQ(want, got) << frame_diff(want, got);
+  ASSERT_EQ(got.size(), sizeof(EthHdr) + 20u + 8u + 28u) << what;
+  EXPECT_EQ(ip[9], kProtoIcmp) << what;
+  EXPECT_EQ(get16(ip + 2), 56) << "total length" << what;
+  EXPECT_TRUE(sum_verifies(ones_sum(ip, sizeof(Ipv4Hdr)))) << "IPv4 header checksum" << what;
+  const uint8_t* icmp = ip + sizeof(Ipv4Hdr);
+  EXPECT_EQ(icmp[0], 3) << what;
+  EXPECT_EQ(icmp[1], 4) << what;
+  EXPECT_EQ(get16(icmp + 4), 0) << "unused" << what;
+  EXPECT_EQ(get16(icmp + 6), 1480) << "next-hop MTU" << what;
+  EXPECT_TRUE(sum_verifies(ones_sum(icmp, 8 + 28))) << "ICMP checksum" << what;
+  EXPECT_EQ(0, std::memcmp(icmp + 8, big.data() + sizeof(EthHdr), 28)) << "quote" << what;
+  EXPECT_TRUE(eventually([&] { return read(st.icmp_too_big_sent) == sent + 1; }));
+  EXPECT_EQ(read(st.drops[static_cast<size_t>(DropReason::TooBig)]), too_big);
+}
+
+TEST_F(DataplaneTest, TooBigIpv4WithDfOnAVlanIsAnsweredOnThatVlan) {
+  const auto big = PacketBuilder()
+                       .eth(kClientMac, g_dp->port_mac())
+                       .vlan(42, 5)
+                       .ipv4(kClient4, kVip4, {.df = true})
+                       .tcp(45002, kServicePort, kTcpAck)
+                       .payload(1500 - 40)
+                       .build();
+  const auto got = exchange(big);
+  ASSERT_GE(got.size(), 18u + 20u) << describe(got);
+  const uint8_t* ip = got.data() + 18;
+  const auto want = PacketBuilder()
+                        .eth(g_dp->port_mac(), kClientMac)
+                        .vlan(42, 5)
+                        .ipv4(kOwn4, kClient4, {.id = get16(ip + 4)})
+                        .icmp_too_big(1480,
+                                      PacketBuilder()
+                                          .ipv4(kClient4, kVip4, {.df = true})
+                                          .tcp(45002, kServicePort, kTcpAck)
+                                          .payload(1500 - 40),
+                                      kQuoteMinimal)
+                        .build();
+  EXPECT_EQ(want, got) << frame_diff(want, got);
+  EXPECT_TRUE(sum_verifies(ones_sum(ip, 20)));
+  EXPECT_TRUE(sum_verifies(ones_sum(ip + 20, got.size() - 18 - 20)));
+}
+
+TEST_F(DataplaneTest, TooBigIpv4WithoutDfIsDroppedAsTooBigAndNotAnswered) {
+  gw_worker& st = g_dp->stats();
+  const uint64_t sent = read(st.icmp_too_big_sent);
+  expect_dropped(big_tcp4(45003, 1481, false).build(), DropReason::TooBig);
+  EXPECT_EQ(read(st.icmp_too_big_sent), sent);
+}
+
+TEST_F(DataplaneTest, TooBigIpv6IsAnsweredWithPacketTooBigQuotingUpTo1280Bytes) {
+  gw_worker& st = g_dp->stats();
+  const uint64_t sent = read(st.icmp_too_big_sent);
+  const auto fits = big_tcp6(45004, 1460).build();
+  EXPECT_GE(check_encap(exchange(fits), fits, Family::V6), 0);
+  const auto big = big_tcp6(45004, 1461).build();
+  const auto got = exchange(big);
+  const std::string what = "\ngot: " + describe(got);
+  // IPv6 40 + ICMPv6 8 + the first 1232 bytes of the packet: 1280 bytes.
+  const auto want = PacketBuilder()
+                        .eth(g_dp->port_mac(), kClientMac)
+                        .ipv6(kOwn6, kClient6)
+                        .icmp_too_big(1460, big_tcp6_ip(45004, 1461), 1232)
+                        .build();
+  EXPECT_EQ(want, got) << frame_diff(want, got);
+  ASSERT_EQ(got.size(), sizeof(EthHdr) + 1280u) << what;
+  const uint8_t* ip = got.data() + sizeof(EthHdr);
+  EXPECT_EQ(get16(got.data() + 12), kEtherTypeIpv6) << what;
+  EXPECT_EQ(get16(ip + 4), 1240) << "payload length" << what;
+  EXPECT_EQ(ip[6], kProtoIcmpv6) << what;
+  EXPECT_TRUE(addr(ip_text(Family::V6, ip + 8)) == addr(kOwn6)) << what;
+  EXPECT_TRUE(addr(ip_text(Family::V6, ip + 24)) == addr(kClient6)) << what;
+  const uint8_t* icmp = ip + sizeof(Ipv6Hdr);
+  EXPECT_EQ(icmp[0], kIcmp6PacketTooBig) << what;
+  EXPECT_EQ(icmp[1], 0) << what;
+  EXPECT_EQ(uint32_t{get16(icmp + 4)} << 16 | get16(icmp + 6), 1460u) << "MTU" << what;
+  // The checksum covers the pseudo-header: addresses, upper-layer length, next header.
+  uint32_t sum = ones_sum(ip + 8, 32);
+  sum += 1240;
+  sum += kProtoIcmpv6;
+  EXPECT_TRUE(sum_verifies(ones_sum(icmp, 1240, sum))) << "ICMPv6 checksum" << what;
+  EXPECT_EQ(0, std::memcmp(icmp + 8, big.data() + sizeof(EthHdr), 1232)) << "quote" << what;
+  EXPECT_TRUE(eventually([&] { return read(st.icmp_too_big_sent) == sent + 1; }));
+}
+
+// The worker's bucket holds kTooBigBurst answers and gains kTooBigRatePerS a second: of a quick
+// run of twice that many too-big packets, each is either answered or counted as rate limited,
+// and some are limited (unless the run took over kTooBigBurst seconds).
+TEST_F(DataplaneTest, TooBigAnswersAreRateLimitedPerWorkerAndTheRestCounted) {
+  gw_worker& st = g_dp->stats();
+  const uint64_t& limited = st.drops[static_cast<size_t>(DropReason::TooBigRateLimited)];
+  const uint64_t sent0 = read(st.icmp_too_big_sent);
+  const uint64_t limited0 = read(limited);
+  const uint64_t rx0 = read(st.ports[0].rx_packets);
+  constexpr int kSent = 2 * kTooBigBurst;
+  for (int i = 0; i < kSent; ++i) {
+    g_dp->send(big_tcp4(45005, 1481, true).build());
+  }
+  ASSERT_TRUE(eventually([&] { return read(st.ports[0].rx_packets) == rx0 + kSent; }));
+  const uint64_t polls = read(st.polls);
+  ASSERT_TRUE(eventually([&] { return read(st.polls) >= polls + 2; }));
+  const uint64_t answered = read(st.icmp_too_big_sent) - sent0;
+  const uint64_t withheld = read(limited) - limited0;
+  EXPECT_EQ(answered + withheld, static_cast<uint64_t>(kSent));
+  EXPECT_GE(withheld, 1u);
+  EXPECT_GE(answered, 1u);
+  size_t frames = 0;
+  while (g_dp->tx_pending() != 0) {
+    const auto f = g_dp->receive();
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(f->size(), sizeof(EthHdr) + 56u) << describe(*f);
+    ++frames;
+  }
+  EXPECT_EQ(frames, answered);
+}
+
+// An ICMP error from a router on the client side that quotes a balanced flow (the VIP's packet to
+// the client) goes to the flow's host, unchanged inside the tunnel.
+TEST_F(DataplaneTest, FragmentationNeededQuotingAnIpv4FlowReachesItsHost) {
+  const auto syn = tcp4(45006, kTcpSyn).build();
+  const int h = check_encap(exchange(syn), syn, Family::V4);
+  ASSERT_GE(h, 0);
+  const auto err = PacketBuilder()
+                       .eth(kClientMac, g_dp->port_mac())
+                       .ipv4("10.99.6.1", kVip4)
+                       .icmp_too_big(1400,
+                                     PacketBuilder()
+                                         .ipv4(kVip4, kClient4, {.df = true})
+                                         .tcp(kServicePort, 45006, kTcpAck)
+                                         .payload(1400),
+                                     kQuoteMinimal)
+                       .build();
+  EXPECT_EQ(check_encap(exchange(err), err, Family::V4), h);
+  // Also when it names the flow's host only through the `established` table.
+  const auto err_new =
+      PacketBuilder()
+          .eth(kClientMac, g_dp->port_mac())
+          .ipv4("10.99.6.1", kVip4)
+          .icmp_unreachable(
+              1,
+              PacketBuilder().ipv4(kVip4, kClient4).tcp(kServicePort, 45007, kTcpAck).payload(100))
+          .build();
+  const int via_table = check_encap(exchange(err_new), err_new, Family::V4);
+  const uint16_t slot = static_cast<uint16_t>(
+      g_dp->current()
+          .maglev[0][1][flow_hash(key_v4(kClient4, 45007, kVip4, kServicePort), dp::kMaglevSeed) %
+                        GW_MAGLEV_SIZE]);
+  EXPECT_EQ(via_table, slot);
+}
+
+TEST_F(DataplaneTest, PacketTooBigQuotingAnIpv6FlowReachesItsHost) {
+  const auto syn = PacketBuilder()
+                       .eth(kClientMac, g_dp->port_mac())
+                       .ipv6(kClient6, kVip6)
+                       .tcp(45008, kServicePort, kTcpSyn)
+                       .build();
+  const int h = check_encap(exchange(syn), syn, Family::V6);
+  ASSERT_GE(h, 0);
+  const auto err =
+      PacketBuilder()
+          .eth(kClientMac, g_dp->port_mac())
+          .ipv6("fd00:99:6::1", kVip6)
+          .icmp_too_big(
+              1280,
+              PacketBuilder().ipv6(kVip6, kClient6).tcp(kServicePort, 45008, kTcpAck).payload(1400))
+          .build();
+  EXPECT_EQ(check_encap(exchange(err), err, Family::V6), h);
+  // An error about no flow of a service is dropped and counted, not forwarded.
+  const auto stray =
+      PacketBuilder()
+          .eth(kClientMac, g_dp->port_mac())
+          .ipv6("fd00:99:6::1", kVip6)
+          .icmp_too_big(
+              1280, PacketBuilder().ipv6(kVip6, kClient6).tcp(8080, 45008, kTcpAck).payload(100))
+          .build();
+  expect_dropped(stray, DropReason::IcmpIgnored);
 }
 
 }  // namespace

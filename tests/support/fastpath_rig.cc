@@ -44,6 +44,7 @@ FastpathRig::FastpathRig(conf::Config config, const RigOptions& options)
       own_sessions_.assign(options_.session_buckets, gw_session_bucket{});
       sb = own_sessions_.data();
     }
+    session_buckets_ = sb;
     sessions_ = std::make_unique<dp::SessionTable>(sb, options_.session_buckets, worker_->hosts);
   }
 
@@ -116,6 +117,15 @@ void FastpathRig::lose_connection_table() {
 void FastpathRig::reattach_connection_table() {
   make_conn_table();
   conns_->rebuild_counts();
+}
+
+void FastpathRig::reattach_session_table() {
+  if (session_buckets_ == nullptr) {
+    return;
+  }
+  sessions_ = std::make_unique<dp::SessionTable>(session_buckets_, options_.session_buckets,
+                                                 worker_->hosts);
+  ctx_.sessions = sessions_.get();
 }
 
 void FastpathRig::set_now_ms(uint64_t now_ms) noexcept {

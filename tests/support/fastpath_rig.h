@@ -75,6 +75,9 @@ class FastpathRig {
   void lose_connection_table();
   // A restarted worker over the table memory as it is now (rebuild_counts()).
   void reattach_connection_table();
+  // A fresh SessionTable object over the session memory as it is now (its reclaim cursor back at
+  // bucket 0); nothing without a session table.
+  void reattach_session_table();
 
   // ---- clock (CLOCK_MONOTONIC ms as the worker keeps it)
   void set_now_ms(uint64_t now_ms) noexcept;
@@ -120,6 +123,7 @@ class FastpathRig {
   std::vector<gw_conn_bucket> own_buckets_;
   std::vector<gw_conn> own_entries_;
   std::vector<gw_session_bucket> own_sessions_;
+  gw_session_bucket* session_buckets_ = nullptr;
   gw_snapshot* snap_ = nullptr;
   gw_worker* worker_ = nullptr;
   gw_conn_bucket* buckets_ = nullptr;

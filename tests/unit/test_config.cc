@@ -121,6 +121,8 @@ TEST(ConfigLoad, MinimalFileTakesEveryDefault) {
   EXPECT_EQ(c.dataplane.conn_table, ConnTableConfig{});
   EXPECT_EQ(c.dataplane.idle, IdlePolicy::Busy);
   EXPECT_EQ(c.dataplane.ports[0].mtu, 1500);
+  EXPECT_EQ(c.dataplane.icmp_too_big.rate, 1000u);
+  EXPECT_EQ(c.dataplane.icmp_too_big.burst, 50u);
   EXPECT_EQ(c.control.socket, "/run/gateway/min.sock");
   EXPECT_EQ(c.control.state_dir, "/var/lib/gateway/min");
   EXPECT_FALSE(c.control.http.has_value());
@@ -192,6 +194,28 @@ TEST(ConfigLoad, ShippedProductionExample) {
       EXPECT_TRUE(h.tags.contains("dc")) << g.name << "/" << h.name;
       EXPECT_TRUE(h.tags.contains("version")) << g.name << "/" << h.name;
     }
+  }
+}
+
+TEST(ConfigLoad, IcmpTooBigRateAndBurstAreReadAndWrittenBack) {
+  const std::string text =
+      "instance: t\ndataplane:\n  engine: dpdk\n  lcores: [0]\n  ports:\n"
+      "    - {device: net_null0, address: 192.0.2.2/24, next_hop: 192.0.2.1}\n"
+      "  icmp_too_big: {rate: 0, burst: 7}\n";
+  const Config c = load_config_string(text, "t.yaml");
+  EXPECT_EQ(c.dataplane.icmp_too_big, (IcmpTooBigConfig{0, 7}));
+  const std::string y = canonical_yaml(c);
+  EXPECT_THAT(y, HasSubstr("  icmp_too_big: {rate: 0, burst: 7}\n"));
+  EXPECT_EQ(load_config_string(y, "t.yaml"), c);
+  try {
+    (void)load_config_string(
+        "instance: t\ndataplane:\n  engine: dpdk\n  lcores: [0]\n  ports:\n"
+        "    - {device: net_null0, address: 192.0.2.2/24, next_hop: 192.0.2.1}\n"
+        "  icmp_too_big: {rate: 1000001}\n",
+        "t.yaml");
+    ADD_FAILURE() << "rate 1000001 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "dataplane.icmp_too_big.rate");
   }
 }
 
@@ -336,6 +360,7 @@ constexpr BadCase kBadCases[] = {
     {"mtu_too_big.yaml", 10, 12, "dataplane.ports[0].mtu", "must be between 576 and 9216, got 9217"},
     {"integer_overflow.yaml", 10, 10, "dataplane.mbufs", "must be between 0 and 4294967295, got 99999999999999999999999"},
     {"burst_zero.yaml", 10, 10, "dataplane.burst", "must be between 1 and 256, got 0"},
+    {"icmp_too_big_burst_zero.yaml", 10, 36, "dataplane.icmp_too_big.burst", "must be between 1 and 1000000, got 0"},
     {"descriptors_not_pow2.yaml", 10, 19, "dataplane.rx_descriptors", "must be a power of two, got 1000"},
     {"capacity_not_pow2.yaml", 10, 26, "dataplane.conn_table.capacity", "must be a power of two, got 1000000"},
     {"capacity_too_small.yaml", 10, 26, "dataplane.conn_table.capacity", "must be between 1024 and 268435456, got 512"},

@@ -388,6 +388,7 @@ TEST_F(GatewaydMetrics, EveryDesignMetricWithHelpTypeAndExactLabels) {
       {"gateway_dataplane_packets_total", {"counter", {{"port", "direction"}}}},
       {"gateway_dataplane_drops_total", {"counter", {{"reason"}}}},
       {"gateway_dataplane_degraded_total", {"counter", {{"reason"}}}},
+      {"gateway_dataplane_icmp_too_big_sent_total", {"counter", {{}}}},
       {"gateway_quiesce", {"gauge", {{"block"}}}},
       {"gateway_config_generation", {"gauge", {{}}}},
       {"gateway_dataplane_heartbeat_age_seconds", {"gauge", {{}}}},
@@ -462,6 +463,8 @@ TEST_F(GatewaydMetrics, ValuesFollowTheDataPlaneAndTheDaemon) {
   link_.dp.drops[static_cast<size_t>(DropReason::NoService)] = 2;
   link_.dp.drops[static_cast<size_t>(DropReason::TxFull)] = 9;
   link_.dp.degraded[static_cast<size_t>(Degraded::SessionFull)] = 6;
+  link_.dp.workers[0].icmp_too_big_sent = 3;
+  link_.dp.workers[1].icmp_too_big_sent = 4;
 
   Exposition e = scrape();
   EXPECT_EQ(e.at(hl("gateway_backend_open_connections", "b1")), 12);
@@ -485,6 +488,7 @@ TEST_F(GatewaydMetrics, ValuesFollowTheDataPlaneAndTheDaemon) {
   EXPECT_EQ(e.at(R"(gateway_dataplane_drops_total{reason="fragment"})"), 0);
   EXPECT_EQ(e.at(R"(gateway_dataplane_degraded_total{reason="session_full"})"), 6);
   EXPECT_EQ(e.at(R"(gateway_dataplane_degraded_total{reason="session_contended"})"), 0);
+  EXPECT_EQ(e.at("gateway_dataplane_icmp_too_big_sent_total"), 7);  // summed over workers
   EXPECT_EQ(e.at("gateway_config_generation"), 1);
   EXPECT_EQ(e.at(R"(gateway_quiesce{block="designtime"})"), 0);
   EXPECT_EQ(e.at(R"(gateway_quiesce{block="all"})"), 0);

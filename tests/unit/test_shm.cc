@@ -57,6 +57,7 @@ TEST(Layout, OffsetsArePinned) {
             offsetof(gw_worker, lifetimes) + 4u * GW_LIFETIME_BUCKETS * GW_MAX_HOSTS);
   EXPECT_EQ(offsetof(gw_worker, conn_syn_refused), offsetof(gw_worker, conn_syn_entries) + 8u);
   EXPECT_EQ(offsetof(gw_worker, conn_syn_evicted), offsetof(gw_worker, conn_syn_entries) + 16u);
+  EXPECT_EQ(offsetof(gw_worker, icmp_too_big_sent), offsetof(gw_worker, conn_syn_entries) + 24u);
   EXPECT_EQ(sizeof(gw_host_lifetimes), 4u * GW_LIFETIME_BUCKETS);
   EXPECT_EQ(offsetof(gw_host_counters, open_conns), 0u);
   EXPECT_EQ(offsetof(gw_host_counters, sessions), 24u);
@@ -124,6 +125,36 @@ TEST_F(ShmTest, AttachRefusesOtherGeometryAndNamesBoth) {
   ASSERT_FALSE(b);
   EXPECT_NE(b.error().find("workers=2"), std::string::npos) << b.error();
   EXPECT_NE(b.error().find("workers=3"), std::string::npos) << b.error();
+}
+
+TEST_F(ShmTest, AttachRefusesRegionOffsetsTheGeometryDoesNotGive) {
+  // Each accessor adds a header offset to the mapping: a corrupt one is refused at attach, before
+  // any worker record or table is touched through it.
+  for (int field = 0; field < 4; ++field) {
+    {
+      auto a = Region::open(instance_, small_);
+      ASSERT_TRUE(a) << a.error();
+      gw_shm_header* h = a->header();
+      switch (field) {
+        case 0:
+          h->off_workers += 4096;
+          break;
+        case 1:
+          h->worker_stride *= 1000;
+          break;
+        case 2:
+          h->off_snapshots[1] = h->total_size;
+          break;
+        default:
+          h->conn_buckets *= 2;
+          break;
+      }
+    }
+    auto b = Region::attach_existing(instance_);
+    ASSERT_FALSE(b) << "field " << field;
+    EXPECT_NE(b.error().find("is corrupt"), std::string::npos) << b.error();
+    Region::unlink(instance_);
+  }
 }
 
 TEST_F(ShmTest, AttachRefusesWrongMagicAndVersion) {

@@ -138,6 +138,7 @@ DataplaneInfo ShmLink::info() const {
     wi.conn_syn_entries = load(wk->conn_syn_entries);
     wi.conn_syn_refused = load(wk->conn_syn_refused);
     wi.conn_syn_evicted = load(wk->conn_syn_evicted);
+    wi.icmp_too_big_sent = load(wk->icmp_too_big_sent);
     for (uint32_t p = 0; p < GW_MAX_PORTS; ++p) {
       const uint64_t rx = load(wk->ports[p].rx_packets);
       const uint64_t tx = load(wk->ports[p].tx_packets);

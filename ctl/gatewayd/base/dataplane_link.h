@@ -43,6 +43,7 @@ struct WorkerInfo {
   uint64_t conn_syn_entries = 0;  // the half-open share (dataplane/core/conn_table.h)
   uint64_t conn_syn_refused = 0;
   uint64_t conn_syn_evicted = 0;
+  uint64_t icmp_too_big_sent = 0;  // ICMP frag-needed / packet-too-big answers sent
   uint64_t rx_packets = 0;
   uint64_t tx_packets = 0;
 };
