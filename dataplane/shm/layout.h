@@ -329,8 +329,8 @@ GW_STATIC_ASSERT(offsetof(struct gw_conn, session_ms) == 52, "gw_conn.session_ms
 GW_STATIC_ASSERT(offsetof(struct gw_conn, gen) == 56, "gw_conn.gen");
 GW_STATIC_ASSERT(offsetof(struct gw_host, disabled_gen) == 24, "gw_host.disabled_gen");
 GW_STATIC_ASSERT(offsetof(struct gw_worker, icmp_too_big_sent) ==
-                     offsetof(struct gw_worker, lifetimes) + 512 * GW_MAX_HOSTS,
-                 "icmp_too_big_sent follows the lifetimes, line aligned");
+                     offsetof(struct gw_worker, conn_syn_entries) + 24,
+                 "icmp_too_big_sent shares the half-open counters' line");
 GW_STATIC_ASSERT(sizeof(struct gw_worker) % 64 == 0, "worker stride");
 
 #endif /* GW_SHM_LAYOUT_H */

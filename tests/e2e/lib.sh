@@ -159,13 +159,14 @@ expect_gt() {  # ACTUAL BOUND DESCRIPTION
 
 # Long-lived connections from the client: start_streams NAME CONNECTIONS SECONDS [LIFETIME_S]
 # (with LIFETIME_S each connection lasts a log-normal time of that median and is replaced by a
-# new one: clients coming and going; see tools/testclient.cc)
+# new one: clients coming and going; see tools/testclient.cc). An answer later than
+# STREAM_TIMEOUT_MS (2000) counts as an error.
 start_streams() {
   local name=$1 n=$2 secs=$3 churn=()
   [[ -n ${4:-} ]] && churn=(--lifetime-s "$4")
   rm -f "$RUN.$name.ready"
   ip netns exec "$P-client" "$GW_BUILD/tools/gw-testclient" --target 10.99.0.10:9000 \
-    --connections "$n" "${churn[@]}" \
+    --connections "$n" "${churn[@]}" --timeout-ms "${STREAM_TIMEOUT_MS:-2000}" \
     --interval-ms 200 --duration-s "$secs" --ready-file "$RUN.$name.ready" \
     >"$RUN.$name.json" 2>"$RUN.$name.err" &
   BG_PIDS+=($!)
