@@ -27,7 +27,8 @@ int hex_value(char c) {
 }  // namespace
 
 bool is_token_hash(std::string_view s) {
-  if (s.size() != kTokenHashPrefix.size() + 64 || s.substr(0, kTokenHashPrefix.size()) != kTokenHashPrefix) {
+  if (s.size() != kTokenHashPrefix.size() + 64 ||
+      s.substr(0, kTokenHashPrefix.size()) != kTokenHashPrefix) {
     return false;
   }
   s.remove_prefix(kTokenHashPrefix.size());

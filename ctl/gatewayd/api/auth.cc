@@ -99,8 +99,7 @@ void Tokens::resolve(const conf::Config& active) {
   }
 }
 
-std::optional<http::Response> Tokens::authenticate(const http::Request& req,
-                                                   Caller& caller) const {
+std::optional<http::Response> Tokens::authenticate(const http::Request& req, Caller& caller) const {
   if (req.unix_peer) {
     caller.who = "uid " + std::to_string(req.peer_uid);
     caller.authenticated = true;

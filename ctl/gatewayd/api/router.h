@@ -1,6 +1,6 @@
 // The API's command table: (method, path pattern) -> the role a token needs, and the handler, as
-// ctl/API.md lists the endpoints. A pattern's "{name}" segment matches any one path segment and is handed to the
-// handler, in order. Empty segments are ignored ("/v1//status/" is "/v1/status").
+// ctl/API.md lists the endpoints. A pattern's "{name}" segment matches any one path segment and is
+// handed to the handler, in order. Empty segments are ignored ("/v1//status/" is "/v1/status").
 //
 // Zone: slow path.
 //

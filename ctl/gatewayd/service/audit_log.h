@@ -6,9 +6,9 @@
 // Zone: slow path.
 //
 // Invariants: owned by Daemon, called under its lock: record_request() by Daemon::handle() for
-// every request other than GET and HEAD whatever its answer, and every refusal; record_mode_change() by
-// HostModes::set_modes() only. A line that cannot be written is logged, never fatal.
-// Configuration texts are stored with inline tokens redacted.
+// every request other than GET and HEAD whatever its answer, and every refusal;
+// record_mode_change() by HostModes::set_modes() only. A line that cannot be written is logged,
+// never fatal. Configuration texts are stored with inline tokens redacted.
 #pragma once
 
 #include <string>
