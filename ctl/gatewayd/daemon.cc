@@ -122,16 +122,16 @@ struct Daemon::Units {
                [this](const Req& req, const Caller&, const PathParams&) {
                  return config.put_candidate(req);
                });
-    router.add("GET", "/v1/config/candidate", kRead, [this](const Req&, const Caller&, const PathParams&) {
-      return config.get_candidate();
-    });
+    router.add(
+        "GET", "/v1/config/candidate", kRead,
+        [this](const Req&, const Caller&, const PathParams&) { return config.get_candidate(); });
     router.add("POST", "/v1/config/activate", kAdmin,
                [this](const Req&, const Caller& caller, const PathParams&) {
                  return config.post_activate(caller);
                });
-    router.add("GET", "/v1/config/history", kRead, [this](const Req&, const Caller&, const PathParams&) {
-      return config.get_history();
-    });
+    router.add(
+        "GET", "/v1/config/history", kRead,
+        [this](const Req&, const Caller&, const PathParams&) { return config.get_history(); });
     router.add("POST", "/v1/config/rollback", kAdmin,
                [this](const Req& req, const Caller& caller, const PathParams&) {
                  return config.post_rollback(req, caller);
@@ -139,15 +139,17 @@ struct Daemon::Units {
     router.add("GET", "/v1/quiesce", kRead, [this](const Req&, const Caller&, const PathParams&) {
       return quiesce.get_quiesce();
     });
-    router.add("PUT", "/v1/quiesce", kAdmin, [this](const Req& req, const Caller&, const PathParams&) {
-      return quiesce.put_quiesce(req);
-    });
+    router.add("PUT", "/v1/quiesce", kAdmin,
+               [this](const Req& req, const Caller&, const PathParams&) {
+                 return quiesce.put_quiesce(req);
+               });
     router.add("GET", "/v1/events", kRead, [this](const Req&, const Caller&, const PathParams&) {
       return events_handler.get_events();
     });
-    router.add("POST", "/v1/shutdown", kAdmin, [this](const Req& req, const Caller&, const PathParams&) {
-      return shutdown_handler.post_shutdown(req);
-    });
+    router.add("POST", "/v1/shutdown", kAdmin,
+               [this](const Req& req, const Caller&, const PathParams&) {
+                 return shutdown_handler.post_shutdown(req);
+               });
   }
 
   LogFn log;

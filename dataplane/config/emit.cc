@@ -145,8 +145,8 @@ void emit_control(YAML::Emitter& out, const ControlConfig& ctl, const EmitOption
       emit_kv(out, "token", opts.redact_tokens ? std::string("<redacted>") : tok.token);
     }
     emit_kv(out, "role", token_role_name(tok.role));
-    for (const auto& [key, paths] : {std::pair{"read_paths", &tok.read_paths},
-                                     std::pair{"write_paths", &tok.write_paths}}) {
+    for (const auto& [key, paths] :
+         {std::pair{"read_paths", &tok.read_paths}, std::pair{"write_paths", &tok.write_paths}}) {
       if (paths->size() == 1) {
         emit_kv(out, key, paths->front());
       } else if (!paths->empty()) {

@@ -42,6 +42,8 @@
 // here.
 //
 // Zone: slow path (gateway-dataplane start-up, gatewayd, gatewayctl).
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 #include <limits>
@@ -50,8 +52,6 @@
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <re2/re2.h>
 
 #include "dataplane/config/config.h"
 #include "dataplane/config/reader.h"

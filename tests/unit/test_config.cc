@@ -495,19 +495,22 @@ std::string with_tokens(const std::string& tokens) {
 
 TEST(ConfigTokens, RolesPatternsAndTheLegacyReadOnly) {
   const Config c = load_config_string(
-      with_tokens(
-          "    - {name: deploy, token_file: /etc/gateway/deploy.token, role: operator,\n"
-          "       write_paths: \"^/v1/backend-groups/webapp[^/]*/host-mode$\"}\n"
-          "    - {name: dash, token: 0123456789abcdef0123, role: read,\n"
-          "       read_paths: [\"^/v1/status$\", \"^/v1/backend-groups(/[^/]+)?$\"]}\n"
-          "    - {name: old, token: 0123456789abcdef0124, read_only: true}\n"
-          "    - {name: root, token: 0123456789abcdef0125, read_only: false}\n"
-          "    - {name: hashed, token: \"sha256:" +
-          std::string(64, 'A') + "\"}\n"),
+      with_tokens("    - {name: deploy, token_file: /etc/gateway/deploy.token, role: operator,\n"
+                  "       write_paths: \"^/v1/backend-groups/webapp[^/]*/host-mode$\"}\n"
+                  "    - {name: dash, token: 0123456789abcdef0123, role: read,\n"
+                  "       read_paths: [\"^/v1/status$\", \"^/v1/backend-groups(/[^/]+)?$\"]}\n"
+                  "    - {name: old, token: 0123456789abcdef0124, read_only: true}\n"
+                  "    - {name: root, token: 0123456789abcdef0125, read_only: false}\n"
+                  "    - {name: hashed, token: \"sha256:" +
+                  std::string(64, 'A') + "\"}\n"),
       "t.yaml");
   const std::vector<Token>& t = c.control.tokens;
   ASSERT_EQ(t.size(), 5u);
-  EXPECT_EQ(t[0], (Token{"deploy", "", "/etc/gateway/deploy.token", TokenRole::Operator, {},
+  EXPECT_EQ(t[0], (Token{"deploy",
+                         "",
+                         "/etc/gateway/deploy.token",
+                         TokenRole::Operator,
+                         {},
                          {"^/v1/backend-groups/webapp[^/]*/host-mode$"}}));
   EXPECT_EQ(t[1].role, TokenRole::Read);
   EXPECT_EQ(t[1].read_paths,
@@ -518,7 +521,8 @@ TEST(ConfigTokens, RolesPatternsAndTheLegacyReadOnly) {
   EXPECT_EQ(t[4].role, TokenRole::Admin);
   // Canonical: role always written, patterns kept (one as a string, several as a list).
   const std::string y = canonical_yaml(c);
-  EXPECT_THAT(y, HasSubstr("role: operator, write_paths: \"^/v1/backend-groups/webapp[^/]*/host-mode$\"}"));
+  EXPECT_THAT(
+      y, HasSubstr("role: operator, write_paths: \"^/v1/backend-groups/webapp[^/]*/host-mode$\"}"));
   EXPECT_THAT(y, HasSubstr("read_paths: [\"^/v1/status$\", \"^/v1/backend-groups(/[^/]+)?$\"]}"));
   EXPECT_THAT(y, Not(HasSubstr("read_only")));
   EXPECT_EQ(load_config_string(y, "t.yaml"), c) << y;
@@ -526,7 +530,8 @@ TEST(ConfigTokens, RolesPatternsAndTheLegacyReadOnly) {
 
 TEST(ConfigTokens, PatternsWithEscapesRoundTrip) {
   const Config c = load_config_string(
-      with_tokens("    - {name: a, token: 0123456789abcdef0123, read_paths: '^/v1/x\\.y\\d+\"$'}\n"),
+      with_tokens(
+          "    - {name: a, token: 0123456789abcdef0123, read_paths: '^/v1/x\\.y\\d+\"$'}\n"),
       "t.yaml");
   ASSERT_EQ(c.control.tokens[0].read_paths, std::vector<std::string>{"^/v1/x\\.y\\d+\"$"});
   EXPECT_EQ(load_config_string(canonical_yaml(c), "t.yaml"), c) << canonical_yaml(c);
@@ -538,8 +543,7 @@ TEST(ConfigTokens, HashesAreWhatGatewayctlPrints) {
   EXPECT_TRUE(is_token_hash(token_hash("0123456789abcdef")));
   EXPECT_FALSE(is_token_hash("sha256:abc"));
   EXPECT_FALSE(is_token_hash("sha256:" + std::string(64, 'g')));
-  EXPECT_EQ(stored_token_digest(token_hash("0123456789abcdef")),
-            token_digest("0123456789abcdef"));
+  EXPECT_EQ(stored_token_digest(token_hash("0123456789abcdef")), token_digest("0123456789abcdef"));
   EXPECT_EQ(stored_token_digest("0123456789abcdef"), token_digest("0123456789abcdef"));
   Result<std::string> a = generate_token();
   Result<std::string> b = generate_token();
@@ -571,7 +575,8 @@ TEST(ConfigSize, AFileOrTextOverTheLimitIsRefusedNamingTheLimit) {
   EXPECT_THROW(load_config_string(text + "#" + std::string(kMaxConfigBytes, 'x'), "candidate"),
                ConfigError);
   // Up to the limit it loads.
-  const std::string padded = text + "#" + std::string(kMaxConfigBytes - text.size() - 2, 'x') + "\n";
+  const std::string padded =
+      text + "#" + std::string(kMaxConfigBytes - text.size() - 2, 'x') + "\n";
   ASSERT_EQ(padded.size(), kMaxConfigBytes - 0);
   EXPECT_NO_THROW(load_config_string(padded, "candidate"));
 }
