@@ -335,5 +335,17 @@ TEST_F(GatewaydAccess, ATokenFileWithAWeakSecretDisablesThatTokenOnly) {
   EXPECT_TRUE(logged);
 }
 
+TEST_F(GatewaydAccess, ACandidateOverTheConfigurationSizeLimitIsRefused) {
+  const std::string big = file_yaml_ + "#" + std::string(conf::kMaxConfigBytes, 'x') + "\n";
+  const http::Response r =
+      tcp(kAdminSecret, "PUT", "/v1/config/candidate", big, "application/yaml");
+  ASSERT_EQ(r.status, 400) << r.body.substr(0, 300);
+  const json j = body_of(r);
+  EXPECT_EQ(j["error"]["file"], "candidate");
+  EXPECT_THAT(j["error"]["message"].get<std::string>(),
+              HasSubstr("larger than the limit of 4194304 bytes"));
+  EXPECT_EQ(tcp(kAdminSecret, "GET", "/v1/config/candidate").status, 404);
+}
+
 }  // namespace
 }  // namespace gw::gatewayd
