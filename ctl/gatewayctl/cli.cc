@@ -62,6 +62,10 @@ constexpr Usage kUsages[] = {
     {"shutdown", "shutdown [--drain|--force] [--timeout 30s]",
      "stop gatewayd and the data plane: --drain (default) after every flow has finished or at\n"
      "the timeout, --force at once"},
+    {"token", "token hash [--generate]",
+     "print the storable form of an API token (sha256:<hex>) for a token_file or an inline\n"
+     "token: of control.tokens. The token is read from standard input, or with --generate a new\n"
+     "random one is made and printed once above its hash. Needs no gatewayd"},
 };
 
 constexpr char kGlobalUsage[] =
@@ -429,6 +433,27 @@ Result<Command> parse_command(const std::string& name, const std::vector<std::st
     }
     return c;
   }
+  if (name == "token") {
+    po::options_description opts;
+    opts.add_options()("generate", po::bool_switch());
+    Result<Sub> sub = parse_sub(name, tokens, opts);
+    if (!sub) {
+      return make_error(sub.error());
+    }
+    const std::vector<std::string>& w = sub->words;
+    if (w.empty() || w[0] != "hash") {
+      return usage_error(w.empty() ? "token: expected hash"
+                                   : "token: unknown sub-command '" + w[0] + "' (hash)");
+    }
+    if (w.size() > 1) {
+      return usage_error("token hash: unexpected argument '" + w[1] +
+                         "' (the token is read from standard input, never from the command line)");
+    }
+    c.verb = Verb::TokenHash;
+    c.name = "token hash";
+    c.generate = sub->vm["generate"].as<bool>();
+    return c;
+  }
   return usage_error("unknown command '" + name + "'");
 }
 
@@ -568,7 +593,7 @@ Result<Invocation> parse_args(const std::vector<std::string>& args, const Env& e
     return make_error(c.error());
   }
   inv.command = std::move(c.value());
-  if (inv.command.verb == Verb::Help) {
+  if (inv.command.verb == Verb::Help || inv.command.verb == Verb::TokenHash) {
     return inv;
   }
   std::string token;
@@ -590,6 +615,7 @@ ApiCall api_call(const Command& c, const std::string& file_text) {
   switch (c.verb) {
     case Verb::Help:
     case Verb::Version:
+    case Verb::TokenHash:
       break;
     case Verb::Status:
       a = {"GET", "/v1/status", ""};

@@ -37,6 +37,7 @@ enum class Verb {
   Quiesce,  // designtime | all | off
   QuiesceStatus,
   Shutdown,
+  TokenHash,  // local: no request to gatewayd
 };
 
 struct Command {
@@ -66,6 +67,8 @@ struct Command {
 
   std::string shutdown_option = "drain";  // shutdown: "drain" | "force"
   conf::Duration shutdown_timeout{30'000};
+
+  bool generate = false;  // token hash --generate
 };
 
 struct Invocation {

@@ -18,7 +18,7 @@ extern "C" void on_sigint(int /*signo*/) { gw::ctl::SystemClock::request_interru
 
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
-  gw::ctl::Io io{std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1};
+  gw::ctl::Io io{std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1, &std::cin};
   gw::ctl::SystemClock clock;
   return gw::ctl::main_with(
       args, gw::ctl::process_env(), io, clock,

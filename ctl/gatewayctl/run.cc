@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "ctl/gatewayctl/format.h"
+#include "dataplane/config/secret.h"
 
 #ifndef GW_VERSION
 #define GW_VERSION "unknown"
@@ -381,6 +382,45 @@ int DrainWatch::run(const json& post_reply) {
   }
 }
 
+// token hash [--generate]: the token from standard input (one line, surrounding whitespace
+// dropped) or a new random one, and its storable hash. Nothing else is printed or kept.
+int token_hash(const Invocation& inv, Io& io) {
+  std::string secret;
+  if (inv.command.generate) {
+    Result<std::string> t = conf::generate_token();
+    if (!t) {
+      io.err << "gatewayctl: token hash: " << t.error() << "\n";
+      return kExitFailed;
+    }
+    secret = std::move(*t);
+  } else {
+    if (io.in == nullptr || !std::getline(*io.in, secret)) {
+      io.err << "gatewayctl: token hash: no token on standard input (or use --generate)\n";
+      return kExitFailed;
+    }
+    const size_t b = secret.find_first_not_of(" \t\r\n");
+    const size_t e = secret.find_last_not_of(" \t\r\n");
+    secret = b == std::string::npos ? std::string() : secret.substr(b, e - b + 1);
+    if (const std::optional<std::string> weak = conf::weak_secret_reason(secret)) {
+      io.err << "gatewayctl: token hash: " << *weak << "\n";
+      return kExitFailed;
+    }
+  }
+  const std::string hash = conf::token_hash(secret);
+  if (inv.json) {
+    json j = {{"hash", hash}};
+    if (inv.command.generate) {
+      j["token"] = secret;
+    }
+    io.out << j.dump() << "\n";
+  } else if (inv.command.generate) {
+    io.out << "token: " << secret << "\nhash: " << hash << "\n";
+  } else {
+    io.out << hash << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +464,9 @@ int run(const Invocation& inv, Transport& transport, Io& io, Clock& clock) {
   if (c.verb == Verb::Version) {
     io.out << "gatewayctl " << GW_VERSION << "\n";
     return kExitOk;
+  }
+  if (c.verb == Verb::TokenHash) {
+    return token_hash(inv, io);
   }
   std::string file_text;
   if (c.verb == Verb::ConfigLoad) {
@@ -533,6 +576,7 @@ int run(const Invocation& inv, Transport& transport, Io& io, Clock& clock) {
       break;
     case Verb::Help:
     case Verb::Version:
+    case Verb::TokenHash:
       break;
   }
   return report_behind();
@@ -550,7 +594,8 @@ int main_with(const std::vector<std::string>& args, const Env& env, Io& io, Cloc
   if (on_parsed) {
     on_parsed(*inv);
   }
-  if (inv->command.verb == Verb::Help || inv->command.verb == Verb::Version) {
+  if (inv->command.verb == Verb::Help || inv->command.verb == Verb::Version ||
+      inv->command.verb == Verb::TokenHash) {
     struct NoTransport final : Transport {
       Result<http::Response> request(const std::string&, const std::string&, const std::string&,
                                      const std::string&) override {

@@ -67,7 +67,8 @@ class SystemClock final : public Clock {
 struct Io {
   std::ostream& out;
   std::ostream& err;
-  bool tty = false;  // stdout is a terminal: drain --wait redraws one line
+  bool tty = false;            // stdout is a terminal: drain --wait redraws one line
+  std::istream* in = nullptr;  // token hash reads the token here (main: std::cin)
 };
 
 inline constexpr std::chrono::milliseconds kDrainPollInterval{500};

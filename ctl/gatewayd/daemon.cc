@@ -30,6 +30,19 @@
 
 namespace gw::gatewayd {
 
+namespace {
+
+// The message of an error answer ({"error": {"message": ...}}), for the audit log.
+std::string error_message(const http::Response& resp) {
+  const api::ojson j = api::ojson::parse(resp.body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    return j["error"].value("message", "");
+  }
+  return "";
+}
+
+}  // namespace
+
 uint64_t Clock::realtime_ms() const { return shm::realtime_ms(); }
 uint64_t Clock::monotonic_ms() const { return shm::monotonic_ms(); }
 
@@ -75,63 +88,68 @@ struct Daemon::Units {
     tokens.resolve(active);
   }
 
-  // The command table of ctl/API.md.
+  // The command table of ctl/API.md, with the least role a token needs for each route.
   void add_routes() {
+    constexpr conf::TokenRole kRead = conf::TokenRole::Read;
+    constexpr conf::TokenRole kOperator = conf::TokenRole::Operator;
+    constexpr conf::TokenRole kAdmin = conf::TokenRole::Admin;
     using api::Caller;
     using api::PathParams;
     using Req = http::Request;
-    router.add("GET", "/v1/status", [this](const Req&, const Caller&, const PathParams&) {
+    router.add("GET", "/v1/status", kRead, [this](const Req&, const Caller&, const PathParams&) {
       return status.get_status();
     });
-    router.add("GET", "/v1/backend-groups",
+    router.add("GET", "/v1/backend-groups", kRead,
                [this](const Req& req, const Caller&, const PathParams&) {
                  return groups.get_groups(nullptr, req);
                });
-    router.add("GET", "/v1/backend-groups/{group}",
+    router.add("GET", "/v1/backend-groups/{group}", kRead,
                [this](const Req& req, const Caller&, const PathParams& p) {
                  return groups.get_groups(&p[0], req);
                });
-    router.add("POST", "/v1/backend-groups/{group}/host-mode",
+    router.add("POST", "/v1/backend-groups/{group}/host-mode", kOperator,
                [this](const Req& req, const Caller& caller, const PathParams& p) {
                  return groups.post_host_mode(p[0], req, caller);
                });
-    router.add("GET", "/v1/backend-groups/{group}/hosts/{host}/connections",
+    router.add("GET", "/v1/backend-groups/{group}/hosts/{host}/connections", kRead,
                [this](const Req& req, const Caller&, const PathParams& p) {
                  return groups.get_connections(p[0], p[1], req);
                });
-    router.add("GET", "/v1/config", [this](const Req&, const Caller&, const PathParams&) {
+    router.add("GET", "/v1/config", kRead, [this](const Req&, const Caller&, const PathParams&) {
       return config.get_config();
     });
-    router.add("PUT", "/v1/config/candidate",
+    router.add("PUT", "/v1/config/candidate", kAdmin,
                [this](const Req& req, const Caller&, const PathParams&) {
                  return config.put_candidate(req);
                });
-    router.add("GET", "/v1/config/candidate", [this](const Req&, const Caller&, const PathParams&) {
-      return config.get_candidate();
-    });
-    router.add("POST", "/v1/config/activate",
+    router.add(
+        "GET", "/v1/config/candidate", kRead,
+        [this](const Req&, const Caller&, const PathParams&) { return config.get_candidate(); });
+    router.add("POST", "/v1/config/activate", kAdmin,
                [this](const Req&, const Caller& caller, const PathParams&) {
                  return config.post_activate(caller);
                });
-    router.add("GET", "/v1/config/history", [this](const Req&, const Caller&, const PathParams&) {
-      return config.get_history();
-    });
-    router.add("POST", "/v1/config/rollback",
+    router.add(
+        "GET", "/v1/config/history", kRead,
+        [this](const Req&, const Caller&, const PathParams&) { return config.get_history(); });
+    router.add("POST", "/v1/config/rollback", kAdmin,
                [this](const Req& req, const Caller& caller, const PathParams&) {
                  return config.post_rollback(req, caller);
                });
-    router.add("GET", "/v1/quiesce", [this](const Req&, const Caller&, const PathParams&) {
+    router.add("GET", "/v1/quiesce", kRead, [this](const Req&, const Caller&, const PathParams&) {
       return quiesce.get_quiesce();
     });
-    router.add("PUT", "/v1/quiesce", [this](const Req& req, const Caller&, const PathParams&) {
-      return quiesce.put_quiesce(req);
-    });
-    router.add("GET", "/v1/events", [this](const Req&, const Caller&, const PathParams&) {
+    router.add("PUT", "/v1/quiesce", kAdmin,
+               [this](const Req& req, const Caller&, const PathParams&) {
+                 return quiesce.put_quiesce(req);
+               });
+    router.add("GET", "/v1/events", kRead, [this](const Req&, const Caller&, const PathParams&) {
       return events_handler.get_events();
     });
-    router.add("POST", "/v1/shutdown", [this](const Req& req, const Caller&, const PathParams&) {
-      return shutdown_handler.post_shutdown(req);
-    });
+    router.add("POST", "/v1/shutdown", kAdmin,
+               [this](const Req& req, const Caller&, const PathParams&) {
+                 return shutdown_handler.post_shutdown(req);
+               });
   }
 
   LogFn log;
@@ -222,19 +240,27 @@ http::Response Daemon::handle(const http::Request& req) {
   http::Response resp;
   units_->fleet.take_pending_generation();
   try {
-    if (auto denied = units_->tokens.authorize(req, caller)) {
+    if (auto denied = units_->tokens.authenticate(req, caller)) {
       resp = *denied;
+    } else if (const std::optional<api::Router::Match> m = units_->router.match(req); !m) {
+      resp = api::no_route(req);
+    } else if (auto refused = units_->tokens.permit(req, m->needed, caller)) {
+      resp = *refused;
     } else {
-      resp = units_->router.route(req, caller);
+      resp = (*m->handler)(req, caller, m->params);
     }
   } catch (const std::exception& e) {
     // Handlers validate their inputs; this is a bug, reported rather than crashing the daemon.
     resp = api::error_response(500, std::string("internal error: ") + e.what());
   }
-  if (req.method != "GET" && req.method != "HEAD") {
+  // Every mutating call, and every refusal (401, 403) whatever its method, with its reason. The
+  // body of a caller that did not authenticate is not kept.
+  const bool refused = resp.status == 401 || resp.status == 403;
+  if (!api::is_read(req) || refused) {
     units_->audit.record_request(
-        caller.who, req.method, req.path, req.body, resp.status,
-        resp.status < 300 ? std::string_view("ok") : api::code_of(resp.status));
+        caller.who, req.method, req.path, refused && !caller.authenticated ? "" : req.body,
+        resp.status, resp.status < 300 ? std::string_view("ok") : api::code_of(resp.status),
+        resp.status >= 400 ? error_message(resp) : std::string());
   }
   // In a fleet the write is in etcd and applied here: answer once every live member runs it
   // too, waiting without the lock (the agent applies under it).

@@ -48,14 +48,20 @@ struct Endpoint {
 };
 
 // What the server accepts. A request over a limit is answered (431 head too large, 413 body too
-// large) and its connection closed.
+// large, 408 too slow) and its connection closed.
 struct Limits {
   size_t max_header_bytes = size_t{64} * 1024;       // request line and header fields
   size_t max_body_bytes = size_t{16} * 1024 * 1024;  // Content-Length, or the chunks' sum
-  size_t max_connections = 256;                      // further clients wait in the listen backlog
+  // Open connections per listener (so TCP clients cannot take the Unix socket's); further
+  // clients wait in that listener's backlog until one closes.
+  size_t max_connections = 256;
   // A connection on which no byte arrives for this long (between requests or inside one) is
   // closed; a reply that the client does not take within it is dropped with its connection.
   uint32_t idle_timeout_ms = 60'000;
+  // A request must arrive whole (head and body) within this time of its first byte, however
+  // steadily it trickles in; else it is answered 408 and its connection closed. So a client
+  // sending a byte now and then cannot hold a connection slot beyond it.
+  uint32_t request_timeout_ms = 10'000;
 };
 
 // One event loop on one thread of its own serves every listener; handlers run on that thread,

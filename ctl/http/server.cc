@@ -137,6 +137,7 @@ struct Core {
     SocketFile file;     // unix
     uint16_t port = 0;   // tcp
     bool armed = false;  // an accept is pending (loop thread)
+    size_t open = 0;     // its open connections, against max_connections (loop thread)
   };
 
   // Declared first: destroyed last, after everything that holds its handlers.
@@ -152,7 +153,7 @@ struct Core {
   bool stopping = false;
   bool accept_paused = false;
   asio::steady_timer pause_timer{ioc};
-  std::unordered_set<Session*> sessions;  // open connections; counted against max_connections
+  std::unordered_set<Session*> sessions;  // open connections (each listener counts its own)
 
   void run();
   void arm_listeners();
@@ -166,14 +167,19 @@ struct Core {
 // once it is closed and its last handler has run. Every method runs on the loop thread.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Core& server, GenericSocket socket, Peer peer)
-      : server_(server), stream_(std::move(socket)), peer_(std::move(peer)) {}
+  Session(Core& server, Core::Listener& listener, GenericSocket socket, Peer peer)
+      : server_(server),
+        listener_(listener),
+        stream_(std::move(socket)),
+        peer_(std::move(peer)),
+        deadline_(server.ioc) {}
   ~Session() { forget(); }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   void start() {
     server_.sessions.insert(this);
+    ++listener_.open;
     parse();
   }
 
@@ -183,6 +189,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     closed_ = true;
+    deadline_.cancel();
     stream_.close();
     forget();
     server_.arm_listeners();  // a connection slot is free
@@ -193,7 +200,30 @@ class Session : public std::enable_shared_from_this<Session> {
     return std::chrono::milliseconds(server_.limits.idle_timeout_ms);
   }
 
-  void forget() { server_.sessions.erase(this); }
+  void forget() {
+    if (server_.sessions.erase(this) != 0) {
+      --listener_.open;
+    }
+  }
+
+  // From a request's first byte to its last: past Limits::request_timeout_ms the pending read is
+  // cancelled and on_read() answers 408.
+  void start_deadline() {
+    in_request_ = true;
+    deadline_.expires_after(std::chrono::milliseconds(server_.limits.request_timeout_ms));
+    deadline_.async_wait([self = shared_from_this()](const ErrorCode& ec) {
+      if (ec || self->closed_ || !self->in_request_) {
+        return;
+      }
+      self->deadline_hit_ = true;
+      self->stream_.cancel();
+    });
+  }
+
+  void stop_deadline() {
+    in_request_ = false;
+    deadline_.cancel();
+  }
 
   void read_more() {
     stream_.expires_after(idle());
@@ -204,6 +234,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read(const ErrorCode& ec, size_t n) {
     if (closed_) {
+      return;
+    }
+    if (deadline_hit_) {
+      deadline_hit_ = false;
+      in_request_ = false;
+      fail(408, "the request did not arrive whole within " +
+                    std::to_string(server_.limits.request_timeout_ms) + " ms of its first byte");
       return;
     }
     if (ec == asio::error::eof) {
@@ -233,6 +270,9 @@ class Session : public std::enable_shared_from_this<Session> {
     for (;;) {
       ErrorCode ec;
       size_t used = 0;
+      if (!in_request_ && (buffer_.size() != 0 || parser_->got_some())) {
+        start_deadline();
+      }
       if (buffer_.size() != 0) {
         used = parser_->put(buffer_.data(), ec);
         buffer_.consume(used);
@@ -329,10 +369,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void fail(int status, const std::string& message) {
+    stop_deadline();
     reply(error_response(status, "bad_request", message), false, false, false);
   }
 
   void dispatch() {
+    stop_deadline();
     auto& msg = parser_->get();
     Request req;
     req.method = std::string(msg.method_string());
@@ -439,9 +481,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Core& server_;
+  Core::Listener& listener_;
   Stream stream_;
   const Peer peer_;
-  beast::flat_buffer buffer_;  // received, not yet parsed
+  asio::steady_timer deadline_;  // the current request's (request_timeout_ms)
+  bool in_request_ = false;      // a request's first byte arrived, its last not yet
+  bool deadline_hit_ = false;    // the deadline cancelled the pending read
+  beast::flat_buffer buffer_;    // received, not yet parsed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool head_checked_ = false;  // the current request's head passed check_head()
   Target target_;              // the current request's decoded target
@@ -487,11 +533,11 @@ void Core::run() {
 }
 
 void Core::arm_listeners() {
-  if (stopping || accept_paused || sessions.size() >= limits.max_connections) {
+  if (stopping || accept_paused) {
     return;
   }
   for (const std::unique_ptr<Listener>& l : listeners) {
-    if (!l->armed) {
+    if (!l->armed && l->open < limits.max_connections) {
       arm(*l);
     }
   }
@@ -558,19 +604,11 @@ void Core::accepted(Listener& l, const ErrorCode& ec, std::optional<GenericSocke
     return;
   }
   // Any other error belongs to the aborted connection itself (or to a cancel below).
+  // At max_connections the listener is not re-armed: further clients wait in its backlog, and
+  // arm_listeners() resumes when one of its connections closes.
   if (!ec && socket) {
-    auto session = std::make_shared<Session>(*this, std::move(*socket), std::move(peer));
+    auto session = std::make_shared<Session>(*this, l, std::move(*socket), std::move(peer));
     session->start();
-    if (sessions.size() >= limits.max_connections) {
-      // Further clients wait in the backlog; arm_listeners() resumes when a connection closes.
-      for (const std::unique_ptr<Listener>& other : listeners) {
-        if (other->armed) {
-          ErrorCode ignored;
-          other->unix_socket ? other->unix_acceptor->cancel(ignored)
-                             : other->tcp_acceptor->cancel(ignored);
-        }
-      }
-    }
   }
   arm_listeners();
 }

@@ -55,6 +55,17 @@ std::string_view health_check_type_name(HealthCheckType t) noexcept {
   return t == HealthCheckType::Tcp ? "tcp" : "none";
 }
 std::string_view persistence_type_name(PersistenceType) noexcept { return "source_ip"; }
+std::string_view token_role_name(TokenRole r) noexcept {
+  switch (r) {
+    case TokenRole::Read:
+      return "read";
+    case TokenRole::Operator:
+      return "operator";
+    case TokenRole::Admin:
+      break;
+  }
+  return "admin";
+}
 uint8_t protocol_number(Protocol p) noexcept { return p == Protocol::Udp ? kProtoUdp : kProtoTcp; }
 
 std::optional<IpAddress> own_address(const PortConfig& p, Family f) {
@@ -72,12 +83,14 @@ Config load_config_file(const std::string& path) {
   if (!in) {
     throw ConfigError(path, 0, 0, "", "cannot read the file");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
+  // At most one byte past the limit is read: a huge file (or /dev/zero) is refused, not slurped.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) {
     throw ConfigError(path, 0, 0, "", "cannot read the file");
   }
-  return load_config_string(text.str(), path);
+  text.resize(static_cast<size_t>(in.gcount()));
+  return load_config_string(text, path);
 }
 
 const ServiceConfig* find_service(const Config& c, std::string_view name) {

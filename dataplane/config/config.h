@@ -125,13 +125,29 @@ struct DataplaneConfig {
   bool operator==(const DataplaneConfig&) const = default;
 };
 
-// A bearer token for the TCP API: exactly one of `token` (the secret inline, at least 16
-// characters, no whitespace) and `token_file` (absolute path, read by gatewayd) is set.
+// What a TCP API token may do (ctl/API.md, "Access"): read = GET only; operator = reads and
+// host modes (POST /v1/backend-groups/{group}/host-mode: drain, enable, disable); admin =
+// everything. The Unix socket's callers are admins (its file mode decides who).
+enum class TokenRole : uint8_t { Read, Operator, Admin };
+std::string_view token_role_name(TokenRole r) noexcept;  // "read", "operator", "admin"
+
+// The longest configuration text (file, candidate body, stored version) that is read.
+inline constexpr size_t kMaxConfigBytes = size_t{4} * 1024 * 1024;
+
+// A bearer token for the TCP API: exactly one of `token` and `token_file` (absolute path, read by
+// gatewayd: the secret or its "sha256:<hex>" hash) is set. An inline secret is hashed when the
+// configuration loads, so `token` always holds "sha256:<64 hex digits>" and the secret itself is
+// never stored or emitted. read_paths and write_paths are RE2 patterns (checked when loaded)
+// that a request path must partially match (any one of them) for a read (GET, HEAD) or a write
+// (any other method); empty: every path the role allows. The legacy key `read_only: true` is
+// role read; without role or read_only a token is admin (the rights tokens had before roles).
 struct Token {
   std::string name;
   std::string token;
   std::string token_file;
-  bool read_only = false;  // GETs only
+  TokenRole role = TokenRole::Admin;
+  std::vector<std::string> read_paths;
+  std::vector<std::string> write_paths;
 
   bool operator==(const Token&) const = default;
 };
@@ -248,8 +264,8 @@ struct Config {
   bool operator==(const Config&) const = default;
 };
 
-// Throw ConfigError on anything the rules reject, including YAML syntax errors and, for the
-// file variant, a file that cannot be read. load_config_string is in rules.cc.
+// Throw ConfigError on anything the rules reject, including YAML syntax errors, a text longer than
+// kMaxConfigBytes and, for the file variant, a file that cannot be read. load_config_string is in rules.cc.
 Config load_config_file(const std::string& path);
 Config load_config_string(std::string_view yaml, std::string_view source_name);
 

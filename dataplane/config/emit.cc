@@ -146,9 +146,22 @@ void emit_control(YAML::Emitter& out, const ControlConfig& ctl, const EmitOption
     if (!tok.token_file.empty()) {
       emit_kv(out, "token_file", tok.token_file);
     } else {
+      // The model holds the hash, never the secret; the API does not show even that.
       emit_kv(out, "token", opts.redact_tokens ? std::string("<redacted>") : tok.token);
     }
-    emit_kv(out, "read_only", tok.read_only);
+    emit_kv(out, "role", token_role_name(tok.role));
+    for (const auto& [key, paths] :
+         {std::pair{"read_paths", &tok.read_paths}, std::pair{"write_paths", &tok.write_paths}}) {
+      if (paths->size() == 1) {
+        emit_kv(out, key, paths->front());
+      } else if (!paths->empty()) {
+        out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
+        for (const std::string& p : *paths) {
+          emit_str(out, p);
+        }
+        out << YAML::EndSeq;
+      }
+    }
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;

@@ -28,8 +28,11 @@
 //               the tail of the previous one split at a comma ([--vdev=x,iface=y])
 //   control     socket and state_dir absolute (socket fits sockaddr_un); http needs a token;
 //               http and metrics differ; tokens: unique names, exactly one of token and
-//               token_file, inline secrets of 16+ characters without whitespace, token_file
-//               absolute
+//               token_file, inline secrets of 16+ characters without whitespace or a
+//               "sha256:<64 hex>" hash, token_file absolute, role read|operator|admin (not
+//               beside read_only: true), read_paths / write_paths one RE2 pattern or a list,
+//               each non-empty, at most 1024 bytes, compiling
+//   size        the whole text at most kMaxConfigBytes
 //   groups      unique names; non-empty hosts; host names and addresses unique in the group; a
 //               host's family has an own port address; a host is not an own address;
 //               health_check type none takes no other key, type tcp needs a port, timeout <=
@@ -40,6 +43,8 @@
 // here.
 //
 // Zone: slow path (gateway-dataplane start-up, gatewayd, gatewayctl).
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 #include <limits>
@@ -51,13 +56,14 @@
 
 #include "dataplane/config/config.h"
 #include "dataplane/config/reader.h"
+#include "dataplane/config/secret.h"
 
 namespace gw::conf {
 
 namespace {
 
 constexpr size_t kSunPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1
-constexpr size_t kMinTokenChars = 16;
+constexpr size_t kMaxPatternBytes = 1024;
 
 class Rules : private Reader {
  public:
@@ -72,6 +78,7 @@ class Rules : private Reader {
   ConnTableConfig conn_table(const Val& v) const;
   ControlConfig control(const std::optional<Val>& v, const std::string& instance) const;
   Token token(const Val& v) const;
+  std::vector<std::string> path_patterns(const Val& v) const;
   Webhook webhook(const Val& v) const;
   FleetConfig fleet(const Val& v) const;
   BackendGroupConfig group(const Val& v, const DataplaneConfig& dp) const;
@@ -323,7 +330,8 @@ ControlConfig Rules::control(const std::optional<Val>& v, const std::string& ins
 }
 
 Token Rules::token(const Val& v) const {
-  const Fields f = fields(v, {"name", "token", "token_file", "read_only"});
+  const Fields f =
+      fields(v, {"name", "token", "token_file", "role", "read_paths", "write_paths", "read_only"});
   Token t;
   t.name = name(require(f, "name"), "token");
   const std::optional<Val> inline_secret = f.get("token");
@@ -335,22 +343,75 @@ Token Rules::token(const Val& v) const {
     fail(v.key_mark, child(v.path, "token"), "missing required key 'token' (or 'token_file')");
   }
   if (inline_secret) {
-    t.token = str(*inline_secret);
-    if (t.token.size() < kMinTokenChars) {
-      fail(*inline_secret, "a token needs at least " + std::to_string(kMinTokenChars) +
-                               " characters, got " + std::to_string(t.token.size()));
-    }
-    if (std::any_of(t.token.begin(), t.token.end(),
-                    [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; })) {
-      fail(*inline_secret, "a token must not contain whitespace");
+    // The model keeps the hash only: what is stored (state directory, etcd) and emitted never
+    // holds the secret.
+    const std::string secret = str(*inline_secret);
+    if (is_token_hash(secret)) {
+      t.token = std::string(kTokenHashPrefix) + secret.substr(kTokenHashPrefix.size());
+      std::transform(t.token.begin(), t.token.end(), t.token.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    } else if (secret.rfind(kTokenHashPrefix, 0) == 0) {
+      fail(*inline_secret, "a token hash is 'sha256:' and 64 hex digits (gatewayctl token hash)");
+    } else if (const std::optional<std::string> weak = weak_secret_reason(secret)) {
+      fail(*inline_secret, *weak);
+    } else {
+      t.token = token_hash(secret);
     }
   } else {
     t.token_file = abs_path(*file);
   }
-  if (auto ro = f.get("read_only")) {
-    t.read_only = boolean(*ro);
+  const std::optional<Val> role = f.get("role");
+  if (role) {
+    t.role = choice(*role, Choices<TokenRole>{{"read", TokenRole::Read},
+                                              {"operator", TokenRole::Operator},
+                                              {"admin", TokenRole::Admin}});
+  }
+  if (auto ro = f.get("read_only"); ro && boolean(*ro)) {
+    if (role) {
+      fail(*ro, "read_only is the old spelling of role: read; give role only");
+    }
+    t.role = TokenRole::Read;
+  }
+  if (auto rp = f.get("read_paths")) {
+    t.read_paths = path_patterns(*rp);
+  }
+  if (auto wp = f.get("write_paths")) {
+    t.write_paths = path_patterns(*wp);
   }
   return t;
+}
+
+// One pattern or a list of them; each must compile with RE2 (linear-time matching, so a pattern
+// cannot make a request path expensive to check).
+std::vector<std::string> Rules::path_patterns(const Val& v) const {
+  std::vector<Val> items;
+  if (v.node.IsSequence()) {
+    items = list(v);
+    if (items.empty()) {
+      fail(v, "an empty list allows no path; leave the key out to allow every path of the role");
+    }
+  } else {
+    items.push_back(v);
+  }
+  std::vector<std::string> out;
+  for (const Val& item : items) {
+    std::string p = str(item);
+    if (p.empty()) {
+      fail(item, "an empty pattern matches every path; leave the key out instead");
+    }
+    if (p.size() > kMaxPatternBytes) {
+      fail(item, "a path pattern holds at most " + std::to_string(kMaxPatternBytes) +
+                     " bytes, got " + std::to_string(p.size()));
+    }
+    RE2::Options opts;
+    opts.set_log_errors(false);
+    const RE2 re(p, opts);
+    if (!re.ok()) {
+      fail(item, "invalid regular expression '" + p + "': " + re.error());
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 Webhook Rules::webhook(const Val& v) const {
@@ -618,6 +679,11 @@ ServiceConfig Rules::service(const Val& v, const Config& c, UniqueNames& names) 
 }  // namespace
 
 Config load_config_string(std::string_view yaml, std::string_view source_name) {
+  if (yaml.size() > kMaxConfigBytes) {
+    throw ConfigError(std::string(source_name), 0, 0, "",
+                      "the configuration is larger than the limit of " +
+                          std::to_string(kMaxConfigBytes) + " bytes (4 MiB)");
+  }
   return Rules(std::string(source_name)).load(yaml);
 }
 

@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
 #include "dataplane/config/config.h"
+#include "dataplane/config/secret.h"
+#include "tests/support/temp_dir.h"
 
 namespace gw::conf {
 namespace {
@@ -80,7 +83,9 @@ TEST(ConfigLoad, DesignExampleParsesToItsValues) {
   EXPECT_EQ(*c.control.metrics, (HostPort{ip("127.0.0.1"), 9100}));
   EXPECT_EQ(c.control.state_dir, "/var/lib/gateway/gw1");
   ASSERT_EQ(c.control.tokens.size(), 1u);
-  EXPECT_EQ(c.control.tokens[0], (Token{"ops", "0123456789abcdef0123", "", false}));
+  // The inline secret is kept as its hash only.
+  EXPECT_EQ(c.control.tokens[0],
+            (Token{"ops", token_hash("0123456789abcdef0123"), "", TokenRole::Admin, {}, {}}));
   ASSERT_EQ(c.control.webhooks.size(), 1u);
   EXPECT_EQ(c.control.webhooks[0],
             (Webhook{"http://127.0.0.1:9500/hooks", {"drain.completed", "quiesce.completed"}, ""}));
@@ -382,6 +387,11 @@ constexpr BadCase kBadCases[] = {
     {"state_dir_relative.yaml", 22, 14, "control.state_dir", "must be an absolute path"},
     {"token_both.yaml", 23, 56, "control.tokens[0].token_file", "give either token or token_file, not both"},
     {"token_short.yaml", 23, 26, "control.tokens[0].token", "a token needs at least 16 characters, got 6"},
+    {"token_bad_regex.yaml", 23, 80, "control.tokens[0].write_paths", "invalid regular expression '^/v1/(backend-groups$': missing ): ^/v1/(backend-groups$"},
+    {"token_bad_role.yaml", 23, 57, "control.tokens[0].role", "expected one of read, operator, admin, got 'root'"},
+    {"token_role_and_read_only.yaml", 23, 78, "control.tokens[0].read_only", "read_only is the old spelling of role: read; give role only"},
+    {"token_empty_pattern.yaml", 23, 80, "control.tokens[0].read_paths[1]", "an empty pattern matches every path"},
+    {"token_bad_hash.yaml", 23, 29, "control.tokens[0].token", "a token hash is 'sha256:' and 64 hex digits"},
 };
 // clang-format on
 
@@ -484,12 +494,119 @@ TEST(CanonicalYaml, KeepsStringsThatLookLikeOtherTypes) {
   EXPECT_EQ(back, c) << canonical_yaml(c);
 }
 
-TEST(CanonicalYaml, RedactsInlineTokensOnRequest) {
+TEST(CanonicalYaml, NeverHoldsAnInlineSecretAndRedactsItsHashOnRequest) {
   const Config c = load_good(good("design.yaml"));
-  EXPECT_THAT(canonical_yaml(c), HasSubstr("0123456789abcdef0123"));
+  const std::string y = canonical_yaml(c);
+  EXPECT_THAT(y, Not(HasSubstr("0123456789abcdef0123")));
+  EXPECT_THAT(y, HasSubstr("token: \"" + token_hash("0123456789abcdef0123") + "\""));
   const std::string red = canonical_yaml(c, {.redact_tokens = true});
   EXPECT_THAT(red, Not(HasSubstr("0123456789abcdef0123")));
+  EXPECT_THAT(red, Not(HasSubstr("sha256:")));
   EXPECT_THAT(red, HasSubstr("<redacted>"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens: roles, path patterns, hashes.
+
+std::string with_tokens(const std::string& tokens) {
+  return "instance: gw1\n"
+         "dataplane:\n"
+         "  engine: dpdk\n"
+         "  lcores: [1]\n"
+         "  ports:\n"
+         "    - {device: net_af_packet0, address: 10.99.1.2/24, next_hop: 10.99.1.1}\n"
+         "control:\n"
+         "  http: 127.0.0.1:9180\n"
+         "  tokens:\n" +
+         tokens;
+}
+
+TEST(ConfigTokens, RolesPatternsAndTheLegacyReadOnly) {
+  const Config c = load_config_string(
+      with_tokens("    - {name: deploy, token_file: /etc/gateway/deploy.token, role: operator,\n"
+                  "       write_paths: \"^/v1/backend-groups/webapp[^/]*/host-mode$\"}\n"
+                  "    - {name: dash, token: 0123456789abcdef0123, role: read,\n"
+                  "       read_paths: [\"^/v1/status$\", \"^/v1/backend-groups(/[^/]+)?$\"]}\n"
+                  "    - {name: old, token: 0123456789abcdef0124, read_only: true}\n"
+                  "    - {name: root, token: 0123456789abcdef0125, read_only: false}\n"
+                  "    - {name: hashed, token: \"sha256:" +
+                  std::string(64, 'A') + "\"}\n"),
+      "t.yaml");
+  const std::vector<Token>& t = c.control.tokens;
+  ASSERT_EQ(t.size(), 5u);
+  EXPECT_EQ(t[0], (Token{"deploy",
+                         "",
+                         "/etc/gateway/deploy.token",
+                         TokenRole::Operator,
+                         {},
+                         {"^/v1/backend-groups/webapp[^/]*/host-mode$"}}));
+  EXPECT_EQ(t[1].role, TokenRole::Read);
+  EXPECT_EQ(t[1].read_paths,
+            (std::vector<std::string>{"^/v1/status$", "^/v1/backend-groups(/[^/]+)?$"}));
+  EXPECT_EQ(t[2].role, TokenRole::Read);
+  EXPECT_EQ(t[3].role, TokenRole::Admin);
+  EXPECT_EQ(t[4].token, "sha256:" + std::string(64, 'a'));  // hashes are kept in lower case
+  EXPECT_EQ(t[4].role, TokenRole::Admin);
+  // Canonical: role always written, patterns kept (one as a string, several as a list).
+  const std::string y = canonical_yaml(c);
+  EXPECT_THAT(
+      y, HasSubstr("role: operator, write_paths: \"^/v1/backend-groups/webapp[^/]*/host-mode$\"}"));
+  EXPECT_THAT(y, HasSubstr("read_paths: [\"^/v1/status$\", \"^/v1/backend-groups(/[^/]+)?$\"]}"));
+  EXPECT_THAT(y, Not(HasSubstr("read_only")));
+  EXPECT_EQ(load_config_string(y, "t.yaml"), c) << y;
+}
+
+TEST(ConfigTokens, PatternsWithEscapesRoundTrip) {
+  const Config c = load_config_string(
+      with_tokens(
+          "    - {name: a, token: 0123456789abcdef0123, read_paths: '^/v1/x\\.y\\d+\"$'}\n"),
+      "t.yaml");
+  ASSERT_EQ(c.control.tokens[0].read_paths, std::vector<std::string>{"^/v1/x\\.y\\d+\"$"});
+  EXPECT_EQ(load_config_string(canonical_yaml(c), "t.yaml"), c) << canonical_yaml(c);
+}
+
+TEST(ConfigTokens, HashesAreWhatGatewayctlPrints) {
+  EXPECT_EQ(token_hash("abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_TRUE(is_token_hash(token_hash("0123456789abcdef")));
+  EXPECT_FALSE(is_token_hash("sha256:abc"));
+  EXPECT_FALSE(is_token_hash("sha256:" + std::string(64, 'g')));
+  EXPECT_EQ(stored_token_digest(token_hash("0123456789abcdef")), token_digest("0123456789abcdef"));
+  EXPECT_EQ(stored_token_digest("0123456789abcdef"), token_digest("0123456789abcdef"));
+  Result<std::string> a = generate_token();
+  Result<std::string> b = generate_token();
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->size(), 43u);
+  EXPECT_NE(*a, *b);
+  EXPECT_FALSE(weak_secret_reason(*a).has_value());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size limit.
+
+TEST(ConfigSize, AFileOrTextOverTheLimitIsRefusedNamingTheLimit) {
+  gw::test::TempDir dir;
+  const std::string path = dir.path() + "/big.yaml";
+  // A valid configuration padded with a comment past 4 MiB.
+  const std::string text = with_tokens("    - {name: a, token: 0123456789abcdef0123}\n");
+  {
+    std::ofstream out(path);
+    out << text << "#" << std::string(kMaxConfigBytes, 'x') << "\n";
+  }
+  try {
+    load_config_file(path);
+    FAIL() << "a 4 MiB file was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file(), path);
+    EXPECT_THAT(e.message(), HasSubstr("larger than the limit of 4194304 bytes"));
+  }
+  EXPECT_THROW(load_config_string(text + "#" + std::string(kMaxConfigBytes, 'x'), "candidate"),
+               ConfigError);
+  // Up to the limit it loads.
+  const std::string padded =
+      text + "#" + std::string(kMaxConfigBytes - text.size() - 2, 'x') + "\n";
+  ASSERT_EQ(padded.size(), kMaxConfigBytes - 0);
+  EXPECT_NO_THROW(load_config_string(padded, "candidate"));
 }
 
 TEST(ConfigEquality, EveryFieldCounts) {

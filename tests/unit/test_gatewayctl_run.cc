@@ -21,6 +21,7 @@
 #include "ctl/gatewayctl/format.h"
 #include "ctl/gatewayctl/run.h"
 #include "ctl/http/http.h"
+#include "dataplane/config/secret.h"
 
 namespace gw::ctl {
 namespace {
@@ -414,7 +415,8 @@ TEST(GatewayctlRun, AFleetMemberThatDidNotApplyInTimeIsNamedAndFailsTheCommand) 
   for (const bool as_json : {false, true}) {
     FakeTransport t;
     t.then("POST", "/v1/backend-groups/g/host-mode", 200, behind);
-    const Outcome b = run_cli(as_json ? Args{"--json", "drain", "g", "h"} : Args{"drain", "g", "h"}, t);
+    const Outcome b =
+        run_cli(as_json ? Args{"--json", "drain", "g", "h"} : Args{"drain", "g", "h"}, t);
     EXPECT_EQ(b.code, 1);
     EXPECT_THAT(b.err, HasSubstr("not applied in time on member(s) lb-b (at generation 17)"));
   }
@@ -927,4 +929,67 @@ TEST(GatewayctlEndToEnd, OverAUnixSocket) {
 }
 
 }  // namespace
+// ---- token hash (local) ---------------------------------------------------------------------
+
+struct TokenRun {
+  int code;
+  std::string out;
+  std::string err;
+  int requests;
+};
+
+TokenRun token_cli(const Args& args, const std::string& stdin_text) {
+  std::ostringstream out;
+  std::ostringstream err;
+  std::istringstream in(stdin_text);
+  Io io{out, err, false, &in};
+  FakeClock clock;
+  int requests = 0;
+  const int code = main_with(args, no_env(), io, clock, [&requests](const Invocation&) {
+    ++requests;
+    return std::unique_ptr<Transport>();
+  });
+  return {code, out.str(), err.str(), requests};
+}
+
+TEST(GatewayctlTokenHash, HashesTheTokenFromStandardInput) {
+  const TokenRun r = token_cli({"token", "hash"}, "  my-ci-token-0123456789 \n");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, conf::token_hash("my-ci-token-0123456789") + "\n");
+  EXPECT_EQ(r.requests, 0);  // no gatewayd involved
+  const TokenRun j = token_cli({"--json", "token", "hash"}, "my-ci-token-0123456789");
+  EXPECT_EQ(json::parse(j.out), (json{{"hash", conf::token_hash("my-ci-token-0123456789")}}));
+}
+
+TEST(GatewayctlTokenHash, GeneratesARandomTokenPrintedOnceAboveItsHash) {
+  const TokenRun a = token_cli({"token", "hash", "--generate"}, "");
+  const TokenRun b = token_cli({"token", "hash", "--generate"}, "");
+  ASSERT_EQ(a.code, 0) << a.err;
+  const std::vector<std::string> l = lines(a.out);
+  ASSERT_EQ(l.size(), 2u) << a.out;
+  ASSERT_EQ(l[0].rfind("token: ", 0), 0u);
+  const std::string secret = l[0].substr(7);
+  EXPECT_EQ(secret.size(), 43u);
+  EXPECT_EQ(l[1], "hash: " + conf::token_hash(secret));
+  EXPECT_NE(a.out, b.out);
+}
+
+TEST(GatewayctlTokenHash, RefusesWeakTokensAndTokensOnTheCommandLine) {
+  const TokenRun weak = token_cli({"token", "hash"}, "short\n");
+  EXPECT_EQ(weak.code, 1);
+  EXPECT_THAT(weak.err, HasSubstr("a token needs at least 16 characters, got 5"));
+  EXPECT_EQ(weak.out, "");
+  const TokenRun spaced = token_cli({"token", "hash"}, "has a space in it 0123\n");
+  EXPECT_EQ(spaced.code, 1);
+  EXPECT_THAT(spaced.err, HasSubstr("whitespace"));
+  const TokenRun none = token_cli({"token", "hash"}, "");
+  EXPECT_EQ(none.code, 1);
+  EXPECT_THAT(none.err, HasSubstr("no token on standard input"));
+  const TokenRun arg = token_cli({"token", "hash", "my-ci-token-0123456789"}, "");
+  EXPECT_EQ(arg.code, 2);
+  EXPECT_THAT(arg.err, HasSubstr("never from the command line"));
+  EXPECT_EQ(token_cli({"token"}, "").code, 2);
+  EXPECT_EQ(token_cli({"token", "show"}, "").code, 2);
+}
+
 }  // namespace gw::ctl

@@ -854,13 +854,25 @@ TEST_F(GatewaydApi, TcpNeedsABearerToken) {
   EXPECT_EQ(host("b1")["mode"], "ACTIVE");
   EXPECT_EQ(set_mode_tcp("ops-token-0123456789").status, 200);
   EXPECT_EQ(host("b1")["mode"], "DISABLED");
+  // Refusals are audited whatever the method, with their reason; the body of a caller that did
+  // not authenticate is not kept.
   const auto lines = audit_lines();
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0]["who"], "viewer");
-  EXPECT_EQ(lines[0]["status"], 403);
-  EXPECT_EQ(lines[0]["result"], "forbidden");
-  EXPECT_EQ(lines[1]["who"], "ops");
-  EXPECT_EQ(lines[1]["status"], 200);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0]["who"], "tcp 127.0.0.1:5555");
+  EXPECT_EQ(lines[0]["method"], "GET");
+  EXPECT_EQ(lines[0]["status"], 401);
+  EXPECT_EQ(lines[0]["reason"], "this endpoint needs Authorization: Bearer TOKEN");
+  EXPECT_EQ(lines[1]["status"], 401);
+  EXPECT_EQ(lines[1]["reason"], "unknown token");
+  EXPECT_EQ(lines[2]["who"], "viewer");
+  EXPECT_EQ(lines[2]["status"], 403);
+  EXPECT_EQ(lines[2]["result"], "forbidden");
+  EXPECT_EQ(lines[2]["reason"],
+            "token 'viewer' has role read: POST /v1/backend-groups/web/host-mode needs role "
+            "operator");
+  EXPECT_EQ(lines[3]["who"], "ops");
+  EXPECT_EQ(lines[3]["status"], 200);
+  EXPECT_FALSE(lines[3].contains("reason"));
 }
 
 TEST_F(GatewaydApi, AuditLogsEveryMutatingCall) {

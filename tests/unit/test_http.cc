@@ -163,6 +163,7 @@ class Raw {
   }
   bool eof() const { return eof_; }
   void clear() { in_.clear(); }
+  int fd() const { return fd_; }
 
   // The complete final (non-1xx) responses at the start of `s`, in order.
   static std::vector<ParsedResponse> responses(std::string_view s) {
@@ -714,6 +715,117 @@ TEST(HttpServer, HeadOverTheLimitGets431) {
     raw.send("GET / HTTP/1.1\r\nX-Big: " + std::string(8192, 'h'));
     EXPECT_THAT(raw.read_to_eof(), StartsWith("HTTP/1.1 431 "));
   }
+}
+
+TEST(HttpServer, RequestLineOverTheHeadLimitGets431) {
+  Server server;
+  ASSERT_TRUE(server.listen(tcp_any()).ok());
+  Limits limits;
+  limits.max_header_bytes = 4096;
+  server.set_limits(limits);
+  std::atomic<int> handled{0};
+  server.start([&handled](const Request&) {
+    ++handled;
+    return Response{};
+  });
+  Raw raw(server.bound_port());
+  raw.send("GET /v1/" + std::string(8192, 'p') + " HTTP/1.1\r\n\r\n");
+  const std::string got = raw.read_to_eof();
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 431 "));
+  expect_api_error(got, "bad_request", "long request line");
+  EXPECT_EQ(handled.load(), 0);
+}
+
+// Sends `prefix`, then one more byte every 20 ms (each well inside the idle timeout) until the
+// server stops taking them or stop() is called.
+class Dribbler {
+ public:
+  Dribbler(uint16_t port, const std::string& prefix) : raw_(port) {
+    raw_.send(prefix);
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        if (::send(raw_fd(), "a", 1, MSG_NOSIGNAL) != 1) {
+          return;
+        }
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  }
+  ~Dribbler() { stop(); }
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  Raw& raw() { return raw_; }
+
+ private:
+  int raw_fd() const { return raw_.fd(); }
+  Raw raw_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST(HttpServer, AClientThatTricklesARequestIsCutOffAtTheRequestDeadline) {
+  Server server;
+  ASSERT_TRUE(server.listen(tcp_any()).ok());
+  Limits limits;
+  limits.idle_timeout_ms = 60'000;
+  limits.request_timeout_ms = 300;
+  server.set_limits(limits);
+  std::atomic<int> handled{0};
+  server.start([&handled](const Request&) {
+    ++handled;
+    return Response{};
+  });
+  for (const std::string& prefix :
+       {std::string("GET /slow HTTP/1.1\r\nX-Slow: "),
+        std::string("PUT /slow HTTP/1.1\r\nContent-Length: 100000\r\n\r\n")}) {
+    Dribbler d(server.bound_port(), prefix);
+    const std::string got = d.raw().read_to_eof();
+    d.stop();
+    EXPECT_TRUE(d.raw().eof()) << prefix;
+    EXPECT_THAT(got, StartsWith("HTTP/1.1 408 ")) << prefix;
+    expect_api_error(got, "bad_request", prefix);
+    EXPECT_THAT(got, HasSubstr("within 300 ms of its first byte"));
+  }
+  EXPECT_EQ(handled.load(), 0);
+  // A request that arrives whole in time is served, on a connection idle for longer than the
+  // deadline first (the deadline runs from a request's first byte, not the connection's).
+  Raw raw(server.bound_port());
+  std::this_thread::sleep_for(400ms);
+  raw.send("GET /ok HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(raw.read_responses(1), StartsWith("HTTP/1.1 200 "));
+  EXPECT_EQ(handled.load(), 1);
+}
+
+TEST(HttpServer, SlowClientsHoldingEveryTcpSlotAreCutOffWhileTheUnixSocketIsServed) {
+  TempDir dir;
+  Server server;
+  ASSERT_TRUE(server.listen(tcp_any()).ok());
+  ASSERT_TRUE(server.listen(unix_at(dir.path() + "/s.sock")).ok());
+  Limits limits;
+  limits.max_connections = 2;
+  limits.request_timeout_ms = 1500;
+  server.set_limits(limits);
+  server.start(echo);
+  auto slow1 = std::make_unique<Dribbler>(server.bound_port(), "GET /a HTTP/1.1\r\nX-A: ");
+  auto slow2 = std::make_unique<Dribbler>(server.bound_port(), "GET /b HTTP/1.1\r\nX-B: ");
+  // Both slots taken (each connection is accepted once the server has read from it): a third
+  // TCP client waits in the backlog...
+  Raw third(server.bound_port());
+  third.send("GET /third HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(third.read_until([](const std::string& s) { return !s.empty(); }, 300ms), "");
+  // ...while the Unix socket, with slots of its own, still answers.
+  Raw local(dir.path() + "/s.sock");
+  local.send("GET /local HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(local.read_responses(1), HasSubstr("path=/local"));
+  // The deadline frees the slow clients' slots; the third client is served.
+  EXPECT_THAT(slow1->raw().read_to_eof(), StartsWith("HTTP/1.1 408 "));
+  EXPECT_THAT(slow2->raw().read_to_eof(), StartsWith("HTTP/1.1 408 "));
+  const std::string got = third.read_responses(1);
+  EXPECT_THAT(got, HasSubstr("path=/third"));
 }
 
 TEST(HttpServer, ChunkedBodiesAreAcceptedWithinTheBodyLimit) {

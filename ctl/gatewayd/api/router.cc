@@ -29,11 +29,12 @@ std::vector<std::string> split_path(std::string_view path) {
   return out;
 }
 
-void Router::add(std::string method, std::string_view pattern, Handler handler) {
-  routes_.push_back({std::move(method), split_path(pattern), std::move(handler)});
+void Router::add(std::string method, std::string_view pattern, conf::TokenRole needed,
+                 Handler handler) {
+  routes_.push_back({std::move(method), split_path(pattern), needed, std::move(handler)});
 }
 
-http::Response Router::route(const http::Request& req, const Caller& caller) const {
+std::optional<Router::Match> Router::match(const http::Request& req) const {
   const std::vector<std::string> seg = split_path(req.path);
   for (const Route& r : routes_) {
     if (r.method != req.method || r.segments.size() != seg.size()) {
@@ -49,9 +50,18 @@ http::Response Router::route(const http::Request& req, const Caller& caller) con
       }
     }
     if (match) {
-      return r.handler(req, caller, params);
+      return Match{r.needed, &r.handler, std::move(params)};
     }
   }
+  return std::nullopt;
+}
+
+http::Response Router::route(const http::Request& req, const Caller& caller) const {
+  const std::optional<Match> m = match(req);
+  return m ? (*m->handler)(req, caller, m->params) : no_route(req);
+}
+
+http::Response no_route(const http::Request& req) {
   return error_response(404, "no such endpoint: " + req.method + " " + req.path);
 }
 

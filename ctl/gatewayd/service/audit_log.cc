@@ -13,12 +13,13 @@ using ojson = nlohmann::ordered_json;
 
 void AuditLog::record_request(const std::string& who, const std::string& method,
                               const std::string& path, const std::string& body, int status,
-                              std::string_view result) {
+                              std::string_view result, const std::string& reason) {
+  constexpr size_t kMaxPath = 2048;
   ojson j;
   j["time"] = iso_time(clock_.realtime_ms());
   j["who"] = who;
   j["method"] = method;
-  j["path"] = path;
+  j["path"] = path.size() > kMaxPath ? path.substr(0, kMaxPath) + "..." : path;
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) {
     j["body"] = nullptr;
   } else {
@@ -37,6 +38,9 @@ void AuditLog::record_request(const std::string& who, const std::string& method,
   }
   j["status"] = status;
   j["result"] = result;
+  if (!reason.empty()) {
+    j["reason"] = reason;
+  }
   append(j.dump(-1, ' ', false, ojson::error_handler_t::replace));
 }
 
