@@ -63,9 +63,8 @@ constexpr Usage kUsages[] = {
      "stop gatewayd and the data plane: --drain (default) after every flow has finished or at\n"
      "the timeout, --force at once"},
     {"token", "token hash [--generate]",
-     "print the storable form of an API token (sha256:<hex>) for a token_file or an inline\n"
-     "token: of control.tokens. The token is read from standard input, or with --generate a new\n"
-     "random one is made and printed once above its hash. Needs no gatewayd"},
+     "print the storable form (sha256:<hex>) of an API token read from standard input, or of a\n"
+     "new random one (--generate: printed once above it), for control.tokens. Needs no gatewayd"},
 };
 
 constexpr char kGlobalUsage[] =
@@ -441,13 +440,11 @@ Result<Command> parse_command(const std::string& name, const std::vector<std::st
       return make_error(sub.error());
     }
     const std::vector<std::string>& w = sub->words;
-    if (w.empty() || w[0] != "hash") {
+    if (w.size() != 1 || w[0] != "hash") {
       return usage_error(w.empty() ? "token: expected hash"
-                                   : "token: unknown sub-command '" + w[0] + "' (hash)");
-    }
-    if (w.size() > 1) {
-      return usage_error("token hash: unexpected argument '" + w[1] +
-                         "' (the token is read from standard input, never from the command line)");
+                         : w[0] != "hash" ? "token: unknown sub-command '" + w[0] + "' (hash)"
+                                          : "token hash: unexpected argument '" + w[1] +
+                                                "' (the token is read from standard input)");
     }
     c.verb = Verb::TokenHash;
     c.name = "token hash";

@@ -498,28 +498,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
 };
 
-// The accepted socket as the generic stream type every Session uses.
-template <typename Socket>
-std::optional<GenericSocket> to_generic(asio::io_context& ioc, Socket& s) {
-  ErrorCode ec;
-  const auto local = s.local_endpoint(ec);
-  if (ec) {
-    return std::nullopt;
-  }
-  const asio::generic::stream_protocol protocol(local.protocol());
-  const auto fd = s.release(ec);
-  if (ec) {
-    return std::nullopt;
-  }
-  GenericSocket g(ioc);
-  g.assign(protocol, fd, ec);
-  if (ec) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  return g;
-}
-
 void Core::run() {
   for (;;) {
     try {
@@ -559,7 +537,7 @@ void Core::arm(Listener& l) {
             if (!cred_ec) {
               peer.uid = cred.uid();
               peer.pid = cred.pid();
-              g = to_generic(ioc, s);
+              g = to_generic_socket(ioc, s);
             }
           }
           accepted(l, ec, std::move(g), std::move(peer));
@@ -576,7 +554,7 @@ void Core::arm(Listener& l) {
           const asio::ip::address a = remote.address();
           peer.addr = (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
                       std::to_string(remote.port());
-          g = to_generic(ioc, s);
+          g = to_generic_socket(ioc, s);
         }
       }
       accepted(l, ec, std::move(g), std::move(peer));

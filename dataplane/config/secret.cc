@@ -47,9 +47,9 @@ TokenDigest token_digest(std::string_view secret) {
   return d;
 }
 
-std::string token_hash(std::string_view secret) {
+std::string sha256_text(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
-  const TokenDigest d = token_digest(secret);
+  const TokenDigest d = token_digest(bytes);
   std::string out(kTokenHashPrefix);
   for (const unsigned char b : d) {
     out += kHex[b >> 4];

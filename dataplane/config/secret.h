@@ -25,8 +25,10 @@ using TokenDigest = std::array<unsigned char, 32>;
 bool is_token_hash(std::string_view s);
 // SHA-256 of the secret's bytes.
 TokenDigest token_digest(std::string_view secret);
-// "sha256:<64 lowercase hex digits>" of the secret.
-std::string token_hash(std::string_view secret);
+// "sha256:<64 lowercase hex digits>" of any bytes (also the state directory's version digests).
+std::string sha256_text(std::string_view bytes);
+// The storable hash of a secret: sha256_text(secret).
+inline std::string token_hash(std::string_view secret) { return sha256_text(secret); }
 // The digest a stored form stands for: the hash's digits, or the digest of a plain secret.
 TokenDigest stored_token_digest(std::string_view stored);
 // Why a plain secret cannot be a token (shorter than kMinTokenChars, whitespace), or nullopt.

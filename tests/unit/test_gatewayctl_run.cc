@@ -987,7 +987,7 @@ TEST(GatewayctlTokenHash, RefusesWeakTokensAndTokensOnTheCommandLine) {
   EXPECT_THAT(none.err, HasSubstr("no token on standard input"));
   const TokenRun arg = token_cli({"token", "hash", "my-ci-token-0123456789"}, "");
   EXPECT_EQ(arg.code, 2);
-  EXPECT_THAT(arg.err, HasSubstr("never from the command line"));
+  EXPECT_THAT(arg.err, HasSubstr("the token is read from standard input"));
   EXPECT_EQ(token_cli({"token"}, "").code, 2);
   EXPECT_EQ(token_cli({"token", "show"}, "").code, 2);
 }

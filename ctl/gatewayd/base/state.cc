@@ -1,7 +1,6 @@
 #include "ctl/gatewayd/base/state.h"
 
 #include <dirent.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +10,7 @@
 
 #include "ctl/gatewayd/base/state_json.h"
 #include "ctl/gatewayd/base/text.h"
+#include "dataplane/config/secret.h"
 
 namespace gw::gatewayd {
 
@@ -21,22 +21,6 @@ namespace {
 
 constexpr int kFormat = 1;
 constexpr uint32_t kFileMode = 0640;
-
-// "sha256:<hex>" of a version file's content (VersionRecord::digest).
-std::string content_digest(std::string_view text) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_Digest(text.data(), text.size(), d, &n, EVP_sha256(), nullptr) != 1) {
-    return "sha256:unavailable";  // out of memory: matches no file, so the read is refused
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "sha256:";
-  for (unsigned int i = 0; i < n; ++i) {
-    out += kHex[d[i] >> 4];
-    out += kHex[d[i] & 15];
-  }
-  return out;
-}
 
 std::optional<QuiesceBlock> parse_block(std::string_view s) {
   if (s == "none") {
@@ -396,7 +380,7 @@ Result<std::string> State::version_yaml(uint64_t version) const {
     return text;
   }
   const VersionRecord* rec = find_version(version);
-  if (rec != nullptr && !rec->digest.empty() && content_digest(*text) != rec->digest) {
+  if (rec != nullptr && !rec->digest.empty() && conf::sha256_text(*text) != rec->digest) {
     return make_error(p + " is damaged: its " + std::to_string(text->size()) +
                       " bytes do not match the digest " + path("history.json") +
                       " recorded when version " + std::to_string(version) +
@@ -451,7 +435,7 @@ Result<void> State::add_version(const std::string& yaml, const VersionRecord& re
   std::vector<VersionRecord> h = history_;
   std::erase_if(h, [&](const VersionRecord& old) { return old.version >= rec.version; });
   h.push_back(rec);
-  h.back().digest = content_digest(yaml);
+  h.back().digest = conf::sha256_text(yaml);
   if (auto r = write_file_atomic(path("history.json"), history_to_json(h), kFileMode, fault_); !r) {
     return r;
   }
