@@ -189,18 +189,58 @@ TEST(GatewaydStateCrash, ActivationKilledAfterTheHistory) {
 
 TEST(GatewaydStateCrash, ActivationKilledAfterTheCommitBeforeTheCandidateWasRemoved) {
   TempDir t;
-  { two_versions(t.path()); }
-  write(t.path() + "/candidate.yaml", "v: 2\n");  // equal to the active version
+  {
+    State s = two_versions(t.path());
+    ASSERT_TRUE(s.save_candidate("v: 2\n").ok());  // equal to the active version
+  }
   auto s = State::open(t.path());
   ASSERT_TRUE(s.ok()) << s.error();
   EXPECT_FALSE(s->candidate());
   EXPECT_FALSE(std::filesystem::exists(t.path() + "/candidate.yaml"));
   // A different candidate is kept.
-  write(t.path() + "/candidate.yaml", "v: 9\n");
+  ASSERT_TRUE(s->save_candidate("v: 9\n").ok());
   auto s2 = State::open(t.path());
   ASSERT_TRUE(s2.ok());
   ASSERT_TRUE(s2->candidate());
   EXPECT_EQ(*s2->candidate(), "v: 9\n");
+}
+
+// A candidate cut short could still validate as a smaller configuration and be activated: its
+// digest line tells, and such a file is moved aside (kept for the operator), never used.
+TEST(GatewaydStateCrash, CandidateCutShortIsMovedAsideNeverUsed) {
+  const std::string yaml = "services:\n  - web\nhosts:\n  - b1\n  - b2\n";
+  TempDir base;
+  {
+    State s = two_versions(base.path());
+    ASSERT_TRUE(s.save_candidate(yaml).ok());
+  }
+  const std::string full = slurp(base.path() + "/candidate.yaml");
+  ASSERT_GT(full.size(), yaml.size());
+  for (size_t keep = 0; keep < full.size(); keep += 5) {
+    TempDir t;
+    {
+      State s = two_versions(t.path());
+      ASSERT_TRUE(s.save_candidate(yaml).ok());
+    }
+    const std::string p = t.path() + "/candidate.yaml";
+    write(p, full.substr(0, keep));
+    auto s = State::open(t.path());
+    ASSERT_TRUE(s.ok()) << s.error();
+    EXPECT_FALSE(s->candidate()) << "kept " << keep;
+    EXPECT_FALSE(std::filesystem::exists(p));
+    EXPECT_EQ(slurp(p + ".damaged"), full.substr(0, keep));
+    ASSERT_FALSE(s->repairs().empty());
+    EXPECT_NE(s->repairs().back().find(p + ".damaged"), std::string::npos);
+  }
+  // Whole, it reads back as it was saved; a text without a final newline too.
+  TempDir t;
+  {
+    State s = two_versions(t.path());
+    ASSERT_TRUE(s.save_candidate("v: 7").ok());
+  }
+  auto s = State::open(t.path());
+  ASSERT_TRUE(s.ok() && s->candidate());
+  EXPECT_EQ(*s->candidate(), "v: 7");
 }
 
 TEST(GatewaydStateCrash, FirstStartKilledBeforeItsCommitIsAFirstStartAgain) {
@@ -355,7 +395,10 @@ TEST(GatewaydStateFault, FailedCandidateWriteKeepsTheOldCandidate) {
   s.set_write_fault([](std::string_view p) { return p.ends_with("candidate.yaml"); });
   EXPECT_FALSE(s.save_candidate("new\n").ok());
   EXPECT_EQ(*s.candidate(), "old\n");
-  EXPECT_EQ(slurp(t.path() + "/candidate.yaml"), "old\n");
+  EXPECT_EQ(slurp(t.path() + "/candidate.yaml").rfind("old\n# sha256:", 0), 0u);
+  auto r = State::open(t.path());
+  ASSERT_TRUE(r.ok() && r->candidate());
+  EXPECT_EQ(*r->candidate(), "old\n");
 }
 
 TEST(GatewaydState, AuditAppendsLines) {

@@ -22,6 +22,37 @@ namespace {
 constexpr int kFormat = 1;
 constexpr uint32_t kFileMode = 0640;
 
+// The candidate file's last line: its digest, so that a file cut short is known as such.
+constexpr std::string_view kDigestLine = "# sha256:";
+
+std::string with_digest_line(const std::string& yaml) {
+  std::string out = yaml;
+  if (!out.empty() && out.back() != '\n') {
+    out += '\n';
+  }
+  return out + std::string(kDigestLine) + conf::sha256_text(yaml).substr(7) + "\n";
+}
+
+// The text with_digest_line() was given, when `stored` ends with a digest line matching it.
+std::optional<std::string> without_digest_line(const std::string& stored) {
+  if (stored.size() < 2 || stored.back() != '\n') {
+    return std::nullopt;
+  }
+  const size_t nl = stored.rfind('\n', stored.size() - 2);
+  const size_t line = nl == std::string::npos ? 0 : nl + 1;
+  if (stored.compare(line, kDigestLine.size(), kDigestLine) != 0) {
+    return std::nullopt;
+  }
+  // The text itself, or without the newline with_digest_line() added to it.
+  for (const size_t len : {line, line == 0 ? size_t{0} : line - 1}) {
+    std::string yaml = stored.substr(0, len);
+    if (with_digest_line(yaml) == stored) {
+      return yaml;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<QuiesceBlock> parse_block(std::string_view s) {
   if (s == "none") {
     return QuiesceBlock::None;
@@ -352,13 +383,24 @@ Result<void> State::load() {
     if (!text) {
       return make_error(text.error());
     }
+    std::optional<std::string> yaml = without_digest_line(*text);
     auto active = version_yaml(runtime_.active_version);
-    if (active && *active == *text) {
+    if (!yaml) {
+      // Never used as a candidate, never deleted: the operator decides.
+      const std::string aside = cand_path + ".damaged";
+      if (::rename(cand_path.c_str(), aside.c_str()) != 0) {
+        return make_error(cand_path + " is damaged (no digest line matching its content: cut " +
+                          "short or changed) and cannot be moved aside: " + std::strerror(errno));
+      }
+      repairs_.push_back("moved " + cand_path + " to " + aside +
+                         ": no digest line matching its content (cut short or changed); load the "
+                         "candidate again");
+    } else if (active && *active == *yaml) {
       // Activated, but the process ended before it removed the candidate.
       ::unlink(cand_path.c_str());
       repairs_.push_back("removed " + cand_path + " (already activated)");
     } else {
-      candidate_ = std::move(*text);
+      candidate_ = std::move(*yaml);
     }
   }
   return {};
@@ -409,7 +451,8 @@ Result<void> State::save_runtime(const RuntimeState& rs) {
 }
 
 Result<void> State::save_candidate(const std::string& yaml) {
-  if (auto r = write_file_atomic(path("candidate.yaml"), yaml, kFileMode, fault_); !r) {
+  if (auto r = write_file_atomic(path("candidate.yaml"), with_digest_line(yaml), kFileMode, fault_);
+      !r) {
     return r;
   }
   candidate_ = yaml;

@@ -8,7 +8,9 @@
 //   history.json          one record per version: activated, by, source, rollback_of
 //   runtime.json          the active version, host modes set at run time (with their drain
 //                         policy), quiesce, and the stable group/host ids (ctl::IdMap)
-//   candidate.yaml        the validated candidate configuration, if any
+//   candidate.yaml        the validated candidate configuration, if any, and a last line
+//                         "# sha256:<hex>" of the text before it (a file without a matching
+//                         line is cut short or changed: moved aside as candidate.yaml.damaged)
 //   audit.log             one JSON line per mutating API call (append only)
 //   counters.json         counters flushed when a quiesce `all` completes
 //   metrics.json          offsets keeping the exported Prometheus counters monotonic (metrics.h;
