@@ -3,29 +3,18 @@
 
 #include <optional>
 
+#include "dataplane/config/values.h"
+
 namespace gw::http {
 namespace {
-
-int hex_digit(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%') {
-      const int hi = i + 2 < s.size() ? hex_digit(s[i + 1]) : -1;
-      const int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
+      const int hi = i + 2 < s.size() ? conf::hex_digit(s[i + 1]) : -1;
+      const int lo = i + 2 < s.size() ? conf::hex_digit(s[i + 2]) : -1;
       if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
         return std::nullopt;
       }

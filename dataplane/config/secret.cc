@@ -7,24 +7,9 @@
 #include <algorithm>
 #include <cctype>
 
+#include "dataplane/config/values.h"
+
 namespace gw::conf {
-
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-}  // namespace
 
 bool is_token_hash(std::string_view s) {
   if (s.size() != kTokenHashPrefix.size() + 64 ||
@@ -32,7 +17,7 @@ bool is_token_hash(std::string_view s) {
     return false;
   }
   s.remove_prefix(kTokenHashPrefix.size());
-  return std::all_of(s.begin(), s.end(), [](char c) { return hex_value(c) >= 0; });
+  return std::all_of(s.begin(), s.end(), [](char c) { return hex_digit(c) >= 0; });
 }
 
 TokenDigest token_digest(std::string_view secret) {
@@ -65,7 +50,7 @@ TokenDigest stored_token_digest(std::string_view stored) {
   stored.remove_prefix(kTokenHashPrefix.size());
   TokenDigest d{};
   for (size_t i = 0; i < d.size(); ++i) {
-    d[i] = static_cast<unsigned char>(hex_value(stored[2 * i]) * 16 + hex_value(stored[2 * i + 1]));
+    d[i] = static_cast<unsigned char>(hex_digit(stored[2 * i]) * 16 + hex_digit(stored[2 * i + 1]));
   }
   return d;
 }

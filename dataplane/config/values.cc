@@ -114,6 +114,19 @@ std::string format_host_port(const HostPort& hp) {
   return (hp.address.family == Family::V6 ? "[" + a + "]" : a) + ":" + std::to_string(hp.port);
 }
 
+int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
 std::optional<MacAddr> parse_mac(std::string_view s) {
   if (s.size() != 17) {
     return std::nullopt;

@@ -40,6 +40,9 @@ std::string format_host_port(const HostPort& hp);
 // Digits only, no sign or blanks; nullopt when empty or beyond 64 bits.
 std::optional<uint64_t> parse_decimal(std::string_view text);
 
+// The value of one hex digit (either case), or -1.
+int hex_digit(char c) noexcept;
+
 // "aa:bb:cc:dd:ee:ff", two hex digits per byte (either case). format_mac writes lower case.
 std::optional<MacAddr> parse_mac(std::string_view text);
 std::string format_mac(const MacAddr& m);
