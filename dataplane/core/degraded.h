@@ -14,16 +14,8 @@
 
 #include "dataplane/shm/layout.h"
 
-// X(Name, "label", "help")
-#define GW_DEGRADED_REASONS(X)                                                             \
-  X(SessionFull, "session_full",                                                           \
-    "persistence session not created: the client's session-table bucket is full")          \
-  X(SessionContended, "session_contended",                                                 \
-    "persistence session not created: other workers held the bucket's slots too long")     \
-  X(ConnHostOutOfRange, "conn_host_out_of_range",                                          \
-    "connection entry with a host id out of range: removed, the packet handled as a miss") \
-  X(SessionHostOutOfRange, "session_host_out_of_range",                                    \
-    "persistence session with a host id out of range: treated as a miss and moved to the pick")
+// The list itself: reason_lists.h (C, shared with the XDP program).
+#include "dataplane/core/reason_lists.h"
 
 namespace gw {
 

@@ -1,0 +1,162 @@
+/* The XDP engine's maps: the contract between bpf/gateway.bpf.c (the program) and gatewayd's
+ * loader (ctl/xdp), both of which include this header.
+ *
+ * Zone: shared layout. Plain C11 (also C++20, also clang -target bpf -ffreestanding). The records
+ * the DPDK engine keeps in /dev/shm (dataplane/shm/layout.h) are reused here wherever the program
+ * can read them as they are, so both engines hold one meaning for every field:
+ *
+ *   gw_snap      ARRAY, BPF_F_MMAPABLE, GW_XDP_PAGE-byte values: two struct gw_snapshot slots laid
+ *                end to end as raw bytes (slot s starts at page s * GW_XDP_SNAP_PAGES). gatewayd
+ *                mmaps it and builds snapshots in place exactly as it does in shared memory. The
+ *                program reads groups, hosts and Maglev entries from it (page = offset / 4096;
+ *                none of those records crosses a page), never the services (see gw_svc).
+ *   gw_state     ARRAY, BPF_F_MMAPABLE, one struct gw_xdp_state: which slot is published, the
+ *                ports, the connection timeouts. Written by gatewayd only.
+ *   gw_svc       HASH: (address, port, protocol, family, slot) -> struct gw_service, one entry per
+ *                service per snapshot slot, plus one per VIP with port 0 and protocol 0 (tells
+ *                "no service on this port" from "not for us"). gatewayd writes the unpublished
+ *                slot's entries, then publishes; stale keys of that slot are deleted first.
+ *   gw_conns     LRU_HASH with BPF_F_NO_COMMON_LRU (an LRU list per CPU): struct gw_flow_key ->
+ *                struct gw_conn (the DPDK entry, key fields included, so readers get the same
+ *                record from both engines). Written by the program; gatewayd reads and deletes
+ *                expired entries.
+ *   gw_sessions  LRU_HASH: struct gw_xdp_session_key -> struct gw_session (state GW_SESSION_LIVE).
+ *   gw_stats     PERCPU_ARRAY, one struct gw_xdp_cpu_stats per CPU.
+ *   gw_host_stats PERCPU_ARRAY, GW_MAX_HOSTS struct gw_xdp_host_stats per CPU.
+ *
+ * Publication. gatewayd fills slot s (gw_snap pages and gw_svc keys with slot s) while the program
+ * reads slot 1 - s, then stores gw_state.published = generation << 1 | s. The program loads
+ * `published` once per packet. gatewayd writes a slot again only GW_XDP_RETIRE_MS after it
+ * stopped being published: one program run is far shorter (it runs under RCU within one NAPI poll).
+ *
+ * Time: bpf_ktime_get_ns() is CLOCK_MONOTONIC, the clock of every *_ms and *_s field of
+ * layout.h, so gatewayd compares entry times with its own monotonic clock.
+ *
+ * A change to any record here bumps GW_XDP_LAYOUT_VERSION; gatewayd refuses pinned maps of
+ * another version (gw_state.layout_version) and says which.
+ */
+#ifndef GW_BPF_XDP_MAPS_H
+#define GW_BPF_XDP_MAPS_H
+
+#include "dataplane/core/reason_lists.h"
+#include "dataplane/shm/layout.h"
+
+#ifndef __cplusplus
+/* gw::DropReason and gw::Degraded, numbered alike (C++ has them from drop_reason.h, degraded.h). */
+enum gw_drop_reason {
+#define GW_X(name, label, help) GW_DROP_##name,
+  GW_DROP_REASONS(GW_X)
+#undef GW_X
+  GW_DROP_COUNT
+};
+enum gw_degraded {
+#define GW_X(name, label, help) GW_DEGRADED_##name,
+  GW_DEGRADED_REASONS(GW_X)
+#undef GW_X
+  GW_DEGRADED_COUNT
+};
+#endif
+
+#define GW_XDP_LAYOUT_VERSION 1u
+#define GW_XDP_PAGE 4096u
+#define GW_XDP_SNAP_PAGES ((sizeof(struct gw_snapshot) + GW_XDP_PAGE - 1) / GW_XDP_PAGE)
+#define GW_XDP_RETIRE_MS 10u
+
+/* struct gw_xdp_port.flags [ctl] */
+#define GW_XDP_PORT_IN_USE 0x01u
+#define GW_XDP_PORT_NH_VALID 0x02u /* nh_mac holds the next hop's MAC */
+#define GW_XDP_PORT_HAS4 0x04u     /* addr4 is the port's own IPv4 address */
+#define GW_XDP_PORT_HAS6 0x08u     /* addr6 is the port's own IPv6 address */
+
+struct gw_xdp_port {             /* 64 bytes; index = position in dataplane.ports */
+  uint32_t ifindex;              /* [ctl] the interface the program is attached to */
+  uint16_t mtu;                  /* [ctl] IP MTU towards the hosts */
+  uint8_t flags;                 /* [ctl] GW_XDP_PORT_* */
+  uint8_t reserved0;
+  uint8_t mac[6];                /* [ctl] the interface's MAC: source of encapsulated frames */
+  uint8_t nh_mac[6];             /* [ctl] next hop's MAC (configured, or from the kernel's
+                                    neighbour table) */
+  uint8_t addr4[4];              /* [ctl] own IPv4: outer source of IPIP */
+  uint8_t addr6[16];             /* [ctl] own IPv6: outer source of IP6IP6 */
+  uint8_t reserved1[24];
+};
+
+struct gw_xdp_state {
+  uint32_t layout_version;       /* [ctl] GW_XDP_LAYOUT_VERSION */
+  uint32_t n_ports;              /* [ctl] ports[0 .. n_ports) */
+  uint64_t published;            /* [ctl] generation << 1 | slot; 0 = nothing published: XDP_PASS */
+  uint32_t syn_ms;               /* [ctl] connection timeouts, dataplane.conn_table */
+  uint32_t established_ms;
+  uint32_t closing_ms;
+  uint32_t udp_ms;
+  uint32_t syn_share_percent;    /* [ctl] reserved for the half-open share; unused in version 1 */
+  uint32_t reserved0;
+  uint64_t ctl_heartbeat_ms;     /* [ctl] CLOCK_MONOTONIC ms of gatewayd's last pass */
+  uint8_t reserved1[16];
+  struct gw_xdp_port ports[GW_MAX_PORTS];
+};
+
+struct gw_xdp_svc_key {          /* 24 bytes */
+  uint8_t addr[16];              /* VIP, wire order (IPv4 in addr[0..3], rest zero) */
+  uint16_t port;                 /* network order; 0 with proto 0: the VIP-only entry */
+  uint8_t proto;                 /* 6, 17; 0 for the VIP-only entry */
+  uint8_t family;                /* 4 or 6 */
+  uint32_t slot;                 /* snapshot slot, 0 or 1 */
+};
+
+/* The connection key is the flow key of hash_c.h: src, dst, ports (network order), proto,
+ * family, two zero pad bytes. */
+struct gw_flow_key {             /* 40 bytes */
+  uint8_t src[16];
+  uint8_t dst[16];
+  uint16_t src_port;
+  uint16_t dst_port;
+  uint8_t proto;
+  uint8_t family;
+  uint8_t pad[2];
+};
+
+struct gw_xdp_session_key {      /* 20 bytes */
+  uint8_t client[16];
+  uint16_t group;
+  uint8_t family;
+  uint8_t pad;
+};
+
+/* Packets handed to the kernel (XDP_PASS) by why; not drops. */
+#define GW_XDP_PASS_NOT_FOR_US 0u  /* destination is no VIP: the host's own traffic */
+#define GW_XDP_PASS_OWN 1u         /* ARP, ND, echo and other packets to the port's own address */
+#define GW_XDP_PASS_UNPUBLISHED 2u /* nothing published yet */
+#define GW_XDP_PASS_REASONS 4u
+
+struct gw_xdp_cpu_stats {
+  struct gw_port_counters ports[GW_MAX_PORTS]; /* rx: every packet seen; tx: XDP_TX/redirect */
+  uint64_t drops[GW_MAX_DROP_REASONS];         /* by gw::DropReason */
+  uint64_t degraded[GW_MAX_DEGRADED];          /* by gw::Degraded */
+  uint64_t passed[GW_XDP_PASS_REASONS];        /* by GW_XDP_PASS_* */
+  uint64_t conn_stateless;       /* new flows forwarded without an entry */
+  uint64_t conn_inserts;         /* entries created */
+  uint64_t icmp_too_big_sent;
+  uint64_t last_ms;              /* CLOCK_MONOTONIC ms of this CPU's last packet */
+  uint64_t seen_generation;      /* snapshot generation of this CPU's last packet */
+  uint64_t reserved[3];
+};
+
+struct gw_xdp_host_stats {       /* 32 bytes, per CPU per host id */
+  uint64_t new_conns;            /* entries created and stateless new flows */
+  uint64_t packets;              /* packets forwarded to the host */
+  uint64_t bytes;                /* inner IP bytes forwarded to the host */
+  uint64_t reserved;
+};
+
+GW_STATIC_ASSERT(sizeof(struct gw_xdp_port) == 64, "gw_xdp_port");
+GW_STATIC_ASSERT(sizeof(struct gw_xdp_svc_key) == 24, "gw_xdp_svc_key");
+GW_STATIC_ASSERT(sizeof(struct gw_flow_key) == 40, "gw_flow_key");
+GW_STATIC_ASSERT(sizeof(struct gw_xdp_session_key) == 20, "gw_xdp_session_key");
+GW_STATIC_ASSERT(sizeof(struct gw_xdp_host_stats) == 32, "gw_xdp_host_stats");
+GW_STATIC_ASSERT(offsetof(struct gw_snapshot, groups) % 16 == 0 &&
+                     offsetof(struct gw_snapshot, hosts) % 32 == 0 &&
+                     offsetof(struct gw_snapshot, maglev) % 2 == 0,
+                 "groups, hosts and Maglev entries never cross a gw_snap page");
+
+#endif /* GW_BPF_XDP_MAPS_H */
