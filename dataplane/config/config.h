@@ -112,7 +112,8 @@ struct IcmpTooBigConfig {
 struct DataplaneConfig {
   Engine engine = Engine::Dpdk;
   std::vector<std::string> eal;   // rte_eal_init arguments; dpdk only
-  std::vector<unsigned> lcores;   // non-empty, unique, each < 1024; one RX/TX queue pair each
+  std::vector<unsigned> lcores;   // dpdk: non-empty, unique, each < 1024; one RX/TX queue pair
+                                  // each. xdp: empty
   std::vector<PortConfig> ports;  // non-empty; devices and own addresses unique
   ConnTableConfig conn_table;
   IdlePolicy idle = IdlePolicy::Busy;

@@ -96,16 +96,18 @@ void emit_ports(YAML::Emitter& out, const std::vector<PortConfig>& ports) {
 void emit_dataplane(YAML::Emitter& out, const DataplaneConfig& d) {
   begin_map(out, "dataplane", YAML::Block);
   emit_kv(out, "engine", engine_name(d.engine));
-  begin_seq(out, "eal", YAML::Flow);
-  for (const std::string& arg : d.eal) {
-    out << YAML::DoubleQuoted << arg;
+  if (d.engine == Engine::Dpdk) {  // both are DPDK's alone (rules.cc)
+    begin_seq(out, "eal", YAML::Flow);
+    for (const std::string& arg : d.eal) {
+      out << YAML::DoubleQuoted << arg;
+    }
+    out << YAML::EndSeq;
+    begin_seq(out, "lcores", YAML::Flow);
+    for (unsigned l : d.lcores) {
+      out << l;
+    }
+    out << YAML::EndSeq;
   }
-  out << YAML::EndSeq;
-  begin_seq(out, "lcores", YAML::Flow);
-  for (unsigned l : d.lcores) {
-    out << l;
-  }
-  out << YAML::EndSeq;
   emit_ports(out, d.ports);
   const ConnTableConfig& t = d.conn_table;
   begin_map(out, "conn_table", YAML::Block);

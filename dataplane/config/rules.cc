@@ -21,7 +21,7 @@
 //               health_check.type, persistence.type, host mode) from their fixed sets
 //   names       instance [a-z0-9][a-z0-9_-]{0,31}; services, groups, hosts, tokens
 //               [A-Za-z0-9][A-Za-z0-9._-]{0,63}; tag keys and values as selectors accept them
-//   dataplane   lcores non-empty and unique; ports non-empty, devices and own addresses unique;
+//   dataplane   lcores non-empty and unique (dpdk; none with xdp); ports non-empty, devices and own addresses unique;
 //               prefix length in range for the family; address6 IPv6 and only beside an IPv4
 //               address; next_hop of an own family, inside that subnet, not an own address;
 //               next_hop_mac unicast; eal only with engine dpdk, and no flow-list item that is
@@ -137,10 +137,16 @@ DataplaneConfig Rules::dataplane(const Val& v) const {
     }
   }
 
-  const Val lv = require(f, "lcores");
-  const std::vector<Val> lcores = list(lv);
-  if (lcores.empty()) {
-    fail(lv, "needs at least one lcore");
+  // The XDP program runs on whichever CPU the NIC's queue interrupts: lcores are DPDK's alone.
+  std::vector<Val> lcores;
+  if (d.engine == Engine::Dpdk) {
+    const Val lv = require(f, "lcores");
+    lcores = list(lv);
+    if (lcores.empty()) {
+      fail(lv, "needs at least one lcore");
+    }
+  } else if (auto lv = f.get("lcores"); lv && !list(*lv).empty()) {
+    fail(*lv, "lcores applies only to engine dpdk");
   }
   for (const Val& l : lcores) {
     const auto id = static_cast<unsigned>(integer(l, 0, 1023));
