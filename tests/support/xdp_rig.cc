@@ -134,6 +134,7 @@ XdpRig::Result XdpRig::run(std::span<const uint8_t> frame) {
   r.frame.assign(frame.size() + 256, 0);
   xdp_md ctx{};
   ctx.ingress_ifindex = options_.ifindex;
+  ctx.data_end = static_cast<uint32_t>(frame.size());  // else the program sees an empty frame
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
               .data_out = r.frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
               .data_size_out = static_cast<uint32_t>(r.frame.size()), .ctx_in = &ctx,
