@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* gateway's XDP engine: the balancer's per-packet function in the kernel driver.
  *
- * The maps and their writers are described in bpf/xdp_maps.h.
+ * The maps and their writers are described in bpf/xdp_maps.h; the parser is bpf/xdp_parse.h, the
+ * decisions bpf/xdp_engine.h (gw_process, which bpf/gateway_bench.bpf.c wraps too). The reference
+ * semantics are the DPDK engine's dataplane/core/forward.cc; tests/conformance runs the same cases
+ * through both.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_endian.h>
@@ -61,11 +64,7 @@ struct {
   __type(value, struct gw_xdp_host_stats);
 } gw_host_stats SEC(".maps");
 
-/* The per-packet function; bpf/gateway_bench.bpf.c wraps it too. */
-static __always_inline int gw_process(struct xdp_md *ctx) {
-  (void)ctx;
-  return XDP_PASS;
-}
+#include "bpf/xdp_engine.h"
 
 SEC("xdp")
 int gw_xdp(struct xdp_md *ctx) {

@@ -53,5 +53,37 @@ TEST_F(XdpProgTest, TrafficToNoVipIsPassedToTheKernelUntouched) {
   EXPECT_EQ(r.frame, frame) << frame_diff(frame, r.frame);
 }
 
+const MacAddr kClient{{0x02, 0xcc, 0, 0, 0, 0x01}};
+const MacAddr kPort{{0x02, 0xaa, 0, 0, 0, 0x02}};
+
+std::vector<uint8_t> tcp4(const char* src, uint16_t sport, uint8_t flags, uint16_t dport = 80) {
+  return PacketBuilder().eth(kClient, kPort).ipv4(src, "10.99.0.10").tcp(sport, dport, flags).build();
+}
+
+TEST_F(XdpProgTest, SynToTheVipIsTunnelledLikeTheDpdkEngineDoes) {
+  const auto frame = tcp4("10.0.0.1", 40000, kTcpSyn);
+  XdpRig::Result r = rig_->run(frame);
+  ASSERT_EQ(r.action, XDP_TX);
+  // The DPDK engine's answer for the same packet.
+  std::vector<uint8_t> buf(512);
+  std::copy(frame.begin(), frame.end(), buf.begin() + 128);
+  dp::Pkt pkt{buf.data() + 128, static_cast<uint32_t>(frame.size()), 128, 0};
+  dp::Outcome out{};
+  rig_->model().run(&pkt, 1, &out);
+  ASSERT_EQ(out.action, dp::Action::Forward);
+  std::vector<uint8_t> want(out.start, out.start + out.len);
+  // The outer IPv4 identification (bytes 18..19) and so its checksum (24..25) are per worker.
+  ASSERT_EQ(r.frame.size(), want.size()) << frame_diff(want, r.frame);
+  for (size_t i : {18u, 19u, 24u, 25u}) want[i] = r.frame[i] = 0;
+  EXPECT_EQ(r.frame, want) << frame_diff(want, r.frame);
+  EXPECT_EQ(rig_->conns().size(), 1u);
+}
+
+TEST_F(XdpProgTest, NoServiceOnAVipPortIsDroppedAndCounted) {
+  const XdpRig::Result r = rig_->run(tcp4("10.0.0.1", 40000, kTcpSyn, 81));
+  EXPECT_EQ(r.action, XDP_DROP);
+  EXPECT_EQ(rig_->stats().drops[static_cast<size_t>(DropReason::NoService)], 1u);
+}
+
 }  // namespace
 }  // namespace gw::test

@@ -1,0 +1,568 @@
+/* The XDP engine's decisions: dp::decide_one of dataplane/core/forward.cc over the maps of
+ * bpf/xdp_maps.h. Included by bpf/gateway.bpf.c after the map definitions.
+ *
+ * Zone: fast path (BPF). Differences from the DPDK engine, by design:
+ *  - the box's own traffic (not to a VIP: ARP, ND, echo to the port's address, SSH, BGP, and
+ *    frames of other EtherTypes) goes to the kernel (XDP_PASS), which answers it;
+ *  - connection entries live in an LRU hash (gw_conns): when it is full the least recently used
+ *    entry of the CPU's list makes room, instead of the new flow going stateless; the half-open
+ *    share of conn_table.h is not applied (SYN-state entries age out after tcp_syn_timeout);
+ *  - a packet too big for the port once encapsulated is dropped as too_big (no ICMP answer yet);
+ *  - the outer IPv4 identification comes from a per-CPU counter, as the DPDK worker's does.
+ */
+#ifndef GW_BPF_XDP_ENGINE_H
+#define GW_BPF_XDP_ENGINE_H
+
+#include "bpf/xdp_parse.h"
+#include "dataplane/core/hash_c.h"
+
+/* dataplane/core/forward.h: fixed seeds, never changed (a restart must map flows as before). */
+#define GW_MAGLEV_SEED 0x6777u
+#define GW_CONN_SEED 0x636fu
+#define GW_SESSION_SEED 0x7365u
+#define GW_SESSION_REFRESH_MS 1000u
+#define GW_OUTER_TTL 64
+
+/* dataplane/core/mode.h, Situation and Admit */
+enum gw_situation { GW_SIT_ENTRY, GW_SIT_ENTRY_SYN, GW_SIT_CLOSING_SYN, GW_SIT_SESSION, GW_SIT_ICMP };
+enum gw_admit { GW_KEEP, GW_NEW_CONNECTION, GW_RESCHEDULE, GW_DROP_DISABLED, GW_DROP_NO_HOST };
+
+/* admit() of dataplane/core/mode.h, over the same bits. */
+static __always_inline int gw_admit(__u8 f, int same_group, int s) {
+  int in_use = (f & GW_HOST_IN_USE) != 0;
+  int keeps = (f & GW_HOST_ESTABLISHED) != 0;
+  switch (s) {
+  case GW_SIT_ENTRY:
+    if (keeps && same_group) return GW_KEEP;
+    return (f & GW_HOST_DROP_ON_DISABLE) && in_use ? GW_DROP_DISABLED : GW_RESCHEDULE;
+  case GW_SIT_ENTRY_SYN:
+    return keeps && same_group && (f & GW_HOST_NEW) ? GW_KEEP : GW_NEW_CONNECTION;
+  case GW_SIT_CLOSING_SYN:
+    return GW_NEW_CONNECTION;
+  case GW_SIT_SESSION:
+    return (f & GW_HOST_SESSIONS) && same_group ? GW_KEEP : GW_RESCHEDULE;
+  default:
+    return keeps ? GW_KEEP : GW_DROP_NO_HOST;
+  }
+}
+
+/* ---- the published snapshot, read in place from gw_snap ------------------------------------ */
+
+/* A record of `size` bytes at byte offset off of snapshot slot `slot`; none crosses a page. */
+static __always_inline void *gw_snap_at(__u32 slot, __u64 off, __u32 size) {
+  __u32 page = slot * (__u32)GW_XDP_SNAP_PAGES + (__u32)(off / GW_XDP_PAGE);
+  __u8 *v = bpf_map_lookup_elem(&gw_snap, &page);
+  if (!v) return 0;
+  __u32 in = (__u32)off & (GW_XDP_PAGE - 1);
+  if (in > GW_XDP_PAGE - size) return 0;
+  return v + in;
+}
+
+static __always_inline const struct gw_host *gw_host_of(__u32 slot, __u16 host) {
+  if (host >= GW_MAX_HOSTS) return 0;
+  return gw_snap_at(slot, offsetof(struct gw_snapshot, hosts) + (__u64)host * sizeof(struct gw_host),
+                    sizeof(struct gw_host));
+}
+
+/* The host in slot `s` of group g's `new` (established 0) or `established` table. */
+static __always_inline __u16 gw_maglev(__u32 slot, __u16 g, int established, __u32 s) {
+  __u64 i = ((__u64)g * 2 + (established ? 1 : 0)) * GW_MAGLEV_SIZE + s;
+  const __u16 *h = gw_snap_at(slot, offsetof(struct gw_snapshot, maglev) + i * 2, 2);
+  return h ? *h : GW_NO_HOST;
+}
+
+/* ---- per-packet context -------------------------------------------------------------------- */
+
+struct gw_ctx {
+  struct gw_xdp_state *st;
+  struct gw_xdp_cpu_stats *stats;
+  const struct gw_xdp_port *port;
+  __u64 generation;
+  __u32 slot;
+  __u32 now_ms;  /* CLOCK_MONOTONIC ms, wrapping (gw_conn.last_ms) */
+  __u32 now_s;
+};
+
+static __always_inline int gw_drop(struct gw_ctx *c, int reason) {
+  c->stats->drops[reason & (GW_MAX_DROP_REASONS - 1)]++;
+  return XDP_DROP;
+}
+
+static __always_inline int gw_pass(struct gw_ctx *c, int why) {
+  c->stats->passed[why & (GW_XDP_PASS_REASONS - 1)]++;
+  return XDP_PASS;
+}
+
+static __always_inline __u32 gw_timeout_ms(const struct gw_xdp_state *st, __u8 state) {
+  switch (state) {
+  case GW_CONN_SYN: return st->syn_ms;
+  case GW_CONN_ESTABLISHED: return st->established_ms;
+  case GW_CONN_CLOSING: return st->closing_ms;
+  case GW_CONN_UDP: return st->udp_ms;
+  default: return 0;
+  }
+}
+
+/* conn_table.h next_conn_state() */
+static __always_inline __u8 gw_next_state(__u8 s, __u8 flags) {
+  if (s == GW_CONN_UDP || s == GW_CONN_EMPTY) return s;
+  if (flags & (GW_TCP_FIN | GW_TCP_RST)) return GW_CONN_CLOSING;
+  if (flags & GW_TCP_SYN) return s == GW_CONN_ESTABLISHED ? GW_CONN_ESTABLISHED : GW_CONN_SYN;
+  return s == GW_CONN_SYN ? GW_CONN_ESTABLISHED : s;
+}
+
+static __always_inline __u8 gw_initial_state(const struct gw_pkt *p) {
+  if (p->key.proto == GW_IPPROTO_UDP) return GW_CONN_UDP;
+  if (p->tcp_flags & (GW_TCP_FIN | GW_TCP_RST)) return GW_CONN_CLOSING;
+  if (p->tcp_flags & GW_TCP_SYN) return GW_CONN_SYN;
+  return GW_CONN_ESTABLISHED;
+}
+
+/* ---- persistence sessions ------------------------------------------------------------------ */
+
+static __always_inline int gw_session_live(const struct gw_session *s, __u32 now_ms) {
+  return s->state == GW_SESSION_LIVE && now_ms - s->last_ms < (__u32)s->timeout_s * 1000u;
+}
+
+static __always_inline void gw_session_key(struct gw_xdp_session_key *k, const struct gw_pkt *p,
+                                           __u16 group) {
+  __builtin_memcpy(k->client, p->key.src, 16);
+  k->group = group;
+  k->family = p->key.family;
+  k->pad = 0;
+}
+
+/* choose_host() of forward.cc: a flow without a usable entry. Returns a host id, or GW_NO_HOST
+ * with *reason set. */
+static __always_inline __u16 gw_choose(struct gw_ctx *c, const struct gw_service *svc,
+                                       const struct gw_pkt *p, int new_flow, int *reason) {
+  if (new_flow) {
+    const __u32 *q = gw_snap_at(c->slot, offsetof(struct gw_snapshot, quiesce), 4);
+    if (q && (*q & GW_QUIESCE_ALL)) {
+      *reason = GW_DROP_Quiesced;
+      return GW_NO_HOST;
+    }
+  }
+  if (!(svc->flags & GW_SERVICE_PERSIST)) {
+    __u16 h = gw_maglev(c->slot, svc->group, !new_flow,
+                        gw_flow_hash32(&p->key, GW_MAGLEV_SEED) % GW_MAGLEV_SIZE);
+    if (h >= GW_MAX_HOSTS) {
+      *reason = GW_DROP_NoHost;
+      return GW_NO_HOST;
+    }
+    return h;
+  }
+  __u64 sh = gw_source_hash64(p->key.family, p->key.src, GW_SESSION_SEED);
+  __u16 by_table = gw_maglev(c->slot, svc->group, !new_flow, (__u32)(sh >> 32) % GW_MAGLEV_SIZE);
+  if (by_table >= GW_MAX_HOSTS) by_table = GW_NO_HOST;
+  struct gw_xdp_session_key k;
+  gw_session_key(&k, p, svc->group);
+  struct gw_session *s = bpf_map_lookup_elem(&gw_sessions, &k);
+  if (s && gw_session_live(s, c->now_ms)) {
+    if (s->host >= GW_MAX_HOSTS) {
+      c->stats->degraded[GW_DEGRADED_SessionHostOutOfRange]++;
+    } else {
+      const struct gw_host *h = gw_host_of(c->slot, s->host);
+      if (h && gw_admit(h->flags, h->group == svc->group, GW_SIT_SESSION) == GW_KEEP) {
+        s->last_ms = c->now_ms;
+        return s->host;
+      }
+    }
+    if (by_table == GW_NO_HOST) {
+      *reason = GW_DROP_NoHost;
+      return GW_NO_HOST;
+    }
+    s->host = by_table;
+    s->last_ms = c->now_ms;
+    return by_table;
+  }
+  if (by_table == GW_NO_HOST) {
+    *reason = GW_DROP_NoHost;
+    return GW_NO_HOST;
+  }
+  struct gw_session ns = {};
+  ns.state = GW_SESSION_LIVE;
+  ns.group = svc->group;
+  ns.host = by_table;
+  __builtin_memcpy(ns.client, p->key.src, 16);
+  ns.family = p->key.family;
+  ns.timeout_s = svc->persist_timeout_s > 65535 ? 65535 : (__u16)svc->persist_timeout_s;
+  ns.last_ms = c->now_ms;
+  if (bpf_map_update_elem(&gw_sessions, &k, &ns, BPF_ANY))
+    c->stats->degraded[GW_DEGRADED_SessionFull]++;
+  return by_table;
+}
+
+/* refresh_session() of forward.cc: a flow with an entry keeps its client's session alive. */
+static __always_inline void gw_refresh_session(struct gw_ctx *c, const struct gw_service *svc,
+                                               const struct gw_pkt *p, struct gw_conn *e) {
+  __u32 timeout_s = svc->persist_timeout_s > 65535 ? 65535 : svc->persist_timeout_s;
+  __u32 every = timeout_s * 500u < GW_SESSION_REFRESH_MS ? timeout_s * 500u : GW_SESSION_REFRESH_MS;
+  if (c->now_ms - e->session_ms < every) return;
+  e->session_ms = c->now_ms;
+  struct gw_xdp_session_key k;
+  gw_session_key(&k, p, svc->group);
+  struct gw_session *s = bpf_map_lookup_elem(&gw_sessions, &k);
+  if (s && gw_session_live(s, c->now_ms)) s->last_ms = c->now_ms;
+}
+
+/* ---- encapsulation (encap.cc) -------------------------------------------------------------- */
+
+static __always_inline void gw_put16(__u8 *p, __u16 v) {
+  p[0] = (__u8)(v >> 8);
+  p[1] = (__u8)v;
+}
+
+static __always_inline __u32 gw_word_sum(const __u8 *a) {
+  return ((__u32)a[0] << 8 | a[1]) + ((__u32)a[2] << 8 | a[3]);
+}
+
+/* Rewrites the frame to [Ethernet (+ the first VLAN tag)][outer IP][the inner IP packet] towards
+ * host h and transmits it back out of the port. */
+static __always_inline int gw_encap(struct xdp_md *ctx, struct gw_ctx *c, const struct gw_pkt *p,
+                                    const struct gw_host *h, __u16 host) {
+  const struct gw_xdp_port *port = c->port;
+  int v6 = h->family == 6;
+  if ((v6 && !(port->flags & GW_XDP_PORT_HAS6)) || (!v6 && !(port->flags & GW_XDP_PORT_HAS4)) ||
+      (h->family != 4 && h->family != 6))
+    return gw_drop(c, GW_DROP_FamilyMismatch);
+  if (!(port->flags & GW_XDP_PORT_NH_VALID)) return gw_drop(c, GW_DROP_NoNextHop);
+  __u32 hdr = v6 ? 40 : 20;
+  __u32 ip_len = p->ip_len;
+  if (hdr + ip_len > port->mtu) return gw_drop(c, GW_DROP_TooBig);
+  __u32 l2 = p->n_vlans ? 18 : 14;
+  __u8 tos = p->tos;
+  __u8 df = p->df;
+  __u32 label = 0;
+  if (v6) label = (__u32)gw_flow_hash64(&p->key, GW_CONN_SEED) & 0xfffff;
+  __u16 id = 0;
+  if (!v6) id = (__u16)(c->stats->reserved[0]++);
+  /* The inner packet stays where it is; the new headers go in front of it and link padding
+   * after it is cut, so the frame is exactly l2 + outer + inner (as the DPDK engine sends). */
+  int grow = (int)(l2 + hdr) - (int)p->l3;
+  if (bpf_xdp_adjust_head(ctx, -grow)) return gw_drop(c, GW_DROP_NoHeadroom);
+  void *data = (void *)(long)ctx->data;
+  void *end = (void *)(long)ctx->data_end;
+  int extra = (int)(end - data) - (int)(l2 + hdr + ip_len);
+  if (extra > 0) {
+    if (bpf_xdp_adjust_tail(ctx, -extra)) return gw_drop(c, GW_DROP_NoHeadroom);
+    data = (void *)(long)ctx->data;
+    end = (void *)(long)ctx->data_end;
+  }
+  if (data + 18 + 40 > end) return gw_drop(c, GW_DROP_NoHeadroom);
+  __u8 *e = data;
+  __builtin_memcpy(e, port->nh_mac, 6);
+  __builtin_memcpy(e + 6, port->mac, 6);
+  __u8 *ip = e + 14;
+  if (p->n_vlans) {
+    gw_put16(e + 12, GW_ETH_P_8021Q);
+    gw_put16(e + 14, p->vlan_tci);
+    ip = e + 18;
+  }
+  gw_put16(ip - 2, v6 ? GW_ETH_P_IPV6 : GW_ETH_P_IPV4);
+  __u8 inner_proto = p->key.family == 4 ? 4 : 41;
+  if (v6) {
+    __u32 w0 = (6u << 28) | ((__u32)tos << 20) | label;
+    ip[0] = (__u8)(w0 >> 24);
+    ip[1] = (__u8)(w0 >> 16);
+    ip[2] = (__u8)(w0 >> 8);
+    ip[3] = (__u8)w0;
+    gw_put16(ip + 4, (__u16)ip_len);
+    ip[6] = inner_proto;
+    ip[7] = GW_OUTER_TTL;
+    __builtin_memcpy(ip + 8, port->addr6, 16);
+    __builtin_memcpy(ip + 24, h->addr, 16);
+  } else {
+    __u16 total = (__u16)(20 + ip_len);
+    __u16 frag = df ? 0x4000 : 0;
+    __u32 sum = (0x45u << 8 | tos) + total + id + frag + ((__u32)GW_OUTER_TTL << 8 | inner_proto) +
+                gw_word_sum(port->addr4) + gw_word_sum(h->addr);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    ip[0] = 0x45;
+    ip[1] = tos;
+    gw_put16(ip + 2, total);
+    gw_put16(ip + 4, id);
+    gw_put16(ip + 6, frag);
+    ip[8] = GW_OUTER_TTL;
+    ip[9] = inner_proto;
+    gw_put16(ip + 10, (__u16)~sum);
+    __builtin_memcpy(ip + 12, port->addr4, 4);
+    __builtin_memcpy(ip + 16, h->addr, 4);
+  }
+  __u32 pi = 0;
+  struct gw_xdp_host_stats *hs = bpf_map_lookup_elem(&gw_host_stats, &(__u32){host});
+  if (hs) {
+    hs->packets++;
+    hs->bytes += ip_len;
+  }
+  (void)pi;
+  return XDP_TX;
+}
+
+/* ---- decisions ------------------------------------------------------------------------------ */
+
+/* route_icmp_error() of forward.cc: an ICMP error about a balanced flow goes to its host. */
+static __always_inline int gw_icmp_error(struct xdp_md *ctx, struct gw_ctx *c, struct gw_pkt *p,
+                                         void *data, void *end) {
+  struct gw_flow_key k = {};
+  if (gw_parse_icmp_inner(ctx, p, &k) != GW_DROP_None) return gw_drop(c, GW_DROP_IcmpIgnored);
+  struct gw_xdp_svc_key sk = {};
+  __builtin_memcpy(sk.addr, k.dst, 16);
+  sk.port = k.dst_port;
+  sk.proto = k.proto;
+  sk.family = k.family;
+  sk.slot = c->slot;
+  const struct gw_service *svc = bpf_map_lookup_elem(&gw_svc, &sk);
+  if (!svc) return gw_drop(c, GW_DROP_IcmpIgnored);
+  if (svc->group >= GW_MAX_GROUPS) return gw_drop(c, GW_DROP_SnapshotCorrupt);
+  __u16 host = GW_NO_HOST;
+  const struct gw_host *h = 0;
+  struct gw_conn *e = bpf_map_lookup_elem(&gw_conns, &k);
+  if (e && c->now_ms - e->last_ms < gw_timeout_ms(c->st, e->state) && e->host < GW_MAX_HOSTS) {
+    h = gw_host_of(c->slot, e->host);
+    if (!h) return gw_drop(c, GW_DROP_NoHost);
+    __u8 f = h->flags;
+    if (e->gen < h->disabled_gen) f &= ~GW_HOST_ESTABLISHED;
+    if ((e->flags & GW_CONN_F_TOMBSTONE) || gw_admit(f, 1, GW_SIT_ICMP) != GW_KEEP)
+      return gw_drop(c, GW_DROP_NoHost);
+    host = e->host;
+  } else {
+    host = gw_maglev(c->slot, svc->group, 1, gw_flow_hash32(&k, GW_MAGLEV_SEED) % GW_MAGLEV_SIZE);
+    h = gw_host_of(c->slot, host);
+    if (!h || gw_admit(h->flags, 1, GW_SIT_ICMP) != GW_KEEP) return gw_drop(c, GW_DROP_NoHost);
+  }
+  return gw_encap(ctx, c, p, h, host);
+}
+
+/* An echo request to a VIP is answered in place (the kernel does not own the VIP). */
+static __always_inline int gw_echo_reply(struct gw_ctx *c, struct gw_pkt *p, void *data, void *end) {
+  __u8 *icmp = gw_ptr(data, end, p->l4, 8);
+  if (!icmp || data + 14 > end) return gw_drop(c, GW_DROP_IcmpTruncated);
+  __u8 *e = data;
+  __u8 mac[6];
+  __builtin_memcpy(mac, e, 6);
+  __builtin_memcpy(e, e + 6, 6);
+  __builtin_memcpy(e + 6, mac, 6);
+  __u16 old = gw_rd16(icmp);
+  __u32 sum;
+  if (p->key.family == 4) {
+    __u8 *ip = gw_ptr(data, end, p->l3, 20);
+    if (!ip) return gw_drop(c, GW_DROP_IcmpTruncated);
+    __u8 a[4];
+    __builtin_memcpy(a, ip + 12, 4);
+    __builtin_memcpy(ip + 12, ip + 16, 4);
+    __builtin_memcpy(ip + 16, a, 4);
+    /* the TTL becomes 64: adjust the header checksum for the TTL/protocol word */
+    __u16 ow = gw_rd16(ip + 8);
+    __u16 nw = (__u16)(64u << 8 | ip[9]);
+    ip[8] = 64;
+    sum = (__u16)~gw_rd16(ip + 10) + (__u16)~ow + nw;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    gw_put16(ip + 10, (__u16)~sum);
+    icmp[0] = 0;
+  } else {
+    __u8 *ip = gw_ptr(data, end, p->l3, 40);
+    if (!ip) return gw_drop(c, GW_DROP_IcmpTruncated);
+    __u8 a[16];
+    __builtin_memcpy(a, ip + 8, 16);
+    __builtin_memcpy(ip + 8, ip + 24, 16);
+    __builtin_memcpy(ip + 24, a, 16);
+    ip[7] = 64;
+    icmp[0] = 129;
+  }
+  /* RFC 1624: the type/code word changed; the pseudo-header (v6) sums the same swapped */
+  __u16 nw = gw_rd16(icmp);
+  sum = (__u16)~gw_rd16(icmp + 2) + (__u16)~old + nw;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  gw_put16(icmp + 2, (__u16)~sum);
+  return XDP_TX;
+}
+
+/* Word compares through volatile loads: clang merges plain compare chains into a call to memcmp,
+ * which BPF does not have. Both operands are naturally aligned (gw_xdp_port, gw_flow_key). */
+static __always_inline int gw_same(const __u8 *a, const __u8 *b, int n) {
+  if (n == 4) return *(const volatile __u32 *)a == *(const volatile __u32 *)b;
+  __u64 d = *(const volatile __u64 *)a ^ *(const volatile __u64 *)b;
+  d |= *(const volatile __u64 *)(a + 8) ^ *(const volatile __u64 *)(b + 8);
+  return d == 0;
+}
+
+static __always_inline int gw_is_own(const struct gw_xdp_port *port, const struct gw_pkt *p) {
+  if (p->key.family == 4)
+    return (port->flags & GW_XDP_PORT_HAS4) && gw_same(port->addr4, p->key.dst, 4);
+  return (port->flags & GW_XDP_PORT_HAS6) && gw_same(port->addr6, p->key.dst, 16);
+}
+
+/* Whether some service listens on the packet's destination address (the VIP-only key). */
+static __always_inline int gw_is_vip(struct gw_ctx *c, const struct gw_pkt *p) {
+  struct gw_xdp_svc_key sk = {};
+  __builtin_memcpy(sk.addr, p->key.dst, 16);
+  sk.family = p->key.family;
+  sk.slot = c->slot;
+  return bpf_map_lookup_elem(&gw_svc, &sk) != 0;
+}
+
+static __always_inline int gw_process(struct xdp_md *ctx) {
+  void *data = (void *)(long)ctx->data;
+  void *end = (void *)(long)ctx->data_end;
+  __u32 zero = 0;
+  struct gw_xdp_state *st = bpf_map_lookup_elem(&gw_state, &zero);
+  struct gw_xdp_cpu_stats *stats = bpf_map_lookup_elem(&gw_stats, &zero);
+  if (!st || !stats) return XDP_PASS;
+  struct gw_ctx c = {.st = st, .stats = stats};
+  __u32 pi = GW_MAX_PORTS;
+#pragma unroll
+  for (__u32 i = 0; i < GW_MAX_PORTS; i++) {
+    if (pi == GW_MAX_PORTS && i < st->n_ports && st->ports[i].ifindex == ctx->ingress_ifindex) pi = i;
+  }
+  if (pi >= GW_MAX_PORTS) return XDP_PASS; /* not a port of ours */
+  c.port = &st->ports[pi];
+  stats->ports[pi].rx_packets++;
+  stats->ports[pi].rx_bytes += end - data;
+  /* One aligned 64-bit load (clang 14 has no acquire load for BPF; the JIT keeps load order on
+   * the machines this runs on, and gatewayd writes the slot long before it publishes it). */
+  __u64 published = *(volatile __u64 *)&st->published;
+  if (published == 0) return gw_pass(&c, GW_XDP_PASS_UNPUBLISHED);
+  c.slot = (__u32)(published & 1);
+  c.generation = published >> 1;
+  __u64 now_ns = bpf_ktime_get_ns();
+  __u64 now_ms = now_ns / 1000000;
+  c.now_ms = (__u32)now_ms;
+  c.now_s = (__u32)(now_ns / 1000000000);
+  stats->last_ms = now_ms;
+  stats->seen_generation = c.generation;
+
+  struct gw_pkt p = {};
+  int r = gw_parse(ctx, &p);
+  data = (void *)(long)ctx->data;
+  end = (void *)(long)ctx->data_end;
+  if (p.not_ip) return gw_pass(&c, GW_XDP_PASS_NOT_FOR_US);
+  if (r == GW_DROP_Fragment) {
+    /* Fragments are never balanced; the box's own go to the kernel. */
+    return gw_is_vip(&c, &p) ? gw_drop(&c, r) : gw_pass(&c, GW_XDP_PASS_NOT_FOR_US);
+  }
+  if (r != GW_DROP_None) return gw_drop(&c, r);
+
+  __u8 proto = p.key.proto;
+  if (proto == GW_IPPROTO_ICMP || proto == GW_IPPROTO_ICMPV6) {
+    if (proto == GW_IPPROTO_ICMPV6 && (p.icmp_type == 135 || p.icmp_type == 136))
+      return gw_pass(&c, GW_XDP_PASS_OWN);
+    if (gw_is_own(c.port, &p)) return gw_pass(&c, GW_XDP_PASS_OWN);
+    if (p.inner) {
+      int v = gw_icmp_error(ctx, &c, &p, data, end);
+      if (v == XDP_TX) stats->ports[pi].tx_packets++;
+      return v;
+    }
+    if (!gw_is_vip(&c, &p)) return gw_pass(&c, GW_XDP_PASS_NOT_FOR_US);
+    if (p.icmp_type == (p.key.family == 4 ? 8 : 128)) {
+      int v = gw_echo_reply(&c, &p, data, end);
+      if (v == XDP_TX) stats->ports[pi].tx_packets++;
+      return v;
+    }
+    return gw_drop(&c, GW_DROP_IcmpIgnored);
+  }
+  if (proto != GW_IPPROTO_TCP && proto != GW_IPPROTO_UDP)
+    return gw_is_vip(&c, &p) ? gw_drop(&c, GW_DROP_L4Unsupported) : gw_pass(&c, GW_XDP_PASS_NOT_FOR_US);
+
+  struct gw_xdp_svc_key sk = {};
+  __builtin_memcpy(sk.addr, p.key.dst, 16);
+  sk.port = p.key.dst_port;
+  sk.proto = proto;
+  sk.family = p.key.family;
+  sk.slot = c.slot;
+  const struct gw_service *svc = bpf_map_lookup_elem(&gw_svc, &sk);
+  if (!svc) {
+    sk.port = 0;
+    sk.proto = 0;
+    if (bpf_map_lookup_elem(&gw_svc, &sk)) return gw_drop(&c, GW_DROP_NoService);
+    return gw_pass(&c, GW_XDP_PASS_NOT_FOR_US);
+  }
+  if (svc->group >= GW_MAX_GROUPS) return gw_drop(&c, GW_DROP_SnapshotCorrupt);
+  int syn = proto == GW_IPPROTO_TCP && (p.tcp_flags & (GW_TCP_SYN | GW_TCP_ACK)) == GW_TCP_SYN;
+
+  int verdict = -1;
+  struct gw_conn *e = bpf_map_lookup_elem(&gw_conns, &p.key);
+  if (e && c.now_ms - e->last_ms >= gw_timeout_ms(st, e->state)) e = 0; /* expired: a miss */
+  if (e && e->host >= GW_MAX_HOSTS) {
+    stats->degraded[GW_DEGRADED_ConnHostOutOfRange]++;
+    bpf_map_delete_elem(&gw_conns, &p.key);
+    e = 0;
+  }
+  if (e && (e->flags & GW_CONN_F_TOMBSTONE)) {
+    if (!syn) {
+      e->last_ms = c.now_ms;
+      return gw_drop(&c, GW_DROP_HostDisabled);
+    }
+    e = 0; /* a SYN on a reused port: the insert below replaces the tombstone */
+  }
+  if (e) {
+    __u16 host = e->host;
+    const struct gw_host *h = gw_host_of(c.slot, host);
+    if (!h) return gw_drop(&c, GW_DROP_NoHost);
+    __u8 f = h->flags;
+    if (e->gen < h->disabled_gen) f &= ~GW_HOST_ESTABLISHED;
+    int sit = !syn ? GW_SIT_ENTRY : e->state == GW_CONN_CLOSING ? GW_SIT_CLOSING_SYN : GW_SIT_ENTRY_SYN;
+    int a = gw_admit(f, h->group == svc->group, sit);
+    if (a == GW_KEEP) {
+      if (proto == GW_IPPROTO_TCP) e->state = gw_next_state(e->state, p.tcp_flags);
+      e->last_ms = c.now_ms;
+      if (svc->flags & GW_SERVICE_PERSIST) gw_refresh_session(&c, svc, &p, e);
+      verdict = gw_encap(ctx, &c, &p, h, host);
+    } else if (a == GW_RESCHEDULE) {
+      int reason = GW_DROP_NoHost;
+      __u16 nh = gw_choose(&c, svc, &p, 0, &reason);
+      const struct gw_host *h2 = gw_host_of(c.slot, nh);
+      if (!h2) {
+        bpf_map_delete_elem(&gw_conns, &p.key);
+        return gw_drop(&c, reason);
+      }
+      e->host = nh;
+      e->gen = c.generation;
+      e->state = gw_next_state(e->state, p.tcp_flags);
+      e->last_ms = c.now_ms;
+      verdict = gw_encap(ctx, &c, &p, h2, nh);
+    } else if (a == GW_DROP_DISABLED) {
+      e->flags |= GW_CONN_F_TOMBSTONE;
+      e->last_ms = c.now_ms;
+      return gw_drop(&c, GW_DROP_HostDisabled);
+    } else if (a == GW_DROP_NO_HOST) {
+      return gw_drop(&c, GW_DROP_NoHost);
+    }
+    /* GW_NEW_CONNECTION: scheduled as a new flow below; the insert replaces the entry */
+  }
+  if (verdict < 0) {
+    int new_flow = syn || proto == GW_IPPROTO_UDP;
+    int reason = GW_DROP_NoHost;
+    __u16 host = gw_choose(&c, svc, &p, new_flow, &reason);
+    const struct gw_host *h = gw_host_of(c.slot, host);
+    if (!h) return gw_drop(&c, reason);
+    struct gw_conn ne = {};
+    __builtin_memcpy(&ne, &p.key, sizeof(p.key)); /* src, dst, ports, proto, family */
+    ne.state = gw_initial_state(&p);
+    ne.host = host;
+    ne.service = (__u16)(svc->service_id & 0xffff);
+    ne.created_s = c.now_s;
+    ne.last_ms = c.now_ms;
+    ne.session_ms = c.now_ms;
+    ne.gen = c.generation;
+    if (bpf_map_update_elem(&gw_conns, &p.key, &ne, BPF_ANY))
+      stats->conn_stateless++;
+    else
+      stats->conn_inserts++;
+    if (new_flow) {
+      struct gw_xdp_host_stats *hs = bpf_map_lookup_elem(&gw_host_stats, &(__u32){host});
+      if (hs) hs->new_conns++;
+    }
+    verdict = gw_encap(ctx, &c, &p, h, host);
+  }
+  if (verdict == XDP_TX) {
+    stats->ports[pi].tx_packets++;
+    stats->ports[pi].tx_bytes += (long)ctx->data_end - (long)ctx->data;
+  }
+  return verdict;
+}
+
+#endif /* GW_BPF_XDP_ENGINE_H */
