@@ -60,8 +60,9 @@ class Bench {
  public:
   explicit Bench(const Options& o) : o_(o) {
     test::XdpRigOptions ro;
-    // An LRU list per CPU, each max_entries / CPUs long: room for every flow on the one CPU used.
-    ro.conn_capacity = 4 * o.flows * static_cast<uint32_t>(libbpf_num_possible_cpus());
+    // The CPU's table at most half full once filled, as the data plane sizes its tables.
+    ro.conn_slots = 1;
+    while (ro.conn_slots < 2 * o.flows) ro.conn_slots <<= 1;
     ro.mtu = 9000;
     ro.port_mac = kPortMac;
     ro.next_hop_mac = kRouterMac;
@@ -194,7 +195,15 @@ int main_(int argc, char** argv) {
   b.run(wrap, syn, 1, &one, &act1);
   b.run(wrap, ack, 1, &one, &act1);
   b.run(wrap, ack, 1000, &many, &actn);
-  std::printf("repeat check (est4-1, 1 vs 1000 repeats): verdict %d / %d, frames %s (%zu bytes)\n",
+  // The outer IPv4 identification advances per packet (a per-CPU counter), and the header
+  // checksum with it: those four bytes are not compared.
+  for (auto* f : {&one, &many}) {
+    if (f->size() >= 34) {
+      for (size_t i : {18u, 19u, 24u, 25u}) (*f)[i] = 0;
+    }
+  }
+  std::printf("repeat check (est4-1, 1 vs 1000 repeats): verdict %d / %d, frames %s (%zu bytes; "
+              "outer id and checksum masked)\n",
               act1, actn, one == many ? "identical" : "DIFFER", one.size());
   if (one != many || act1 != actn) die("the wrapper does not make repeats equal: numbers void");
 

@@ -36,10 +36,10 @@ struct {
 } gw_svc SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(map_flags, BPF_F_NO_COMMON_LRU);
-  __uint(max_entries, 1 << 20); /* the loader sets it from dataplane.conn_table.capacity */
-  __type(key, struct gw_flow_key);
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1 << 20); /* the loader sets CPUs x conn_slots */
+  __type(key, __u32);
   __type(value, struct gw_conn);
 } gw_conns SEC(".maps");
 

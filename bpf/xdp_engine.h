@@ -4,9 +4,9 @@
  * Zone: fast path (BPF). Differences from the DPDK engine, by design:
  *  - the box's own traffic (not to a VIP: ARP, ND, echo to the port's address, SSH, BGP, and
  *    frames of other EtherTypes) goes to the kernel (XDP_PASS), which answers it;
- *  - connection entries live in an LRU hash (gw_conns): when it is full the least recently used
- *    entry of the CPU's list makes room, instead of the new flow going stateless; the half-open
- *    share of conn_table.h is not applied (SYN-state entries age out after tcp_syn_timeout);
+ *  - the connection table of a CPU (gw_conns, bpf/xdp_maps.h) gives a key GW_XDP_CONN_PROBE slots
+ *    instead of a 15-way bucket; the half-open share of conn_table.h is not applied (SYN-state
+ *    entries take free slots only, and age out after tcp_syn_timeout);
  *  - a packet too big for the port once encapsulated is dropped as too_big (no ICMP answer yet);
  *  - the outer IPv4 identification comes from a per-CPU counter, as the DPDK worker's does.
  */
@@ -206,6 +206,43 @@ static __always_inline void gw_refresh_session(struct gw_ctx *c, const struct gw
   if (s && gw_session_live(s, c->now_ms)) s->last_ms = c->now_ms;
 }
 
+/* ---- the connection table of this CPU (bpf/xdp_maps.h, gw_conns) --------------------------- */
+
+static __always_inline int gw_key_eq(const struct gw_conn *e, const struct gw_flow_key *k) {
+  const __u64 *a = (const __u64 *)e;
+  const __u64 *b = (const __u64 *)k;
+  __u64 d = (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) |
+            ((a[4] ^ b[4]) & 0x0000ffffffffffffull); /* bytes 38, 39: state and flags */
+  return d == 0;
+}
+
+static __always_inline int gw_conn_free(const struct gw_ctx *c, const struct gw_conn *e) {
+  return e->state == GW_CONN_EMPTY || c->now_ms - e->last_ms >= gw_timeout_ms(c->st, e->state);
+}
+
+/* The key's entry (live or idle past its timeout), or 0; *slot: where an insert of the key goes
+ * (its own entry if it has one, else the first free slot of its probe range, else 0). */
+static __always_inline struct gw_conn *gw_conn_find(const struct gw_ctx *c,
+                                                    const struct gw_flow_key *k, __u64 h,
+                                                    struct gw_conn **slot) {
+  *slot = 0;
+  __u32 n = c->st->conn_slots;
+  if (n == 0) return 0;
+  __u32 base = bpf_get_smp_processor_id() * n;
+#pragma unroll
+  for (__u32 i = 0; i < GW_XDP_CONN_PROBE; i++) {
+    __u32 idx = base + (((__u32)h + i) & (n - 1));
+    struct gw_conn *e = bpf_map_lookup_elem(&gw_conns, &idx);
+    if (!e) break;
+    if (e->state != GW_CONN_EMPTY && gw_key_eq(e, k)) {
+      *slot = e;
+      return e;
+    }
+    if (!*slot && gw_conn_free(c, e)) *slot = e;
+  }
+  return 0;
+}
+
 /* ---- encapsulation (encap.cc) -------------------------------------------------------------- */
 
 static __always_inline void gw_put16(__u8 *p, __u16 v) {
@@ -220,7 +257,7 @@ static __always_inline __u32 gw_word_sum(const __u8 *a) {
 /* Rewrites the frame to [Ethernet (+ the first VLAN tag)][outer IP][the inner IP packet] towards
  * host h and transmits it back out of the port. */
 static __always_inline int gw_encap(struct xdp_md *ctx, struct gw_ctx *c, const struct gw_pkt *p,
-                                    const struct gw_host *h, __u16 host) {
+                                    const struct gw_host *h, __u16 host, __u64 hash) {
   const struct gw_xdp_port *port = c->port;
   int v6 = h->family == 6;
   if ((v6 && !(port->flags & GW_XDP_PORT_HAS6)) || (!v6 && !(port->flags & GW_XDP_PORT_HAS4)) ||
@@ -234,7 +271,7 @@ static __always_inline int gw_encap(struct xdp_md *ctx, struct gw_ctx *c, const 
   __u8 tos = p->tos;
   __u8 df = p->df;
   __u32 label = 0;
-  if (v6) label = (__u32)gw_flow_hash64(&p->key, GW_CONN_SEED) & 0xfffff;
+  if (v6) label = (__u32)hash & 0xfffff;
   __u16 id = 0;
   if (!v6) id = (__u16)(c->stats->reserved[0]++);
   /* The inner packet stays where it is; the new headers go in front of it and link padding
@@ -318,8 +355,10 @@ static __always_inline int gw_icmp_error(struct xdp_md *ctx, struct gw_ctx *c, s
   if (svc->group >= GW_MAX_GROUPS) return gw_drop(c, GW_DROP_SnapshotCorrupt);
   __u16 host = GW_NO_HOST;
   const struct gw_host *h = 0;
-  struct gw_conn *e = bpf_map_lookup_elem(&gw_conns, &k);
-  if (e && c->now_ms - e->last_ms < gw_timeout_ms(c->st, e->state) && e->host < GW_MAX_HOSTS) {
+  __u64 hash = gw_flow_hash64(&k, GW_CONN_SEED);
+  struct gw_conn *slot;
+  struct gw_conn *e = gw_conn_find(c, &k, hash, &slot);
+  if (e && !gw_conn_free(c, e) && e->host < GW_MAX_HOSTS) {
     h = gw_host_of(c->slot, e->host);
     if (!h) return gw_drop(c, GW_DROP_NoHost);
     __u8 f = h->flags;
@@ -332,7 +371,7 @@ static __always_inline int gw_icmp_error(struct xdp_md *ctx, struct gw_ctx *c, s
     h = gw_host_of(c->slot, host);
     if (!h || gw_admit(h->flags, 1, GW_SIT_ICMP) != GW_KEEP) return gw_drop(c, GW_DROP_NoHost);
   }
-  return gw_encap(ctx, c, p, h, host);
+  return gw_encap(ctx, c, p, h, host, hash);
 }
 
 /* An echo request to a VIP is answered in place (the kernel does not own the VIP). */
@@ -428,10 +467,10 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
   if (published == 0) return gw_pass(&c, GW_XDP_PASS_UNPUBLISHED);
   c.slot = (__u32)(published & 1);
   c.generation = published >> 1;
-  __u64 now_ns = bpf_ktime_get_ns();
+  __u64 now_ns = bpf_ktime_get_coarse_ns();
   __u64 now_ms = now_ns / 1000000;
   c.now_ms = (__u32)now_ms;
-  c.now_s = (__u32)(now_ns / 1000000000);
+  c.now_s = (__u32)(now_ms / 1000);
   stats->last_ms = now_ms;
   stats->seen_generation = c.generation;
 
@@ -484,11 +523,13 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
   int syn = proto == GW_IPPROTO_TCP && (p.tcp_flags & (GW_TCP_SYN | GW_TCP_ACK)) == GW_TCP_SYN;
 
   int verdict = -1;
-  struct gw_conn *e = bpf_map_lookup_elem(&gw_conns, &p.key);
-  if (e && c.now_ms - e->last_ms >= gw_timeout_ms(st, e->state)) e = 0; /* expired: a miss */
+  __u64 hash = gw_flow_hash64(&p.key, GW_CONN_SEED);
+  struct gw_conn *slot;
+  struct gw_conn *e = gw_conn_find(&c, &p.key, hash, &slot);
+  if (e && gw_conn_free(&c, e)) e = 0; /* idle past its timeout: a miss, its slot reused */
   if (e && e->host >= GW_MAX_HOSTS) {
     stats->degraded[GW_DEGRADED_ConnHostOutOfRange]++;
-    bpf_map_delete_elem(&gw_conns, &p.key);
+    e->state = GW_CONN_EMPTY;
     e = 0;
   }
   if (e && (e->flags & GW_CONN_F_TOMBSTONE)) {
@@ -510,20 +551,20 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
       if (proto == GW_IPPROTO_TCP) e->state = gw_next_state(e->state, p.tcp_flags);
       e->last_ms = c.now_ms;
       if (svc->flags & GW_SERVICE_PERSIST) gw_refresh_session(&c, svc, &p, e);
-      verdict = gw_encap(ctx, &c, &p, h, host);
+      verdict = gw_encap(ctx, &c, &p, h, host, hash);
     } else if (a == GW_RESCHEDULE) {
       int reason = GW_DROP_NoHost;
       __u16 nh = gw_choose(&c, svc, &p, 0, &reason);
       const struct gw_host *h2 = gw_host_of(c.slot, nh);
       if (!h2) {
-        bpf_map_delete_elem(&gw_conns, &p.key);
+        e->state = GW_CONN_EMPTY;
         return gw_drop(&c, reason);
       }
       e->host = nh;
       e->gen = c.generation;
       e->state = gw_next_state(e->state, p.tcp_flags);
       e->last_ms = c.now_ms;
-      verdict = gw_encap(ctx, &c, &p, h2, nh);
+      verdict = gw_encap(ctx, &c, &p, h2, nh, hash);
     } else if (a == GW_DROP_DISABLED) {
       e->flags |= GW_CONN_F_TOMBSTONE;
       e->last_ms = c.now_ms;
@@ -531,7 +572,7 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
     } else if (a == GW_DROP_NO_HOST) {
       return gw_drop(&c, GW_DROP_NoHost);
     }
-    /* GW_NEW_CONNECTION: scheduled as a new flow below; the insert replaces the entry */
+    /* GW_NEW_CONNECTION: scheduled as a new flow below, in the entry's own slot */
   }
   if (verdict < 0) {
     int new_flow = syn || proto == GW_IPPROTO_UDP;
@@ -539,24 +580,25 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
     __u16 host = gw_choose(&c, svc, &p, new_flow, &reason);
     const struct gw_host *h = gw_host_of(c.slot, host);
     if (!h) return gw_drop(&c, reason);
-    struct gw_conn ne = {};
-    __builtin_memcpy(&ne, &p.key, sizeof(p.key)); /* src, dst, ports, proto, family */
-    ne.state = gw_initial_state(&p);
-    ne.host = host;
-    ne.service = (__u16)(svc->service_id & 0xffff);
-    ne.created_s = c.now_s;
-    ne.last_ms = c.now_ms;
-    ne.session_ms = c.now_ms;
-    ne.gen = c.generation;
-    if (bpf_map_update_elem(&gw_conns, &p.key, &ne, BPF_ANY))
-      stats->conn_stateless++;
-    else
+    if (slot) {
+      __builtin_memcpy(slot, &p.key, 38); /* src, dst, ports, proto, family */
+      slot->state = gw_initial_state(&p);
+      slot->flags = 0;
+      slot->host = host;
+      slot->service = (__u16)(svc->reserved[0] | svc->reserved[1] << 8); /* its index */
+      slot->created_s = c.now_s;
+      slot->last_ms = c.now_ms;
+      slot->session_ms = c.now_ms;
+      slot->gen = c.generation;
       stats->conn_inserts++;
+    } else {
+      stats->conn_stateless++;
+    }
     if (new_flow) {
       struct gw_xdp_host_stats *hs = bpf_map_lookup_elem(&gw_host_stats, &(__u32){host});
       if (hs) hs->new_conns++;
     }
-    verdict = gw_encap(ctx, &c, &p, h, host);
+    verdict = gw_encap(ctx, &c, &p, h, host, hash);
   }
   if (verdict == XDP_TX) {
     stats->ports[pi].tx_packets++;

@@ -14,12 +14,21 @@
  *                ports, the connection timeouts. Written by gatewayd only.
  *   gw_svc       HASH: (address, port, protocol, family, slot) -> struct gw_service, one entry per
  *                service per snapshot slot, plus one per VIP with port 0 and protocol 0 (tells
- *                "no service on this port" from "not for us"). gatewayd writes the unpublished
+ *                "no service on this port" from "not for us"); reserved[0..1] of the value hold the
+ *                service's index in the snapshot (little-endian), which connection entries name
+ *                as the DPDK engine's do. gatewayd writes the unpublished
  *                slot's entries, then publishes; stale keys of that slot are deleted first.
- *   gw_conns     LRU_HASH with BPF_F_NO_COMMON_LRU (an LRU list per CPU): struct gw_flow_key ->
- *                struct gw_conn (the DPDK entry, key fields included, so readers get the same
- *                record from both engines). Written by the program; gatewayd reads and deletes
- *                expired entries.
+ *   gw_conns     ARRAY, BPF_F_MMAPABLE: one connection table per CPU, gw_state.conn_slots struct
+ *                gw_conn entries each (CPU c's table starts at entry c * conn_slots), written only
+ *                by the program on that CPU (RSS keeps a flow on one CPU; a flow that moves is a
+ *                miss there and goes by the `established` table, as after a DPDK worker restart).
+ *                A key lives in one of GW_XDP_CONN_PROBE consecutive slots from
+ *                gw_flow_hash64(key, kConnSeed) & (conn_slots - 1); a slot is free when its state
+ *                is GW_CONN_EMPTY or its entry has idled past its state's timeout. An insert that
+ *                finds no free slot among them fails: the flow is forwarded statelessly (counted),
+ *                never at the cost of another flow's entry. One cache line per established packet.
+ *                gatewayd maps it read-only and never writes it: counts and listings skip free
+ *                slots by the same rule.
  *   gw_sessions  LRU_HASH: struct gw_xdp_session_key -> struct gw_session (state GW_SESSION_LIVE).
  *   gw_stats     PERCPU_ARRAY, one struct gw_xdp_cpu_stats per CPU.
  *   gw_host_stats PERCPU_ARRAY, GW_MAX_HOSTS struct gw_xdp_host_stats per CPU.
@@ -61,6 +70,7 @@ enum gw_degraded {
 #define GW_XDP_PAGE 4096u
 #define GW_XDP_SNAP_PAGES ((sizeof(struct gw_snapshot) + GW_XDP_PAGE - 1) / GW_XDP_PAGE)
 #define GW_XDP_RETIRE_MS 10u
+#define GW_XDP_CONN_PROBE 8u /* slots a key may occupy, from its home slot on */
 
 /* struct gw_xdp_port.flags [ctl] */
 #define GW_XDP_PORT_IN_USE 0x01u
@@ -90,7 +100,8 @@ struct gw_xdp_state {
   uint32_t closing_ms;
   uint32_t udp_ms;
   uint32_t syn_share_percent;    /* [ctl] reserved for the half-open share; unused in version 1 */
-  uint32_t reserved0;
+  uint32_t conn_slots;           /* [ctl] gw_conns entries per CPU, a power of two; fixed while
+                                    the maps live (the map's size depends on it) */
   uint64_t ctl_heartbeat_ms;     /* [ctl] CLOCK_MONOTONIC ms of gatewayd's last pass */
   uint8_t reserved1[16];
   struct gw_xdp_port ports[GW_MAX_PORTS];
@@ -104,8 +115,8 @@ struct gw_xdp_svc_key {          /* 24 bytes */
   uint32_t slot;                 /* snapshot slot, 0 or 1 */
 };
 
-/* The connection key is the flow key of hash_c.h: src, dst, ports (network order), proto,
- * family, two zero pad bytes. */
+/* The flow key of hash_c.h: src, dst, ports (network order), proto, family, two zero pad bytes.
+ * The first 38 bytes of struct gw_conn are the same fields. */
 struct gw_flow_key {             /* 40 bytes */
   uint8_t src[16];
   uint8_t dst[16];
@@ -134,7 +145,7 @@ struct gw_xdp_cpu_stats {
   uint64_t drops[GW_MAX_DROP_REASONS];         /* by gw::DropReason */
   uint64_t degraded[GW_MAX_DEGRADED];          /* by gw::Degraded */
   uint64_t passed[GW_XDP_PASS_REASONS];        /* by GW_XDP_PASS_* */
-  uint64_t conn_stateless;       /* new flows forwarded without an entry */
+  uint64_t conn_stateless;       /* flows forwarded without an entry (no free slot) */
   uint64_t conn_inserts;         /* entries created */
   uint64_t icmp_too_big_sent;
   uint64_t last_ms;              /* CLOCK_MONOTONIC ms of this CPU's last packet */

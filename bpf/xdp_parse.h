@@ -32,7 +32,8 @@
 
 /* What the parser learnt of one frame. */
 struct gw_pkt {
-  struct gw_flow_key key;  /* the flow as the packet names it (src = sender) */
+  struct gw_flow_key key __attribute__((aligned(8))); /* the flow as the packet names it (src =
+                                                         sender); word-compared with entries */
   __u32 l3;                /* offset of the IP header */
   __u32 l4;                /* offset of the upper-layer header */
   __u32 ip_len;            /* whole IP packet per its header */

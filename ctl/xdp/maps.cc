@@ -108,11 +108,14 @@ Result<void> write_services(int svc_fd, const gw_snapshot& snap, unsigned slot) 
     if ((s.flags & GW_SERVICE_IN_USE) == 0) {
       continue;
     }
+    gw_service v = s;
+    v.reserved[0] = static_cast<uint8_t>(i);  // the index, for connection entries (xdp_maps.h)
+    v.reserved[1] = static_cast<uint8_t>(i >> 8);
     for (const bool vip_only : {false, true}) {
       const gw_xdp_svc_key k = key_of(s, slot, vip_only);
       // BPF_NOEXIST for the VIP-only key: the first service on an address names it.
       const uint64_t flags = vip_only ? BPF_NOEXIST : BPF_ANY;
-      if (bpf_map_update_elem(svc_fd, &k, &s, flags) != 0 && !(vip_only && errno == EEXIST)) {
+      if (bpf_map_update_elem(svc_fd, &k, &v, flags) != 0 && !(vip_only && errno == EEXIST)) {
         return make_error("gw_svc: update for service " + std::to_string(s.service_id) + ": " +
                           errno_text(errno));
       }

@@ -2,7 +2,10 @@
 
 #include <bpf/bpf.h>
 #include <linux/if_link.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstring>
 #include <stdexcept>
@@ -63,7 +66,8 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
   if (skel_ == nullptr) {
     fail("cannot open the program's skeleton");
   }
-  bpf_map__set_max_entries(skel_->maps.gw_conns, options.conn_capacity);
+  const auto cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  bpf_map__set_max_entries(skel_->maps.gw_conns, cpus * options.conn_slots);
   bpf_map__set_max_entries(skel_->maps.gw_sessions, options.session_capacity);
   if (int e = gateway_bpf__load(skel_); e != 0) {
     gateway_bpf__destroy(skel_);
@@ -75,6 +79,13 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
     fail(view.error());
   }
   view_ = std::make_unique<xdp::MapView>(std::move(view.value()));
+  conns_bytes_ = size_t{cpus} * options.conn_slots * sizeof(gw_conn);
+  void* m = mmap(nullptr, conns_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED,
+                 bpf_map__fd(skel_->maps.gw_conns), 0);
+  if (m == MAP_FAILED) {
+    fail("mmap of gw_conns: " + std::string(std::strerror(errno)));
+  }
+  conns_ = static_cast<gw_conn*>(m);
 
   const conf::PortConfig& pc = config.dataplane.ports[0];
   gw_xdp_state& st = *view_->state();
@@ -85,6 +96,7 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
   st.closing_ms = options.timeouts.closing_ms;
   st.udp_ms = options.timeouts.udp_ms;
   st.syn_share_percent = options.timeouts.syn_share_percent;
+  st.conn_slots = options.conn_slots;
   gw_xdp_port& p = st.ports[0];
   p.ifindex = options.ifindex;
   p.mtu = options.mtu != 0 ? options.mtu : pc.mtu;
@@ -109,6 +121,9 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
 
 XdpRig::~XdpRig() {
   view_.reset();
+  if (conns_ != nullptr) {
+    munmap(conns_, conns_bytes_);
+  }
   if (skel_ != nullptr) {
     gateway_bpf__destroy(skel_);
   }
@@ -158,19 +173,19 @@ gw_xdp_host_stats XdpRig::host_stats(uint16_t host) const {
 }
 
 std::vector<gw_conn> XdpRig::conns() const {
-  return all_values<gw_flow_key, gw_conn>(bpf_map__fd(skel_->maps.gw_conns));
+  std::vector<gw_conn> out;
+  for (size_t i = 0; i < conns_bytes_ / sizeof(gw_conn); ++i) {
+    if (conns_[i].state != GW_CONN_EMPTY) {
+      out.push_back(conns_[i]);
+    }
+  }
+  return out;
 }
 
 std::vector<gw_session> XdpRig::sessions() const {
   return all_values<gw_xdp_session_key, gw_session>(bpf_map__fd(skel_->maps.gw_sessions));
 }
 
-void XdpRig::clear_conns() {
-  const int fd = bpf_map__fd(skel_->maps.gw_conns);
-  gw_flow_key k{};
-  while (bpf_map_get_next_key(fd, nullptr, &k) == 0) {
-    bpf_map_delete_elem(fd, &k);
-  }
-}
+void XdpRig::clear_conns() { std::memset(static_cast<void*>(conns_), 0, conns_bytes_); }
 
 }  // namespace gw::test
