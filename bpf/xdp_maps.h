@@ -103,7 +103,9 @@ struct gw_xdp_state {
   uint32_t conn_slots;           /* [ctl] gw_conns entries per CPU, a power of two; fixed while
                                     the maps live (the map's size depends on it) */
   uint64_t ctl_heartbeat_ms;     /* [ctl] CLOCK_MONOTONIC ms of gatewayd's last pass */
-  uint8_t reserved1[16];
+  uint64_t created_ms;           /* [ctl] CLOCK_REALTIME ms when the maps (and every counter in
+                                    them) were created */
+  uint8_t reserved1[8];
   struct gw_xdp_port ports[GW_MAX_PORTS];
 };
 

@@ -32,6 +32,9 @@
 #include "ctl/events/webhooks.h"
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/base/dataplane_link.h"
+#ifdef GW_HAVE_XDP
+#include "ctl/xdp/xdp_link.h"
+#endif
 #include "ctl/gatewayd/metrics.h"
 #include "ctl/gatewayd/base/state.h"
 #include "ctl/gatewayd/base/files.h"
@@ -259,14 +262,37 @@ int run(const std::string& config_arg, bool foreground) {
   }
   log_line(note);
 
-  auto region = gw::shm::Region::open(active->instance, geometry_of(*active));
-  if (!region) {
-    log_line(region.error());
+  std::unique_ptr<DataplaneLink> link_owner;
+  if (active->dataplane.engine == gw::conf::Engine::Xdp) {
+#ifdef GW_HAVE_XDP
+    // engine xdp: this process loads the program and keeps its maps (no gateway-dataplane).
+    auto engine = gw::xdp::Engine::open(*active);
+    if (!engine) {
+      log_line(engine.error());
+      return 1;
+    }
+    std::string how;
+    for (const gw::xdp::PortAttach& a : (*engine)->ports()) {
+      how += " " + a.ifname + " (" + a.mode + (a.reused ? ", program replaced in place)" : ")");
+    }
+    log_line(std::string("xdp: maps in ") + gw::xdp::Engine::pin_dir(active->instance) + " " +
+             ((*engine)->created() ? "created" : "taken back") + "; attached to" + how);
+    link_owner = std::make_unique<gw::gatewayd::XdpLink>(std::move(*engine));
+#else
+    log_line("dataplane.engine: xdp: this gatewayd was built without the XDP engine (-Dxdp)");
     return 1;
+#endif
+  } else {
+    auto region = gw::shm::Region::open(active->instance, geometry_of(*active));
+    if (!region) {
+      log_line(region.error());
+      return 1;
+    }
+    log_line(std::string("shared memory /dev/shm") + gw::shm::object_name(active->instance) +
+             " " + (region->created() ? "created" : "attached"));
+    link_owner = std::make_unique<ShmLink>(std::move(*region));
   }
-  log_line(std::string("shared memory /dev/shm") + gw::shm::object_name(active->instance) + " " +
-           (region->created() ? "created" : "attached"));
-  ShmLink link(std::move(*region));
+  DataplaneLink& link = *link_owner;
 
   // Listen before detaching, so that "already running" and bad addresses reach the terminal.
   gw::http::Server server;

@@ -23,6 +23,14 @@ http::Response StatusHandler::get_status() {
                   {"block", quiesce_block_name(q.enabled ? q.block : QuiesceBlock::None)},
                   {"status", progress.status}};
   ojson dp;
+  dp["engine"] = d.engine;
+  if (d.engine == "xdp") {
+    ojson ports = ojson::array();
+    for (const DataplaneInfo::XdpPort& p : d.xdp_ports) {
+      ports.push_back({{"interface", p.ifname}, {"mode", p.mode}});
+    }
+    dp["xdp"] = std::move(ports);
+  }
   dp["attached"] = d.attached;
   dp["alive"] = dataplane_alive(d, now, opts_);
   dp["pid"] = d.pid == 0 ? ojson(nullptr) : ojson(d.pid);

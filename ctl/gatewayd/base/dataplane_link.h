@@ -56,6 +56,7 @@ struct PortCounters {
 
 // The data plane's process facts as the header and the worker records hold them.
 struct DataplaneInfo {
+  std::string engine = "dpdk";  // dataplane.engine
   bool attached = false;
   uint64_t created_ms = 0;  // CLOCK_REALTIME: when the shared-memory object (and so every counter
                             // in it) was created; a new value means the counters started over
@@ -68,6 +69,12 @@ struct DataplaneInfo {
   std::vector<uint64_t> drops;      // by gw::DropReason, summed over workers
   std::vector<uint64_t> degraded;   // by gw::Degraded, summed over workers (GW_MAX_DEGRADED)
   std::vector<PortCounters> ports;  // GW_MAX_PORTS entries
+  // engine xdp: how the program is attached to each port's interface.
+  struct XdpPort {
+    std::string ifname;
+    std::string mode;  // "native" (driver) or "generic" (skb)
+  };
+  std::vector<XdpPort> xdp_ports;
 };
 
 class DataplaneLink {
@@ -111,6 +118,9 @@ class DataplaneLink {
   virtual DataplaneInfo info() const = 0;
   // gatewayd's own facts in the header: ctl_pid, ctl_heartbeat_ms.
   virtual void heartbeat(uint64_t pid, uint64_t monotonic_ms) = 0;
+  // Stops a data plane that gatewayd itself runs (the XDP engine: detaches the program) and says
+  // what was done; "" for an engine in a process of its own (gatewayd stops that by its pid).
+  virtual std::string stop_engine() { return ""; }
 };
 
 shm::Geometry geometry_of(const conf::Config& c);

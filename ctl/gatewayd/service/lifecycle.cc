@@ -161,7 +161,9 @@ void Lifecycle::run_shutdown() {
     log_("shutdown: " + r.error());
   }
   const DataplaneInfo d = link_.info();
-  if (dataplane_alive(d, clock_.monotonic_ms(), opts_)) {
+  if (const std::string stopped = link_.stop_engine(); !stopped.empty()) {
+    log_("shutdown: " + stopped);
+  } else if (dataplane_alive(d, clock_.monotonic_ms(), opts_)) {
     log_("shutdown: " + proc_.stop_dataplane(d.pid));
   } else {
     log_("shutdown: no live data plane to stop");

@@ -1,0 +1,52 @@
+// gatewayd's DataplaneLink over the XDP engine's maps (engine: xdp): snapshots are built in place
+// in gw_snap's unpublished slot and published through gw_state, as in shared memory; counters,
+// connections and sessions are read from the program's maps.
+//
+// Zone: slow path. Connection entries are read from the mapped gw_conns without a lock (the
+// program is their only writer; a reader may see an entry change under it, as with the DPDK
+// engine's tables, and skips slots that are free by the expiry rule of bpf/xdp_maps.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/xdp/loader.h"
+
+namespace gw::gatewayd {
+
+class XdpLink final : public DataplaneLink {
+ public:
+  explicit XdpLink(std::unique_ptr<xdp::Engine> engine);
+
+  Result<gw_snapshot*> begin() override;
+  uint64_t publish(gw_snapshot* slot) override;
+  uint64_t generation() const override;
+  const gw_snapshot* current() const override;
+  void read_host_counters(std::vector<HostCounters>& out) const override;
+  void for_each_conn(const ConnFn& f) const override;
+  ConnTableShape conn_table_shape() const override;
+  void for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
+                        const ConnFn& f) const override;
+  uint32_t session_buckets() const override { return 1; }
+  void for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
+                           const SessionFn& f) const override;
+  LifetimeCounts read_lifetimes(uint16_t host) const override;
+  DataplaneInfo info() const override;
+  void heartbeat(uint64_t pid, uint64_t monotonic_ms) override;
+  std::string stop_engine() override;
+
+  xdp::Engine& engine() { return *engine_; }
+
+ private:
+  // Slots of gw_conns per slice of the paced reader's walk.
+  static constexpr uint32_t kSlice = 64;
+  bool live(const gw_conn& e, uint64_t now_ms) const;
+
+  std::unique_ptr<xdp::Engine> engine_;
+  uint64_t retired_ms_ = 0;  // when the slot not published now stopped being published
+  uint64_t pid_ = 0;
+  bool detached_ = false;
+};
+
+}  // namespace gw::gatewayd
