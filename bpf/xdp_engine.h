@@ -4,7 +4,7 @@
  * Zone: fast path (BPF). Differences from the DPDK engine, by design:
  *  - the box's own traffic (not to a VIP: ARP, ND, echo to the port's address, SSH, BGP, and
  *    frames of other EtherTypes) goes to the kernel (XDP_PASS), which answers it;
- *  - the connection table of a CPU (gw_conns, bpf/xdp_maps.h) gives a key GW_XDP_CONN_PROBE slots
+ *  - the connection table (gw_conns, bpf/xdp_maps.h, one for all CPUs) gives a key GW_XDP_CONN_PROBE slots
  *    instead of a 15-way bucket; the half-open share of conn_table.h is not applied (SYN-state
  *    entries take free slots only, and age out after tcp_syn_timeout);
  *  - a packet too big for the port once encapsulated is dropped as too_big (no ICMP answer yet);
@@ -206,7 +206,7 @@ static __always_inline void gw_refresh_session(struct gw_ctx *c, const struct gw
   if (s && gw_session_live(s, c->now_ms)) s->last_ms = c->now_ms;
 }
 
-/* ---- the connection table of this CPU (bpf/xdp_maps.h, gw_conns) --------------------------- */
+/* ---- the connection table (bpf/xdp_maps.h, gw_conns) ----------------------------------------- */
 
 static __always_inline int gw_key_eq(const struct gw_conn *e, const struct gw_flow_key *k) {
   const __u64 *a = (const __u64 *)e;
@@ -228,10 +228,9 @@ static __always_inline struct gw_conn *gw_conn_find(const struct gw_ctx *c,
   *slot = 0;
   __u32 n = c->st->conn_slots;
   if (n == 0) return 0;
-  __u32 base = bpf_get_smp_processor_id() * n;
 #pragma unroll
   for (__u32 i = 0; i < GW_XDP_CONN_PROBE; i++) {
-    __u32 idx = base + (((__u32)h + i) & (n - 1));
+    __u32 idx = ((__u32)h + i) & (n - 1);
     struct gw_conn *e = bpf_map_lookup_elem(&gw_conns, &idx);
     if (!e) break;
     if (e->state != GW_CONN_EMPTY && gw_key_eq(e, k)) {

@@ -18,17 +18,19 @@
  *                service's index in the snapshot (little-endian), which connection entries name
  *                as the DPDK engine's do. gatewayd writes the unpublished
  *                slot's entries, then publishes; stale keys of that slot are deleted first.
- *   gw_conns     ARRAY, BPF_F_MMAPABLE: one connection table per CPU, gw_state.conn_slots struct
- *                gw_conn entries each (CPU c's table starts at entry c * conn_slots), written only
- *                by the program on that CPU (RSS keeps a flow on one CPU; a flow that moves is a
- *                miss there and goes by the `established` table, as after a DPDK worker restart).
+ *   gw_conns     ARRAY, BPF_F_MMAPABLE: the connection table, gw_state.conn_slots struct gw_conn
+ *                entries shared by every CPU (a veth, generic XDP or a NIC whose RSS moves a flow
+ *                hands its packets to more than one CPU; one table keeps one entry per flow).
  *                A key lives in one of GW_XDP_CONN_PROBE consecutive slots from
  *                gw_flow_hash64(key, kConnSeed) & (conn_slots - 1); a slot is free when its state
  *                is GW_CONN_EMPTY or its entry has idled past its state's timeout. An insert that
  *                finds no free slot among them fails: the flow is forwarded statelessly (counted),
- *                never at the cost of another flow's entry. One cache line per established packet.
- *                gatewayd maps it read-only and never writes it: counts and listings skip free
- *                slots by the same rule.
+ *                never at the cost of another flow's entry. Two CPUs inserting two flows into the
+ *                same free slot at the same instant leave one of them without an entry: its next
+ *                packet goes by the `established` table (the same host while no mode changes), as
+ *                after a lost table. One cache line per established packet. gatewayd maps it
+ *                read-only and never writes it: counts and listings skip free slots by the same
+ *                rule.
  *   gw_sessions  LRU_HASH: struct gw_xdp_session_key -> struct gw_session (state GW_SESSION_LIVE).
  *   gw_stats     PERCPU_ARRAY, one struct gw_xdp_cpu_stats per CPU.
  *   gw_host_stats PERCPU_ARRAY, GW_MAX_HOSTS struct gw_xdp_host_stats per CPU.

@@ -85,7 +85,8 @@ Result<gateway_bpf*> open_skeleton(const conf::Config& c, const std::string& dir
     return make_error("the XDP program's object does not open: " + err(errno));
   }
   const uint32_t slots = pow2_at_least(c.dataplane.conn_table.capacity);
-  bpf_map__set_max_entries(s->maps.gw_conns, cpus * slots);
+  (void)cpus;
+  bpf_map__set_max_entries(s->maps.gw_conns, slots);
   bpf_map__set_max_entries(s->maps.gw_sessions, c.dataplane.conn_table.persistence_capacity);
   size_t n = 0;
   bpf_map* const* maps = maps_of(s, &n);
@@ -193,9 +194,9 @@ Result<std::unique_ptr<Engine>> Engine::open(const conf::Config& c) {
   }
   if (had_maps && st.conn_slots != 0 && st.conn_slots != slots) {
     return make_error(dir + "/gw_conns: " + std::to_string(st.conn_slots) +
-                      " slots per CPU, the configuration asks " + std::to_string(slots));
+                      " slots, the configuration asks " + std::to_string(slots));
   }
-  e->conns_bytes_ = size_t{e->cpus_} * slots * sizeof(gw_conn);
+  e->conns_bytes_ = size_t{slots} * sizeof(gw_conn);
   void* m = mmap(nullptr, e->conns_bytes_, PROT_READ, MAP_SHARED,
                  bpf_map__fd(e->skel_->maps.gw_conns), 0);
   if (m == MAP_FAILED) return make_error(dir + "/gw_conns: mmap: " + err(errno));

@@ -44,7 +44,7 @@ class Engine {
   static std::string pin_dir(const std::string& instance);
 
   const MapView& view() const { return *view_; }
-  const gw_conn* conns() const { return conns_; }  // CPUs x conn_slots, read-only
+  const gw_conn* conns() const { return conns_; }  // conn_slots entries, read-only
   uint32_t cpus() const { return cpus_; }
   int svc_fd() const;
   int sessions_fd() const;

@@ -120,14 +120,14 @@ void XdpLink::for_each_conn(const ConnFn& f) const {
 
 DataplaneLink::ConnTableShape XdpLink::conn_table_shape() const {
   const uint32_t slots = engine_->view().state()->conn_slots;
-  return {engine_->cpus(), (slots + kSlice - 1) / kSlice};
+  return {1, (slots + kSlice - 1) / kSlice};  // one table for every CPU
 }
 
 void XdpLink::for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t n_buckets,
                                const ConnFn& f) const {
   const uint32_t slots = engine_->view().state()->conn_slots;
-  if (worker >= engine_->cpus() || slots == 0) return;
-  const gw_conn* table = engine_->conns() + size_t{worker} * slots;
+  if (worker != 0 || slots == 0) return;
+  const gw_conn* table = engine_->conns();
   const uint64_t first = uint64_t{first_bucket} * kSlice;
   const uint64_t last = std::min<uint64_t>(slots, first + uint64_t{n_buckets} * kSlice);
   const uint64_t now = shm::monotonic_ms();
@@ -178,9 +178,9 @@ DataplaneInfo XdpLink::info() const {
   d.degraded.assign(GW_MAX_DEGRADED, 0);
   d.ports.assign(GW_MAX_PORTS, PortCounters{});
   const auto stats = per_cpu<gw_xdp_cpu_stats>(engine_->stats_fd(), 0, engine_->cpus());
-  std::vector<uint64_t> entries(engine_->cpus(), 0);
-  for_each_conn([&entries](unsigned w, const gw_conn& c) {
-    if ((c.flags & GW_CONN_F_TOMBSTONE) == 0) ++entries[w];
+  uint64_t entries = 0;  // one table: reported on the first CPU's line
+  for_each_conn([&entries](unsigned, const gw_conn& c) {
+    if ((c.flags & GW_CONN_F_TOMBSTONE) == 0) ++entries;
   });
   const uint64_t gen = generation();
   for (uint32_t c = 0; c < engine_->cpus(); ++c) {
@@ -191,7 +191,7 @@ DataplaneInfo XdpLink::info() const {
     wi.running = !detached_;
     wi.heartbeat_ms = detached_ ? 0 : now;
     wi.seen_generation = gen;  // no reader to wait for: a retired slot is reused after a margin
-    wi.conn_entries = entries[c];
+    wi.conn_entries = c == 0 ? entries : 0;
     wi.conn_stateless = s.conn_stateless;
     wi.icmp_too_big_sent = s.icmp_too_big_sent;
     for (uint32_t p = 0; p < GW_MAX_PORTS; ++p) {

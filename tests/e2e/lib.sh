@@ -4,6 +4,9 @@
 # gw-testclient). Everything a scenario starts is stopped by the EXIT trap, also on failure.
 #
 # Environment: GW_BUILD (build directory), GW_ROOT (source tree); both set by meson.
+# GW_E2E_ENGINE: dpdk (default) or xdp. With xdp there is no gateway-dataplane: gatewayd attaches
+# the XDP program to the balancer's veth itself, and start_dataplane/stop_dataplane only wait for
+# the balancer's address (the kernel answers for it).
 set -euo pipefail
 
 if [[ $(id -u) != 0 ]]; then
@@ -22,6 +25,8 @@ DP_PID=
 GWD_PID=
 BG_PIDS=()
 SCENARIO=$(basename "$0" .sh)
+ENGINE=${GW_E2E_ENGINE:-dpdk}
+[[ $ENGINE == xdp ]] && SCENARIO+=_xdp
 
 log() { printf '[%s %s] %s\n' "$(date +%T)" "$SCENARIO" "$*"; }
 fail() {
@@ -47,6 +52,8 @@ teardown() {
     kill -9 "$pid" 2>/dev/null
   done
   "$GW_ROOT/tools/topology" down -p "$P" >/dev/null 2>&1
+  # engine xdp: a stopped (not shut down) gatewayd leaves its pins, by design.
+  rm -rf "/sys/fs/bpf/gateway/$P"
   rm -f "/dev/shm/gateway.$P" "$CFG" "$RUN".*.log
   rm -rf "/run/gateway-topology/$P"
   exit $rc
@@ -58,13 +65,17 @@ on() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
 
 setup_topology() {  # [BACKENDS]
   local n=${1:-3}
-  "$GW_ROOT/tools/topology" up -p "$P" -n "$n" -b "$GW_BUILD" >/dev/null
-  "$GW_ROOT/tools/topology" config -p "$P" -n "$n" >"$CFG"
+  "$GW_ROOT/tools/topology" up -p "$P" -n "$n" -b "$GW_BUILD" -e "$ENGINE" >/dev/null
+  "$GW_ROOT/tools/topology" config -p "$P" -n "$n" -e "$ENGINE" >"$CFG"
   mkdir -p "$RUN"
   log "topology $P up with $n back ends"
 }
 
 start_dataplane() {
+  if [[ $ENGINE == xdp ]]; then
+    log "engine xdp: the data plane is gatewayd's XDP program"
+    return 0
+  fi
   # ip netns exec replaces itself with the program: $! is the data plane's own pid.
   ip netns exec "$P-lb" "$GW_BUILD/dataplane/gateway-dataplane" --config "$CFG" \
     >>"$RUN.dataplane.log" 2>&1 &
@@ -82,14 +93,22 @@ start_dataplane() {
 }
 
 stop_dataplane() {  # [SIGNAL]
+  [[ $ENGINE == xdp ]] && return 0
   kill -"${1:-TERM}" "$DP_PID"
   for _ in $(seq 100); do kill -0 "$DP_PID" 2>/dev/null || break; sleep 0.1; done
   DP_PID=
 }
 
 start_gatewayd() {
-  ip netns exec "$P-lb" "$GW_BUILD/ctl/gatewayd" --config "$CFG" --foreground \
-    >>"$RUN.gatewayd.log" 2>&1 &
+  if [[ $ENGINE == xdp ]]; then
+    # The network namespace only: `ip netns exec` would also give it a mount namespace with a
+    # fresh /sys, where its pins under /sys/fs/bpf would not outlive it.
+    nsenter --net="/run/netns/$P-lb" "$GW_BUILD/ctl/gatewayd" --config "$CFG" --foreground \
+      >>"$RUN.gatewayd.log" 2>&1 &
+  else
+    ip netns exec "$P-lb" "$GW_BUILD/ctl/gatewayd" --config "$CFG" --foreground \
+      >>"$RUN.gatewayd.log" 2>&1 &
+  fi
   GWD_PID=$!
   for _ in $(seq 100); do
     ctl status >/dev/null 2>&1 && { log "gatewayd running (pid $GWD_PID)"; return 0; }

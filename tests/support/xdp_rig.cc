@@ -66,8 +66,7 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
   if (skel_ == nullptr) {
     fail("cannot open the program's skeleton");
   }
-  const auto cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
-  bpf_map__set_max_entries(skel_->maps.gw_conns, cpus * options.conn_slots);
+  bpf_map__set_max_entries(skel_->maps.gw_conns, options.conn_slots);
   bpf_map__set_max_entries(skel_->maps.gw_sessions, options.session_capacity);
   if (int e = gateway_bpf__load(skel_); e != 0) {
     gateway_bpf__destroy(skel_);
@@ -79,7 +78,7 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
     fail(view.error());
   }
   view_ = std::make_unique<xdp::MapView>(std::move(view.value()));
-  conns_bytes_ = size_t{cpus} * options.conn_slots * sizeof(gw_conn);
+  conns_bytes_ = size_t{options.conn_slots} * sizeof(gw_conn);
   void* m = mmap(nullptr, conns_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED,
                  bpf_map__fd(skel_->maps.gw_conns), 0);
   if (m == MAP_FAILED) {

@@ -25,7 +25,7 @@ struct gateway_bpf;
 namespace gw::test {
 
 struct XdpRigOptions {
-  uint32_t conn_slots = 4096;        // gw_conns entries per CPU (power of two)
+  uint32_t conn_slots = 4096;        // gw_conns entries (power of two)
   uint32_t session_capacity = 4096;  // gw_sessions max_entries
   dp::ConnTimeouts timeouts{};
   MacAddr port_mac{{0x02, 0xaa, 0, 0, 0, 0x02}};
@@ -70,10 +70,10 @@ class XdpRig {
   gw_xdp_state& state() noexcept { return *view_->state(); }
   gw_xdp_cpu_stats stats() const;                   // summed over CPUs
   gw_xdp_host_stats host_stats(uint16_t host) const;  // summed over CPUs
-  std::vector<gw_conn> conns() const;               // every used slot of gw_conns (any CPU)
+  std::vector<gw_conn> conns() const;               // every used slot of gw_conns
   std::vector<gw_session> sessions() const;         // every entry of gw_sessions
   void clear_conns();                               // gw_conns emptied (state lost)
-  gw_conn* conn_table() noexcept { return conns_; }  // gw_conns mapped: CPUs x conn_slots
+  gw_conn* conn_table() noexcept { return conns_; }  // gw_conns mapped: conn_slots entries
   uint16_t host_id(const std::string& group, const std::string& host) const {
     return model_->host_id(group, host);
   }
