@@ -221,11 +221,15 @@ static __always_inline int gw_conn_free(const struct gw_ctx *c, const struct gw_
 }
 
 /* The key's entry (live or idle past its timeout), or 0; *slot: where an insert of the key goes
- * (its own entry if it has one, else the first free slot of its probe range, else 0). */
+ * (its own entry if it has one, else the first free slot of its probe range, else 0); *victim:
+ * with no free slot, the longest idle entry of the range in state CLOSING (a connection that is
+ * ending: its last packets go by the `established` table), else 0. */
 static __always_inline struct gw_conn *gw_conn_find(const struct gw_ctx *c,
                                                     const struct gw_flow_key *k, __u64 h,
-                                                    struct gw_conn **slot) {
+                                                    struct gw_conn **slot, struct gw_conn **victim) {
   *slot = 0;
+  *victim = 0;
+  __u32 oldest = 0;
   __u32 n = c->st->conn_slots;
   if (n == 0) return 0;
 #pragma unroll
@@ -238,6 +242,11 @@ static __always_inline struct gw_conn *gw_conn_find(const struct gw_ctx *c,
       return e;
     }
     if (!*slot && gw_conn_free(c, e)) *slot = e;
+    if (e->state == GW_CONN_CLOSING && !(e->flags & GW_CONN_F_TOMBSTONE) &&
+        c->now_ms - e->last_ms >= oldest) {
+      oldest = c->now_ms - e->last_ms;
+      *victim = e;
+    }
   }
   return 0;
 }
@@ -272,7 +281,7 @@ static __always_inline int gw_encap(struct xdp_md *ctx, struct gw_ctx *c, const 
   __u32 label = 0;
   if (v6) label = (__u32)hash & 0xfffff;
   __u16 id = 0;
-  if (!v6) id = (__u16)(c->stats->reserved[0]++);
+  if (!v6) id = (__u16)(c->stats->ip_id++);
   /* The inner packet stays where it is; the new headers go in front of it and link padding
    * after it is cut, so the frame is exactly l2 + outer + inner (as the DPDK engine sends). */
   int grow = (int)(l2 + hdr) - (int)p->l3;
@@ -355,8 +364,8 @@ static __always_inline int gw_icmp_error(struct xdp_md *ctx, struct gw_ctx *c, s
   __u16 host = GW_NO_HOST;
   const struct gw_host *h = 0;
   __u64 hash = gw_flow_hash64(&k, GW_CONN_SEED);
-  struct gw_conn *slot;
-  struct gw_conn *e = gw_conn_find(c, &k, hash, &slot);
+  struct gw_conn *slot, *victim;
+  struct gw_conn *e = gw_conn_find(c, &k, hash, &slot, &victim);
   if (e && !gw_conn_free(c, e) && e->host < GW_MAX_HOSTS) {
     h = gw_host_of(c->slot, e->host);
     if (!h) return gw_drop(c, GW_DROP_NoHost);
@@ -523,8 +532,8 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
 
   int verdict = -1;
   __u64 hash = gw_flow_hash64(&p.key, GW_CONN_SEED);
-  struct gw_conn *slot;
-  struct gw_conn *e = gw_conn_find(&c, &p.key, hash, &slot);
+  struct gw_conn *slot, *victim;
+  struct gw_conn *e = gw_conn_find(&c, &p.key, hash, &slot, &victim);
   if (e && gw_conn_free(&c, e)) e = 0; /* idle past its timeout: a miss, its slot reused */
   if (e && e->host >= GW_MAX_HOSTS) {
     stats->degraded[GW_DEGRADED_ConnHostOutOfRange]++;
@@ -579,6 +588,13 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
     __u16 host = gw_choose(&c, svc, &p, new_flow, &reason);
     const struct gw_host *h = gw_host_of(c.slot, host);
     if (!h) return gw_drop(&c, reason);
+    /* A new flow without an entry would have its next packet scheduled by the `established`
+     * table, which differs from `new` while a host drains: it takes an ending connection's slot
+     * rather than go without. */
+    if (!slot && new_flow) {
+      slot = victim;
+      if (slot) stats->conn_evicted++;
+    }
     if (slot) {
       __builtin_memcpy(slot, &p.key, 38); /* src, dst, ports, proto, family */
       slot->state = gw_initial_state(&p);

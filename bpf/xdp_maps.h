@@ -24,8 +24,9 @@
  *                A key lives in one of GW_XDP_CONN_PROBE consecutive slots from
  *                gw_flow_hash64(key, kConnSeed) & (conn_slots - 1); a slot is free when its state
  *                is GW_CONN_EMPTY or its entry has idled past its state's timeout. An insert that
- *                finds no free slot among them fails: the flow is forwarded statelessly (counted),
- *                never at the cost of another flow's entry. Two CPUs inserting two flows into the
+ *                finds no free slot among them takes the longest idle CLOSING entry's slot for a
+ *                new flow (counted), else fails: the flow is forwarded statelessly (counted); an
+ *                established flow never loses its entry to another. Two CPUs inserting two flows into the
  *                same free slot at the same instant leave one of them without an entry: its next
  *                packet goes by the `established` table (the same host while no mode changes), as
  *                after a lost table. One cache line per established packet. gatewayd maps it
@@ -151,10 +152,12 @@ struct gw_xdp_cpu_stats {
   uint64_t passed[GW_XDP_PASS_REASONS];        /* by GW_XDP_PASS_* */
   uint64_t conn_stateless;       /* flows forwarded without an entry (no free slot) */
   uint64_t conn_inserts;         /* entries created */
+  uint64_t conn_evicted;         /* CLOSING entries whose slot a new flow took (none was free) */
   uint64_t icmp_too_big_sent;
   uint64_t last_ms;              /* CLOCK_MONOTONIC ms of this CPU's last packet */
   uint64_t seen_generation;      /* snapshot generation of this CPU's last packet */
-  uint64_t reserved[3];
+  uint64_t ip_id;                /* the outer IPv4 identification, advanced per packet */
+  uint64_t reserved[1];
 };
 
 struct gw_xdp_host_stats {       /* 32 bytes, per CPU per host id */

@@ -65,6 +65,12 @@ uint32_t pow2_at_least(uint32_t n) {
   return p;
 }
 
+// Twice the configured capacity: the table is at most half full when it holds `capacity` flows, so
+// a key's probe range almost always has a free slot.
+uint32_t conn_slots_for(const conf::Config& c) {
+  return pow2_at_least(2 * c.dataplane.conn_table.capacity);
+}
+
 bpf_map* const* maps_of(gateway_bpf* s, size_t* n) {
   static thread_local bpf_map* list[7];
   list[0] = s->maps.gw_snap;
@@ -79,13 +85,12 @@ bpf_map* const* maps_of(gateway_bpf* s, size_t* n) {
 }
 
 // Opens the skeleton with the configuration's sizes and every map's pin path set; nothing loaded.
-Result<gateway_bpf*> open_skeleton(const conf::Config& c, const std::string& dir, uint32_t cpus) {
+Result<gateway_bpf*> open_skeleton(const conf::Config& c, const std::string& dir) {
   gateway_bpf* s = gateway_bpf__open();
   if (s == nullptr) {
     return make_error("the XDP program's object does not open: " + err(errno));
   }
-  const uint32_t slots = pow2_at_least(c.dataplane.conn_table.capacity);
-  (void)cpus;
+  const uint32_t slots = conn_slots_for(c);
   bpf_map__set_max_entries(s->maps.gw_conns, slots);
   bpf_map__set_max_entries(s->maps.gw_sessions, c.dataplane.conn_table.persistence_capacity);
   size_t n = 0;
@@ -173,7 +178,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const conf::Config& c) {
   std::unique_ptr<Engine> e(new Engine());
   e->config_ = c;
   e->cpus_ = static_cast<uint32_t>(libbpf_num_possible_cpus());
-  auto skel = open_skeleton(c, dir, e->cpus_);
+  auto skel = open_skeleton(c, dir);
   if (!skel) return make_error(skel.error());
   e->skel_ = *skel;
   if (int r = gateway_bpf__load(e->skel_); r != 0) {
@@ -187,7 +192,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const conf::Config& c) {
   if (!view) return make_error(dir + ": " + view.error());
   e->view_ = std::make_unique<MapView>(std::move(*view));
   gw_xdp_state& st = *e->view_->state();
-  const uint32_t slots = pow2_at_least(c.dataplane.conn_table.capacity);
+  const uint32_t slots = conn_slots_for(c);
   if (had_maps && st.layout_version != 0 && st.layout_version != GW_XDP_LAYOUT_VERSION) {
     return make_error(dir + "/gw_state: layout version " + std::to_string(st.layout_version) +
                       ", this gatewayd has " + std::to_string(GW_XDP_LAYOUT_VERSION));
@@ -273,10 +278,9 @@ Result<std::string> Engine::check(const conf::Config& c) {
     }
   }
   const std::string dir = pin_dir(c.instance);
-  const uint32_t cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
   // Load with the pinned maps reused when there are some (libbpf refuses incompatible ones), but
   // with pin paths in a scratch directory when there are none, so nothing stays behind.
-  auto skel = open_skeleton(c, exists(dir + "/gw_state") ? dir : "/sys/fs/bpf/.gw-check", cpus);
+  auto skel = open_skeleton(c, exists(dir + "/gw_state") ? dir : "/sys/fs/bpf/.gw-check");
   if (!skel) return make_error(skel.error());
   if (!exists(dir + "/gw_state")) {
     size_t n = 0;

@@ -58,8 +58,9 @@ std::vector<V> all_values(int fd) {
 }  // namespace
 
 XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(options) {
-  RigOptions ro;
+  RigOptions ro;  // the DPDK engine beside it, as the conformance cases compare them
   ro.timeouts = options.timeouts;
+  ro.session_buckets = 1024;
   model_ = std::make_unique<FastpathRig>(config, ro);
 
   skel_ = gateway_bpf__open();
@@ -129,6 +130,9 @@ XdpRig::~XdpRig() {
 }
 
 void XdpRig::publish() {
+  if (generation_ != 0) {
+    model_->publish();  // the fast-path rig runs the same operator state
+  }
   const unsigned next = slot_ ^ 1u;
   gw_snapshot& out = *view_->slot(next);
   model_->build_snapshot(out);
