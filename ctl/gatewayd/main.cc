@@ -50,11 +50,14 @@ namespace {
 using namespace gw::gatewayd;
 
 constexpr const char* kUsage =
-    "usage: gatewayd --config FILE [--foreground]\n"
+    "usage: gatewayd --config FILE [--foreground | --instance-check]\n"
     "  --config FILE   the instance's configuration (the state directory's active version wins\n"
     "                  over it after the first start)\n"
     "  --foreground    stay in the foreground, log to stderr (systemd); otherwise detach and\n"
-    "                  log to STATE_DIR/gatewayd.log\n";
+    "                  log to STATE_DIR/gatewayd.log\n"
+    "  --instance-check  check the configuration and, with engine xdp, the XDP set-up (bpffs,\n"
+    "                  the interfaces, the program loadable with the pinned maps), then exit:\n"
+    "                  0 = a start would proceed, 1 = it would not, 2 = bad configuration\n";
 
 std::atomic<bool> g_exit{false};
 
@@ -213,6 +216,34 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
+}
+
+// gatewayd --instance-check: what a start would find wrong, without starting.
+int instance_check(const std::string& config_arg) {
+  gw::conf::Config c;
+  try {
+    c = gw::conf::load_config_file(config_arg);
+  } catch (const gw::conf::ConfigError& e) {
+    std::fprintf(stderr, "gatewayd: %s\n", e.what());
+    return 2;
+  }
+  if (c.dataplane.engine != gw::conf::Engine::Xdp) {
+    std::printf("%s: configuration valid (engine dpdk: gateway-dataplane --instance-check checks "
+                "the data plane)\n", config_arg.c_str());
+    return 0;
+  }
+#ifdef GW_HAVE_XDP
+  auto r = gw::xdp::Engine::check(c);
+  if (!r) {
+    std::fprintf(stderr, "gatewayd: %s\n", r.error().c_str());
+    return 1;
+  }
+  std::printf("%s: configuration valid; %s\n", config_arg.c_str(), r->c_str());
+  return 0;
+#else
+  std::fprintf(stderr, "gatewayd: engine xdp: this build has no XDP engine (-Dxdp)\n");
+  return 1;
+#endif
 }
 
 int run(const std::string& config_arg, bool foreground) {
@@ -485,6 +516,7 @@ int run(const std::string& config_arg, bool foreground) {
 int main(int argc, char** argv) {
   std::string config_path;
   bool foreground = false;
+  bool check = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) {
@@ -493,6 +525,8 @@ int main(int argc, char** argv) {
       config_path = a.substr(9);
     } else if (a == "--foreground" || a == "-f") {
       foreground = true;
+    } else if (a == "--instance-check") {
+      check = true;
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -505,5 +539,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gatewayd: --config FILE is required\n%s", kUsage);
     return 2;
   }
-  return run(config_path, foreground);
+  return check ? instance_check(config_path) : run(config_path, foreground);
 }
