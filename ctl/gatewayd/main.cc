@@ -33,7 +33,7 @@
 #include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/base/dataplane_link.h"
 #ifdef GW_HAVE_XDP
-#include "ctl/xdp/xdp_link.h"
+#include "ctl/gatewayd/base/xdp_link.h"
 #endif
 #include "ctl/gatewayd/metrics.h"
 #include "ctl/gatewayd/base/state.h"

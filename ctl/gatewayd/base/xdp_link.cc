@@ -1,4 +1,4 @@
-#include "ctl/xdp/xdp_link.h"
+#include "ctl/gatewayd/base/xdp_link.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
