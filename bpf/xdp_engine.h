@@ -335,13 +335,11 @@ static __always_inline int gw_encap(struct xdp_md *ctx, struct gw_ctx *c, const 
     __builtin_memcpy(ip + 12, port->addr4, 4);
     __builtin_memcpy(ip + 16, h->addr, 4);
   }
-  __u32 pi = 0;
   struct gw_xdp_host_stats *hs = bpf_map_lookup_elem(&gw_host_stats, &(__u32){host});
   if (hs) {
     hs->packets++;
     hs->bytes += ip_len;
   }
-  (void)pi;
   return XDP_TX;
 }
 

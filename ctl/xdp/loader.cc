@@ -171,27 +171,37 @@ std::string Engine::pin_dir(const std::string& instance) {
 }
 
 Result<std::unique_ptr<Engine>> Engine::open(const conf::Config& c) {
+  std::unique_ptr<Engine> e(new Engine());
+  if (auto r = e->start(c); !r) {
+    // A first start leaves nothing behind; a restart leaves the running program and its maps
+    // as they were (the links it could not replace keep the program they had).
+    if (e->created_) e->detach();
+    return make_error(r.error());
+  }
+  return e;
+}
+
+Result<void> Engine::start(const conf::Config& c) {
   if (auto r = ensure_bpffs(); !r) return make_error(r.error());
   const std::string dir = pin_dir(c.instance);
   const bool had_maps = exists(dir + "/gw_state");
   if (auto r = make_dirs(dir); !r) return make_error(r.error());
-  std::unique_ptr<Engine> e(new Engine());
-  e->config_ = c;
-  e->cpus_ = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  config_ = c;
+  cpus_ = static_cast<uint32_t>(libbpf_num_possible_cpus());
   auto skel = open_skeleton(c, dir);
   if (!skel) return make_error(skel.error());
-  e->skel_ = *skel;
-  if (int r = gateway_bpf__load(e->skel_); r != 0) {
+  skel_ = *skel;
+  if (int r = gateway_bpf__load(skel_); r != 0) {
     return make_error("loading the XDP program with the maps pinned in " + dir + ": " + err(r) +
                       (had_maps ? " (pinned maps of another size or build? they keep their "
                                   "sizes: remove " + dir + " after `gatewayctl shutdown`)"
                                 : ""));
   }
-  e->created_ = !had_maps;
-  auto view = MapView::map(bpf_map__fd(e->skel_->maps.gw_snap), bpf_map__fd(e->skel_->maps.gw_state));
+  created_ = !had_maps;  // from here on, a failure removes what this start made
+  auto view = MapView::map(bpf_map__fd(skel_->maps.gw_snap), bpf_map__fd(skel_->maps.gw_state));
   if (!view) return make_error(dir + ": " + view.error());
-  e->view_ = std::make_unique<MapView>(std::move(*view));
-  gw_xdp_state& st = *e->view_->state();
+  view_ = std::make_unique<MapView>(std::move(*view));
+  gw_xdp_state& st = *view_->state();
   const uint32_t slots = conn_slots_for(c);
   if (had_maps && st.layout_version != 0 && st.layout_version != GW_XDP_LAYOUT_VERSION) {
     return make_error(dir + "/gw_state: layout version " + std::to_string(st.layout_version) +
@@ -201,14 +211,14 @@ Result<std::unique_ptr<Engine>> Engine::open(const conf::Config& c) {
     return make_error(dir + "/gw_conns: " + std::to_string(st.conn_slots) +
                       " slots, the configuration asks " + std::to_string(slots));
   }
-  e->conns_bytes_ = size_t{slots} * sizeof(gw_conn);
-  void* m = mmap(nullptr, e->conns_bytes_, PROT_READ, MAP_SHARED,
-                 bpf_map__fd(e->skel_->maps.gw_conns), 0);
+  conns_bytes_ = size_t{slots} * sizeof(gw_conn);
+  void* m = mmap(nullptr, conns_bytes_, PROT_READ, MAP_SHARED,
+                 bpf_map__fd(skel_->maps.gw_conns), 0);
   if (m == MAP_FAILED) return make_error(dir + "/gw_conns: mmap: " + err(errno));
-  e->conns_ = static_cast<gw_conn*>(m);
+  conns_ = static_cast<gw_conn*>(m);
 
   st.layout_version = GW_XDP_LAYOUT_VERSION;
-  if (e->created_ || st.created_ms == 0) {
+  if (created_ || st.created_ms == 0) {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
     st.created_ms = static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
@@ -252,19 +262,16 @@ Result<std::unique_ptr<Engine>> Engine::open(const conf::Config& c) {
     st.ports[i] = p;
   }
   st.n_ports = static_cast<uint32_t>(n_ports);
-  e->refresh_neighbours();
+  refresh_neighbours();
 
-  const int prog_fd = bpf_program__fd(e->skel_->progs.gw_xdp);
+  const int prog_fd = bpf_program__fd(skel_->progs.gw_xdp);
   for (size_t i = 0; i < n_ports; ++i) {
     const std::string& ifname = c.dataplane.ports[i].device;
     auto a = attach_port(prog_fd, ifname, dir + "/link-" + ifname);
-    if (!a) {
-      e->detach();
-      return make_error(a.error());
-    }
-    e->ports_.push_back(*a);
+    if (!a) return make_error(a.error());
+    ports_.push_back(*a);
   }
-  return e;
+  return {};
 }
 
 Result<std::string> Engine::check(const conf::Config& c) {

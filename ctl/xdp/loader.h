@@ -62,6 +62,7 @@ class Engine {
 
  private:
   Engine() = default;
+  Result<void> start(const conf::Config& c);
   conf::Config config_;
   gateway_bpf* skel_ = nullptr;
   std::unique_ptr<MapView> view_;

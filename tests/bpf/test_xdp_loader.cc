@@ -1,0 +1,109 @@
+// gatewayd's XDP loader (ctl/xdp/loader.h) on a real interface: a veth pair made for the test in
+// the test's own network namespace, the program attached, pinned under /sys/fs/bpf/gateway/<inst>.
+// Needs root; skips otherwise.
+#include <gtest/gtest.h>
+#include <bpf/bpf.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "ctl/xdp/loader.h"
+#include "dataplane/config/config.h"
+
+namespace gw::xdp {
+namespace {
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+class XdpLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    // A network namespace of our own: the veth and its XDP link go with it.
+    ASSERT_EQ(unshare(CLONE_NEWNET), 0);
+    ASSERT_EQ(std::system("ip link add gwxl0 type veth peer name gwxl1 && ip link set gwxl0 up && "
+                          "ip link set gwxl1 up && ip addr add 10.77.0.2/24 dev gwxl0"), 0);
+    instance_ = "xdploader" + std::to_string(getpid());
+    config_ = conf::load_config_string(R"(
+instance: )" + instance_ + R"(
+dataplane:
+  engine: xdp
+  ports:
+    - {device: gwxl0, address: 10.77.0.2/24, next_hop: 10.77.0.1, next_hop_mac: "02:00:00:00:00:01"}
+  conn_table: {capacity: 1024, persistence_capacity: 1024}
+control:
+  state_dir: /tmp/gw-xdploader
+services:
+  - {name: web, vip: 10.77.1.10, port: 80, protocol: tcp, backend_group: web}
+backend_groups:
+  - {name: web, hosts: [{name: b1, address: 10.77.2.11}]}
+)", "loader-test");
+  }
+  void TearDown() override {
+    if (geteuid() == 0) std::system(("rm -rf /sys/fs/bpf/gateway/" + instance_).c_str());
+  }
+  std::string instance_;
+  conf::Config config_;
+};
+
+TEST_F(XdpLoaderTest, PinsSurviveTheLoaderAndARestartReplacesTheProgramInPlace) {
+  const std::string dir = Engine::pin_dir(instance_);
+  gw_xdp_session_key key{};
+  key.client[0] = 10;
+  key.family = 4;
+  gw_session value{};
+  value.state = GW_SESSION_LIVE;
+  value.host = 7;
+  {
+    auto e = Engine::open(config_);
+    ASSERT_TRUE(e) << e.error();
+    ASSERT_EQ((*e)->ports().size(), 1u);
+    EXPECT_FALSE((*e)->ports()[0].reused);
+    EXPECT_TRUE((*e)->created());
+    EXPECT_TRUE(exists(dir + "/link-gwxl0"));
+    EXPECT_TRUE(exists(dir + "/gw_conns"));
+    ASSERT_EQ(bpf_map_update_elem((*e)->sessions_fd(), &key, &value, BPF_ANY), 0);
+  }  // gatewayd gone: the pins keep maps and program
+  auto again = Engine::open(config_);
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_FALSE((*again)->created());
+  EXPECT_TRUE((*again)->ports()[0].reused);  // bpf_link_update, not a second attachment
+  gw_session back{};
+  ASSERT_EQ(bpf_map_lookup_elem((*again)->sessions_fd(), &key, &back), 0);
+  EXPECT_EQ(back.host, 7);
+  EXPECT_NE((*again)->ports()[0].mode, "none");
+
+  const std::string done = (*again)->detach();
+  EXPECT_NE(done.find("gwxl0"), std::string::npos) << done;
+  EXPECT_FALSE(exists(dir + "/link-gwxl0"));
+  EXPECT_FALSE(exists(dir));
+}
+
+TEST_F(XdpLoaderTest, PinnedMapsOfAnotherLayoutAreRefusedNamingThePath) {
+  {
+    auto e = Engine::open(config_);
+    ASSERT_TRUE(e) << e.error();
+    (*e)->view().state()->layout_version = GW_XDP_LAYOUT_VERSION + 1;
+  }
+  auto again = Engine::open(config_);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().find(Engine::pin_dir(instance_) + "/gw_state"), std::string::npos)
+      << again.error();
+}
+
+TEST_F(XdpLoaderTest, AMissingInterfaceIsNamedAndAFirstStartLeavesNothingPinned) {
+  config_.dataplane.ports[0].device = "gwxl-none";
+  auto e = Engine::open(config_);
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().find("gwxl-none"), std::string::npos) << e.error();
+  EXPECT_FALSE(exists(Engine::pin_dir(instance_) + "/gw_conns"));
+}
+
+}  // namespace
+}  // namespace gw::xdp
