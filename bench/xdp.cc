@@ -26,8 +26,11 @@
 #include <vector>
 
 #include "bench/common.h"
-#include "bpf/gateway.skel.h"
+#include "ctl/xdp/skeleton.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"  // the embedded object (ctl/xdp/skeleton.h)
 #include "bpf/gateway_bench.skel.h"
+#pragma GCC diagnostic pop
 #include "tests/support/xdp_rig.h"
 
 namespace gw::bench {
@@ -101,10 +104,15 @@ class Bench {
     xdp_md ctx{};
     ctx.ingress_ifindex = 1;
     ctx.data_end = static_cast<uint32_t>(frame.size());  // else the program sees an empty frame
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = buf.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()),
-                .data_size_out = static_cast<uint32_t>(buf.size()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof ctx, .repeat = static_cast<int>(repeat));
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof opts;
+    opts.data_in = frame.data();
+    opts.data_out = buf.data();
+    opts.data_size_in = static_cast<uint32_t>(frame.size());
+    opts.data_size_out = static_cast<uint32_t>(buf.size());
+    opts.ctx_in = &ctx;
+    opts.ctx_size_in = sizeof ctx;
+    opts.repeat = static_cast<int>(repeat);
     if (bpf_prog_test_run_opts(bpf_program__fd(p), &opts) != 0) die("BPF_PROG_TEST_RUN failed");
     buf.resize(opts.data_size_out);
     if (out != nullptr) *out = buf;

@@ -20,7 +20,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "bpf/gateway.skel.h"
+#include "ctl/xdp/skeleton.h"
 
 namespace gw::xdp {
 namespace {
@@ -117,7 +117,8 @@ Result<MacAddr> interface_mac(const std::string& ifname) {
 }
 
 std::string mode_of(uint32_t ifindex) {
-  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  bpf_xdp_query_opts q{};
+  q.sz = sizeof q;
   if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) != 0) return "unknown";
   switch (q.attach_mode) {
     case XDP_ATTACHED_DRV: return "native";
@@ -140,7 +141,8 @@ Result<PortAttach> attach_port(int prog_fd, const std::string& ifname, const std
     const int lfd = bpf_obj_get(path.c_str());
     if (lfd < 0) return make_error(path + ": " + err(errno));
     // Atomic: packets see the old program or the new one, the maps stay.
-    LIBBPF_OPTS(bpf_link_update_opts, uo);
+    bpf_link_update_opts uo{};
+    uo.sz = sizeof uo;
     const int r = bpf_link_update(lfd, prog_fd, &uo);
     ::close(lfd);
     if (r != 0) return make_error(path + ": replacing the program: " + err(r));
@@ -148,7 +150,9 @@ Result<PortAttach> attach_port(int prog_fd, const std::string& ifname, const std
   } else {
     int lfd = -1;
     for (uint32_t flags : {uint32_t{XDP_FLAGS_DRV_MODE}, uint32_t{XDP_FLAGS_SKB_MODE}}) {
-      LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = flags);
+      bpf_link_create_opts lo{};
+      lo.sz = sizeof lo;
+      lo.flags = flags;
       lfd = bpf_link_create(prog_fd, static_cast<int>(a.ifindex), BPF_XDP, &lo);
       if (lfd >= 0) break;
     }

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "bpf/gateway.skel.h"
+#include "ctl/xdp/skeleton.h"
 #include "dataplane/shm/shm.h"
 
 namespace gw::test {
@@ -153,10 +153,15 @@ XdpRig::Result XdpRig::run(std::span<const uint8_t> frame) {
   xdp_md ctx{};
   ctx.ingress_ifindex = options_.ifindex;
   ctx.data_end = static_cast<uint32_t>(frame.size());  // else the program sees an empty frame
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-              .data_out = r.frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
-              .data_size_out = static_cast<uint32_t>(r.frame.size()), .ctx_in = &ctx,
-              .ctx_size_in = sizeof ctx, .repeat = 1);
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof opts;
+  opts.data_in = frame.data();
+  opts.data_out = r.frame.data();
+  opts.data_size_in = static_cast<uint32_t>(frame.size());
+  opts.data_size_out = static_cast<uint32_t>(r.frame.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof ctx;
+  opts.repeat = 1;
   if (int e = bpf_prog_test_run_opts(prog_fd(), &opts); e != 0) {
     fail("BPF_PROG_TEST_RUN: " + std::string(std::strerror(-e)));
   }
