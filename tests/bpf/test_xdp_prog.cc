@@ -1,10 +1,13 @@
 // The XDP program (bpf/gateway.bpf.c) through BPF_PROG_TEST_RUN, its maps filled as gatewayd
 // fills them (tests/support/xdp_rig.h). Needs root; skips otherwise.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 #include <unistd.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "dataplane/config/config.h"
 #include "tests/support/packet_builder.h"
@@ -57,7 +60,11 @@ const MacAddr kClient{{0x02, 0xcc, 0, 0, 0, 0x01}};
 const MacAddr kPort{{0x02, 0xaa, 0, 0, 0, 0x02}};
 
 std::vector<uint8_t> tcp4(const char* src, uint16_t sport, uint8_t flags, uint16_t dport = 80) {
-  return PacketBuilder().eth(kClient, kPort).ipv4(src, "10.99.0.10").tcp(sport, dport, flags).build();
+  return PacketBuilder()
+      .eth(kClient, kPort)
+      .ipv4(src, "10.99.0.10")
+      .tcp(sport, dport, flags)
+      .build();
 }
 
 TEST_F(XdpProgTest, SynToTheVipIsTunnelledLikeTheDpdkEngineDoes) {
@@ -83,6 +90,85 @@ TEST_F(XdpProgTest, NoServiceOnAVipPortIsDroppedAndCounted) {
   const XdpRig::Result r = rig_->run(tcp4("10.0.0.1", 40000, kTcpSyn, 81));
   EXPECT_EQ(r.action, XDP_DROP);
   EXPECT_EQ(rig_->stats().drops[static_cast<size_t>(DropReason::NoService)], 1u);
+}
+
+// The counters gatewayd reads (gatewayctl backends, metrics) and the entry it lists
+// (gatewayctl connections): a SYN then an ACK of one flow, then a packet to no VIP.
+TEST_F(XdpProgTest, CountersAndTheConnectionEntryFollowAFlow) {
+  const auto syn = tcp4("10.0.0.1", 40000, kTcpSyn);
+  const auto ack = tcp4("10.0.0.1", 40000, kTcpAck);
+  ASSERT_EQ(rig_->run(syn).action, XDP_TX);
+  std::vector<gw_conn> conns = rig_->conns();
+  ASSERT_EQ(conns.size(), 1u);
+  EXPECT_EQ(conns[0].state, GW_CONN_SYN);
+  ASSERT_EQ(rig_->run(ack).action, XDP_TX);
+  conns = rig_->conns();
+  ASSERT_EQ(conns.size(), 1u);
+  EXPECT_EQ(conns[0].state, GW_CONN_ESTABLISHED);
+  EXPECT_EQ(conns[0].family, 4u);
+  EXPECT_EQ(conns[0].proto, 6u);
+  EXPECT_EQ(conns[0].gen, rig_->generation());
+  const uint16_t host = conns[0].host;
+  const uint16_t other =
+      host == rig_->host_id("web", "b1") ? rig_->host_id("web", "b2") : rig_->host_id("web", "b1");
+  const gw_xdp_host_stats hs = rig_->host_stats(host);
+  EXPECT_EQ(hs.new_conns, 1u);
+  EXPECT_EQ(hs.packets, 2u);
+  EXPECT_EQ(hs.bytes, (syn.size() - 14) + (ack.size() - 14));  // inner IP bytes
+  EXPECT_EQ(rig_->host_stats(other).packets, 0u);
+
+  const auto local = PacketBuilder()
+                         .eth(kClient, kPort)
+                         .ipv4("10.99.1.1", "10.99.1.2")
+                         .tcp(40000, 22, kTcpSyn)
+                         .build();
+  ASSERT_EQ(rig_->run(local).action, XDP_PASS);
+  const gw_xdp_cpu_stats st = rig_->stats();
+  EXPECT_EQ(st.conn_inserts, 1u);
+  EXPECT_EQ(st.conn_stateless, 0u);
+  EXPECT_EQ(st.ports[0].rx_packets, 3u);
+  EXPECT_EQ(st.ports[0].tx_packets, 2u);
+  EXPECT_EQ(st.passed[GW_XDP_PASS_NOT_FOR_US] + st.passed[GW_XDP_PASS_OWN], 1u);
+  EXPECT_EQ(st.seen_generation, rig_->generation());
+  for (uint64_t d : st.drops) EXPECT_EQ(d, 0u);
+}
+
+// A published change is seen by the next packet: the CPU reports the new generation, and a
+// flow created before a drain keeps its host while new flows avoid the draining one.
+TEST_F(XdpProgTest, APublishedDrainIsSeenByTheNextPacket) {
+  ASSERT_EQ(rig_->run(tcp4("10.0.0.1", 40000, kTcpSyn)).action, XDP_TX);
+  ASSERT_EQ(rig_->run(tcp4("10.0.0.1", 40000, kTcpAck)).action, XDP_TX);
+  const uint16_t host = rig_->conns().at(0).host;
+  const std::string name = host == rig_->host_id("web", "b1") ? "b1" : "b2";
+  const uint64_t before = rig_->generation();
+  rig_->set_mode("web", name, HostMode::NoNewSessions);
+  rig_->publish();
+  ASSERT_GT(rig_->generation(), before);
+  ASSERT_EQ(rig_->run(tcp4("10.0.0.1", 40000, kTcpAck)).action, XDP_TX);
+  EXPECT_EQ(rig_->stats().seen_generation, rig_->generation());
+  for (uint16_t sport = 40001; sport < 40017; ++sport) {
+    ASSERT_EQ(rig_->run(tcp4("10.0.0.2", sport, kTcpSyn)).action, XDP_TX);
+  }
+  EXPECT_EQ(rig_->host_stats(host).new_conns, 1u);
+  EXPECT_EQ(rig_->host_stats(host).packets, 3u);
+  for (const gw_conn& c : rig_->conns()) {
+    if (c.src_port == htons(40000)) {
+      EXPECT_EQ(c.host, host);
+    } else {
+      EXPECT_NE(c.host, host);
+    }
+  }
+}
+
+// Nothing published yet (a fresh map, gatewayd not started): everything goes to the kernel.
+TEST_F(XdpProgTest, NothingPublishedPassesEverything) {
+  rig_->state().published = 0;
+  const auto syn = tcp4("10.0.0.1", 40000, kTcpSyn);
+  const XdpRig::Result r = rig_->run(syn);
+  EXPECT_EQ(r.action, XDP_PASS);
+  EXPECT_EQ(r.frame, syn) << frame_diff(syn, r.frame);
+  EXPECT_EQ(rig_->stats().passed[GW_XDP_PASS_UNPUBLISHED], 1u);
+  EXPECT_TRUE(rig_->conns().empty());
 }
 
 }  // namespace
