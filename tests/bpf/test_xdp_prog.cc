@@ -5,6 +5,7 @@
 #include <linux/bpf.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,11 +28,17 @@ control:
   state_dir: /tmp/gw-xdptest
 services:
   - {name: web, vip: 10.99.0.10, port: 80, protocol: tcp, backend_group: web}
+  - {name: sticky, vip: 10.99.0.20, port: 80, protocol: tcp, backend_group: sticky,
+     persistence: {type: source_ip, timeout: 600s}}
 backend_groups:
   - name: web
     hosts:
       - {name: b1, address: 10.99.2.11}
       - {name: b2, address: 10.99.2.12}
+  - name: sticky
+    hosts:
+      - {name: s1, address: 10.99.2.21}
+      - {name: s2, address: 10.99.2.22}
 )";
 
 class XdpProgTest : public ::testing::Test {
@@ -169,6 +176,38 @@ TEST_F(XdpProgTest, NothingPublishedPassesEverything) {
   EXPECT_EQ(r.frame, syn) << frame_diff(syn, r.frame);
   EXPECT_EQ(rig_->stats().passed[GW_XDP_PASS_UNPUBLISHED], 1u);
   EXPECT_TRUE(rig_->conns().empty());
+}
+
+// Persistence: the first connection of a client makes its session (gw_sessions, read by
+// gatewayctl sessions); the client's later connections follow it, even to a draining host.
+TEST_F(XdpProgTest, PersistenceSessionKeepsAClientOnItsHostWhileDraining) {
+  auto sticky = [](uint16_t sport) {
+    return PacketBuilder()
+        .eth(kClient, kPort)
+        .ipv4("10.0.0.9", "10.99.0.20")
+        .tcp(sport, 80, kTcpSyn)
+        .build();
+  };
+  ASSERT_EQ(rig_->run(sticky(40000)).action, XDP_TX);
+  const std::vector<gw_session> sessions = rig_->sessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  const uint16_t host = sessions[0].host;
+  EXPECT_EQ(sessions[0].family, 4u);
+  const uint8_t client[4] = {10, 0, 0, 9};
+  EXPECT_EQ(std::memcmp(sessions[0].client, client, 4), 0);
+  EXPECT_EQ(sessions[0].timeout_s, 600u);
+  EXPECT_EQ(rig_->conns().at(0).host, host);
+  const std::string name = host == rig_->host_id("sticky", "s1") ? "s1" : "s2";
+  rig_->set_mode("sticky", name, HostMode::NoNewSessions);
+  rig_->publish();
+  for (uint16_t sport = 40001; sport < 40009; ++sport) {
+    ASSERT_EQ(rig_->run(sticky(sport)).action, XDP_TX);
+  }
+  EXPECT_EQ(rig_->host_stats(host).new_conns, 9u);
+  for (const gw_conn& c : rig_->conns()) {
+    EXPECT_EQ(c.host, host);
+  }
+  EXPECT_EQ(rig_->sessions().size(), 1u);
 }
 
 }  // namespace
