@@ -30,6 +30,7 @@ services:
   - {name: web, vip: 10.99.0.10, port: 80, protocol: tcp, backend_group: web}
   - {name: sticky, vip: 10.99.0.20, port: 80, protocol: tcp, backend_group: sticky,
      persistence: {type: source_ip, timeout: 600s}}
+  - {name: web6, vip: "fd00:99::10", port: 80, protocol: tcp, backend_group: web6}
 backend_groups:
   - name: web
     hosts:
@@ -39,6 +40,11 @@ backend_groups:
     hosts:
       - {name: s1, address: 10.99.2.21}
       - {name: s2, address: 10.99.2.22}
+  - name: web6
+    hosts:
+      - {name: v1, address: "fd00:99:2::11"}
+      - {name: v2, address: "fd00:99:2::12"}
+      - {name: v3, address: "fd00:99:2::13"}
 )";
 
 class XdpProgTest : public ::testing::Test {
@@ -208,6 +214,51 @@ TEST_F(XdpProgTest, PersistenceSessionKeepsAClientOnItsHostWhileDraining) {
     EXPECT_EQ(c.host, host);
   }
   EXPECT_EQ(rig_->sessions().size(), 1u);
+}
+
+// The Maglev choice and the whole output frame match the DPDK engine's for many new flows of
+// both families (the same flow hash, seed and table): IPIP and IP6IP6.
+TEST_F(XdpProgTest, NewFlowsOfBothFamiliesGoWhereTheDpdkEngineSendsThem) {
+  std::vector<uint8_t> buf(512);
+  size_t hosts_seen_v4 = 0;
+  size_t hosts_seen_v6 = 0;
+  std::vector<bool> seen(GW_MAX_HOSTS, false);
+  for (uint16_t i = 0; i < 64; ++i) {
+    for (const bool v6 : {false, true}) {
+      const std::string src =
+          v6 ? "fd00:5::" + std::to_string(i + 1) : "10.0.1." + std::to_string(i + 1);
+      PacketBuilder b;
+      b.eth(kClient, kPort);
+      if (v6) {
+        b.ipv6(src, "fd00:99::10");
+      } else {
+        b.ipv4(src, "10.99.0.10");
+      }
+      const auto frame = b.tcp(static_cast<uint16_t>(30000 + i * 7), 80, kTcpSyn).build();
+      XdpRig::Result r = rig_->run(frame);
+      ASSERT_EQ(r.action, XDP_TX) << src;
+      std::copy(frame.begin(), frame.end(), buf.begin() + 128);
+      dp::Pkt pkt{buf.data() + 128, static_cast<uint32_t>(frame.size()), 128, 0};
+      dp::Outcome out{};
+      rig_->model().run(&pkt, 1, &out);
+      ASSERT_EQ(out.action, dp::Action::Forward) << src;
+      std::vector<uint8_t> want(out.start, out.start + out.len);
+      ASSERT_EQ(r.frame.size(), want.size()) << src << frame_diff(want, r.frame);
+      if (!v6) {
+        for (size_t k : {18u, 19u, 24u, 25u}) want[k] = r.frame[k] = 0;
+      }
+      EXPECT_EQ(r.frame, want) << src << frame_diff(want, r.frame);
+    }
+  }
+  for (const gw_conn& c : rig_->conns()) {
+    if (!seen[c.host]) {
+      seen[c.host] = true;
+      ++(c.family == 4 ? hosts_seen_v4 : hosts_seen_v6);
+    }
+  }
+  EXPECT_EQ(rig_->conns().size(), 128u);
+  EXPECT_EQ(hosts_seen_v4, 2u);  // b1, b2: the flows are spread, not all on one host
+  EXPECT_EQ(hosts_seen_v6, 3u);  // v1..v3
 }
 
 }  // namespace
