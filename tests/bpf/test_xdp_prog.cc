@@ -1,10 +1,14 @@
 // The XDP program (bpf/gateway.bpf.c) through BPF_PROG_TEST_RUN, its maps filled as gatewayd
 // fills them (tests/support/xdp_rig.h). Needs root; skips otherwise.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "dataplane/config/config.h"
 #include "tests/support/packet_builder.h"
@@ -24,11 +28,23 @@ control:
   state_dir: /tmp/gw-xdptest
 services:
   - {name: web, vip: 10.99.0.10, port: 80, protocol: tcp, backend_group: web}
+  - {name: sticky, vip: 10.99.0.20, port: 80, protocol: tcp, backend_group: sticky,
+     persistence: {type: source_ip, timeout: 600s}}
+  - {name: web6, vip: "fd00:99::10", port: 80, protocol: tcp, backend_group: web6}
 backend_groups:
   - name: web
     hosts:
       - {name: b1, address: 10.99.2.11}
       - {name: b2, address: 10.99.2.12}
+  - name: sticky
+    hosts:
+      - {name: s1, address: 10.99.2.21}
+      - {name: s2, address: 10.99.2.22}
+  - name: web6
+    hosts:
+      - {name: v1, address: "fd00:99:2::11"}
+      - {name: v2, address: "fd00:99:2::12"}
+      - {name: v3, address: "fd00:99:2::13"}
 )";
 
 class XdpProgTest : public ::testing::Test {
@@ -57,7 +73,11 @@ const MacAddr kClient{{0x02, 0xcc, 0, 0, 0, 0x01}};
 const MacAddr kPort{{0x02, 0xaa, 0, 0, 0, 0x02}};
 
 std::vector<uint8_t> tcp4(const char* src, uint16_t sport, uint8_t flags, uint16_t dport = 80) {
-  return PacketBuilder().eth(kClient, kPort).ipv4(src, "10.99.0.10").tcp(sport, dport, flags).build();
+  return PacketBuilder()
+      .eth(kClient, kPort)
+      .ipv4(src, "10.99.0.10")
+      .tcp(sport, dport, flags)
+      .build();
 }
 
 TEST_F(XdpProgTest, SynToTheVipIsTunnelledLikeTheDpdkEngineDoes) {
@@ -83,6 +103,162 @@ TEST_F(XdpProgTest, NoServiceOnAVipPortIsDroppedAndCounted) {
   const XdpRig::Result r = rig_->run(tcp4("10.0.0.1", 40000, kTcpSyn, 81));
   EXPECT_EQ(r.action, XDP_DROP);
   EXPECT_EQ(rig_->stats().drops[static_cast<size_t>(DropReason::NoService)], 1u);
+}
+
+// The counters gatewayd reads (gatewayctl backends, metrics) and the entry it lists
+// (gatewayctl connections): a SYN then an ACK of one flow, then a packet to no VIP.
+TEST_F(XdpProgTest, CountersAndTheConnectionEntryFollowAFlow) {
+  const auto syn = tcp4("10.0.0.1", 40000, kTcpSyn);
+  const auto ack = tcp4("10.0.0.1", 40000, kTcpAck);
+  ASSERT_EQ(rig_->run(syn).action, XDP_TX);
+  std::vector<gw_conn> conns = rig_->conns();
+  ASSERT_EQ(conns.size(), 1u);
+  EXPECT_EQ(conns[0].state, GW_CONN_SYN);
+  ASSERT_EQ(rig_->run(ack).action, XDP_TX);
+  conns = rig_->conns();
+  ASSERT_EQ(conns.size(), 1u);
+  EXPECT_EQ(conns[0].state, GW_CONN_ESTABLISHED);
+  EXPECT_EQ(conns[0].family, 4u);
+  EXPECT_EQ(conns[0].proto, 6u);
+  EXPECT_EQ(conns[0].gen, rig_->generation());
+  const uint16_t host = conns[0].host;
+  const uint16_t other =
+      host == rig_->host_id("web", "b1") ? rig_->host_id("web", "b2") : rig_->host_id("web", "b1");
+  const gw_xdp_host_stats hs = rig_->host_stats(host);
+  EXPECT_EQ(hs.new_conns, 1u);
+  EXPECT_EQ(hs.packets, 2u);
+  EXPECT_EQ(hs.bytes, (syn.size() - 14) + (ack.size() - 14));  // inner IP bytes
+  EXPECT_EQ(rig_->host_stats(other).packets, 0u);
+
+  const auto local = PacketBuilder()
+                         .eth(kClient, kPort)
+                         .ipv4("10.99.1.1", "10.99.1.2")
+                         .tcp(40000, 22, kTcpSyn)
+                         .build();
+  ASSERT_EQ(rig_->run(local).action, XDP_PASS);
+  const gw_xdp_cpu_stats st = rig_->stats();
+  EXPECT_EQ(st.conn_inserts, 1u);
+  EXPECT_EQ(st.conn_stateless, 0u);
+  EXPECT_EQ(st.ports[0].rx_packets, 3u);
+  EXPECT_EQ(st.ports[0].tx_packets, 2u);
+  EXPECT_EQ(st.passed[GW_XDP_PASS_NOT_FOR_US] + st.passed[GW_XDP_PASS_OWN], 1u);
+  EXPECT_EQ(st.seen_generation, rig_->generation());
+  for (uint64_t d : st.drops) EXPECT_EQ(d, 0u);
+}
+
+// A published change is seen by the next packet: the CPU reports the new generation, and a
+// flow created before a drain keeps its host while new flows avoid the draining one.
+TEST_F(XdpProgTest, APublishedDrainIsSeenByTheNextPacket) {
+  ASSERT_EQ(rig_->run(tcp4("10.0.0.1", 40000, kTcpSyn)).action, XDP_TX);
+  ASSERT_EQ(rig_->run(tcp4("10.0.0.1", 40000, kTcpAck)).action, XDP_TX);
+  const uint16_t host = rig_->conns().at(0).host;
+  const std::string name = host == rig_->host_id("web", "b1") ? "b1" : "b2";
+  const uint64_t before = rig_->generation();
+  rig_->set_mode("web", name, HostMode::NoNewSessions);
+  rig_->publish();
+  ASSERT_GT(rig_->generation(), before);
+  ASSERT_EQ(rig_->run(tcp4("10.0.0.1", 40000, kTcpAck)).action, XDP_TX);
+  EXPECT_EQ(rig_->stats().seen_generation, rig_->generation());
+  for (uint16_t sport = 40001; sport < 40017; ++sport) {
+    ASSERT_EQ(rig_->run(tcp4("10.0.0.2", sport, kTcpSyn)).action, XDP_TX);
+  }
+  EXPECT_EQ(rig_->host_stats(host).new_conns, 1u);
+  EXPECT_EQ(rig_->host_stats(host).packets, 3u);
+  for (const gw_conn& c : rig_->conns()) {
+    if (c.src_port == htons(40000)) {
+      EXPECT_EQ(c.host, host);
+    } else {
+      EXPECT_NE(c.host, host);
+    }
+  }
+}
+
+// Nothing published yet (a fresh map, gatewayd not started): everything goes to the kernel.
+TEST_F(XdpProgTest, NothingPublishedPassesEverything) {
+  rig_->state().published = 0;
+  const auto syn = tcp4("10.0.0.1", 40000, kTcpSyn);
+  const XdpRig::Result r = rig_->run(syn);
+  EXPECT_EQ(r.action, XDP_PASS);
+  EXPECT_EQ(r.frame, syn) << frame_diff(syn, r.frame);
+  EXPECT_EQ(rig_->stats().passed[GW_XDP_PASS_UNPUBLISHED], 1u);
+  EXPECT_TRUE(rig_->conns().empty());
+}
+
+// Persistence: the first connection of a client makes its session (gw_sessions, read by
+// gatewayctl sessions); the client's later connections follow it, even to a draining host.
+TEST_F(XdpProgTest, PersistenceSessionKeepsAClientOnItsHostWhileDraining) {
+  auto sticky = [](uint16_t sport) {
+    return PacketBuilder()
+        .eth(kClient, kPort)
+        .ipv4("10.0.0.9", "10.99.0.20")
+        .tcp(sport, 80, kTcpSyn)
+        .build();
+  };
+  ASSERT_EQ(rig_->run(sticky(40000)).action, XDP_TX);
+  const std::vector<gw_session> sessions = rig_->sessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  const uint16_t host = sessions[0].host;
+  EXPECT_EQ(sessions[0].family, 4u);
+  const uint8_t client[4] = {10, 0, 0, 9};
+  EXPECT_EQ(std::memcmp(sessions[0].client, client, 4), 0);
+  EXPECT_EQ(sessions[0].timeout_s, 600u);
+  EXPECT_EQ(rig_->conns().at(0).host, host);
+  const std::string name = host == rig_->host_id("sticky", "s1") ? "s1" : "s2";
+  rig_->set_mode("sticky", name, HostMode::NoNewSessions);
+  rig_->publish();
+  for (uint16_t sport = 40001; sport < 40009; ++sport) {
+    ASSERT_EQ(rig_->run(sticky(sport)).action, XDP_TX);
+  }
+  EXPECT_EQ(rig_->host_stats(host).new_conns, 9u);
+  for (const gw_conn& c : rig_->conns()) {
+    EXPECT_EQ(c.host, host);
+  }
+  EXPECT_EQ(rig_->sessions().size(), 1u);
+}
+
+// The Maglev choice and the whole output frame match the DPDK engine's for many new flows of
+// both families (the same flow hash, seed and table): IPIP and IP6IP6.
+TEST_F(XdpProgTest, NewFlowsOfBothFamiliesGoWhereTheDpdkEngineSendsThem) {
+  std::vector<uint8_t> buf(512);
+  size_t hosts_seen_v4 = 0;
+  size_t hosts_seen_v6 = 0;
+  std::vector<bool> seen(GW_MAX_HOSTS, false);
+  for (uint16_t i = 0; i < 64; ++i) {
+    for (const bool v6 : {false, true}) {
+      const std::string src =
+          v6 ? "fd00:5::" + std::to_string(i + 1) : "10.0.1." + std::to_string(i + 1);
+      PacketBuilder b;
+      b.eth(kClient, kPort);
+      if (v6) {
+        b.ipv6(src, "fd00:99::10");
+      } else {
+        b.ipv4(src, "10.99.0.10");
+      }
+      const auto frame = b.tcp(static_cast<uint16_t>(30000 + i * 7), 80, kTcpSyn).build();
+      XdpRig::Result r = rig_->run(frame);
+      ASSERT_EQ(r.action, XDP_TX) << src;
+      std::copy(frame.begin(), frame.end(), buf.begin() + 128);
+      dp::Pkt pkt{buf.data() + 128, static_cast<uint32_t>(frame.size()), 128, 0};
+      dp::Outcome out{};
+      rig_->model().run(&pkt, 1, &out);
+      ASSERT_EQ(out.action, dp::Action::Forward) << src;
+      std::vector<uint8_t> want(out.start, out.start + out.len);
+      ASSERT_EQ(r.frame.size(), want.size()) << src << frame_diff(want, r.frame);
+      if (!v6) {
+        for (size_t k : {18u, 19u, 24u, 25u}) want[k] = r.frame[k] = 0;
+      }
+      EXPECT_EQ(r.frame, want) << src << frame_diff(want, r.frame);
+    }
+  }
+  for (const gw_conn& c : rig_->conns()) {
+    if (!seen[c.host]) {
+      seen[c.host] = true;
+      ++(c.family == 4 ? hosts_seen_v4 : hosts_seen_v6);
+    }
+  }
+  EXPECT_EQ(rig_->conns().size(), 128u);
+  EXPECT_EQ(hosts_seen_v4, 2u);  // b1, b2: the flows are spread, not all on one host
+  EXPECT_EQ(hosts_seen_v6, 3u);  // v1..v3
 }
 
 }  // namespace
