@@ -54,7 +54,8 @@ teardown() {
   # BIRD, etcd, the back ends and anything left inside the namespaces.
   "$GW_ROOT/tools/topology" fleet-down -p "$P" >/dev/null 2>&1
   for m in a b; do
-    rm -rf "/dev/shm/gateway.$P$m" "/var/run/dpdk/$P$m" "$(member_cfg $m)"
+    rm -rf "/dev/shm/gateway.$P$m" "/var/run/dpdk/$P$m" "$(member_cfg $m)" \
+      "/sys/fs/bpf/gateway/$P$m"
   done
   rm -f "$RUN".*.log "$RUN".*.json "$RUN".*.err "$RUN".*.ready
   rm -rf "$RUN"
@@ -65,14 +66,19 @@ trap teardown EXIT
 setup_fleet() {  # [BACKENDS]
   local n=${1:-3} standalone=
   [[ $FLEET_STANDALONE == 1 ]] && standalone=-s
-  "$GW_ROOT/tools/topology" fleet-up -p "$P" -n "$n" -b "$GW_BUILD" >/dev/null
+  "$GW_ROOT/tools/topology" fleet-up -p "$P" -n "$n" -b "$GW_BUILD" -e "$ENGINE" >/dev/null
   for m in a b; do
-    "$GW_ROOT/tools/topology" fleet-config -p "$P" -n "$n" -m $m $standalone >"$(member_cfg $m)"
+    "$GW_ROOT/tools/topology" fleet-config -p "$P" -n "$n" -m $m -e "$ENGINE" $standalone \
+      >"$(member_cfg $m)"
   done
   log "fleet topology $P up with $n back ends (router next hops: $(vip_next_hops))"
 }
 
 start_member_dataplane() {  # a|b
+  if [[ $ENGINE == xdp ]]; then
+    log "lb-$1: engine xdp: the data plane is gatewayd's XDP program"
+    return 0
+  fi
   local m=$1 addr
   addr=$(member_dp_address "$m")
   ip netns exec "$P-lb$m" "$GW_BUILD/dataplane/gateway-dataplane" --config "$(member_cfg "$m")" \
@@ -91,8 +97,13 @@ start_member_dataplane() {  # a|b
 
 start_member_gatewayd() {  # a|b
   local m=$1
-  ip netns exec "$P-lb$m" "$GW_BUILD/ctl/gatewayd" --config "$(member_cfg "$m")" --foreground \
-    >>"$RUN.gatewayd-$m.log" 2>&1 &
+  if [[ $ENGINE == xdp ]]; then  # the network namespace only (lib.sh, start_gatewayd)
+    nsenter --net="/run/netns/$P-lb$m" "$GW_BUILD/ctl/gatewayd" --config "$(member_cfg "$m")" \
+      --foreground >>"$RUN.gatewayd-$m.log" 2>&1 &
+  else
+    ip netns exec "$P-lb$m" "$GW_BUILD/ctl/gatewayd" --config "$(member_cfg "$m")" --foreground \
+      >>"$RUN.gatewayd-$m.log" 2>&1 &
+  fi
   MEMBER_GWD_PID[$m]=$!
   for _ in $(seq 100); do
     ctl_on "$m" status >/dev/null 2>&1 && { log "lb-$m: gatewayd running (pid ${MEMBER_GWD_PID[$m]})"; return 0; }
