@@ -380,6 +380,14 @@ static __always_inline int gw_icmp_error(struct xdp_md *ctx, struct gw_ctx *c, s
   return gw_encap(ctx, c, p, h, host, hash);
 }
 
+/* RFC 1624: the checksum at csum after one 16-bit word it covers went from old to now. */
+static __always_inline void gw_csum_replace16(__u8 *csum, __u16 old, __u16 now) {
+  __u32 sum = (__u16)~gw_rd16(csum) + (__u16)~old + now;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  gw_put16(csum, (__u16)~sum);
+}
+
 /* An echo request to a VIP is answered in place (the kernel does not own the VIP). */
 static __always_inline int gw_echo_reply(struct gw_ctx *c, struct gw_pkt *p, void *data, void *end) {
   __u8 *icmp = gw_ptr(data, end, p->l4, 8);
@@ -389,8 +397,7 @@ static __always_inline int gw_echo_reply(struct gw_ctx *c, struct gw_pkt *p, voi
   __builtin_memcpy(mac, e, 6);
   __builtin_memcpy(e, e + 6, 6);
   __builtin_memcpy(e + 6, mac, 6);
-  __u16 old = gw_rd16(icmp);
-  __u32 sum;
+  const __u16 old = gw_rd16(icmp);
   if (p->key.family == 4) {
     __u8 *ip = gw_ptr(data, end, p->l3, 20);
     if (!ip) return gw_drop(c, GW_DROP_IcmpTruncated);
@@ -398,14 +405,10 @@ static __always_inline int gw_echo_reply(struct gw_ctx *c, struct gw_pkt *p, voi
     __builtin_memcpy(a, ip + 12, 4);
     __builtin_memcpy(ip + 12, ip + 16, 4);
     __builtin_memcpy(ip + 16, a, 4);
-    /* the TTL becomes 64: adjust the header checksum for the TTL/protocol word */
-    __u16 ow = gw_rd16(ip + 8);
-    __u16 nw = (__u16)(64u << 8 | ip[9]);
+    /* the TTL becomes 64: the header checksum follows its TTL/protocol word */
+    const __u16 ttl_proto = gw_rd16(ip + 8);
     ip[8] = 64;
-    sum = (__u16)~gw_rd16(ip + 10) + (__u16)~ow + nw;
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    gw_put16(ip + 10, (__u16)~sum);
+    gw_csum_replace16(ip + 10, ttl_proto, gw_rd16(ip + 8));
     icmp[0] = 0;
   } else {
     __u8 *ip = gw_ptr(data, end, p->l3, 40);
@@ -417,12 +420,8 @@ static __always_inline int gw_echo_reply(struct gw_ctx *c, struct gw_pkt *p, voi
     ip[7] = 64;
     icmp[0] = 129;
   }
-  /* RFC 1624: the type/code word changed; the pseudo-header (v6) sums the same swapped */
-  __u16 nw = gw_rd16(icmp);
-  sum = (__u16)~gw_rd16(icmp + 2) + (__u16)~old + nw;
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  gw_put16(icmp + 2, (__u16)~sum);
+  /* the type/code word changed; an IPv6 pseudo-header sums the same with its addresses swapped */
+  gw_csum_replace16(icmp + 2, old, gw_rd16(icmp));
   return XDP_TX;
 }
 
