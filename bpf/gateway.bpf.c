@@ -38,10 +38,18 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(map_flags, BPF_F_MMAPABLE);
-  __uint(max_entries, 1 << 20); /* the loader sets CPUs x conn_slots */
+  __uint(max_entries, 1 << 20); /* the loader sets conn_slots */
   __type(key, __u32);
-  __type(value, struct gw_conn);
+  __type(value, struct gw_xdp_conn);
 } gw_conns SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1 << 20); /* the loader sets conn_slots */
+  __type(key, __u32);
+  __type(value, struct gw_xdp_conn_info);
+} gw_conn_info SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -5,8 +5,11 @@
  *  - the box's own traffic (not to a VIP: ARP, ND, echo to the port's address, SSH, BGP, and
  *    frames of other EtherTypes) goes to the kernel (XDP_PASS), which answers it;
  *  - the connection table (gw_conns, bpf/xdp_maps.h, one for all CPUs) gives a key GW_XDP_CONN_PROBE slots
- *    instead of a 15-way bucket; the half-open share of conn_table.h is not applied (SYN-state
- *    entries take free slots only, and age out after tcp_syn_timeout);
+ *    of 16-byte entries (two cache lines) instead of a 15-way bucket, and matches a key by a 64-bit
+ *    signature; the half-open share of conn_table.h is not applied (SYN-state entries take free
+ *    slots only, and age out after tcp_syn_timeout);
+ *  - a flow refreshes its client's persistence session when its packet is the first of a
+ *    GW_SESSION_REFRESH_MS period (by the entry's last_ms) rather than by a stamp of its own;
  *  - a packet too big for the port once encapsulated is dropped as too_big (no ICMP answer yet);
  *  - the outer IPv4 identification comes from a per-CPU counter, as the DPDK worker's does.
  */
@@ -193,62 +196,103 @@ static __always_inline __u16 gw_choose(struct gw_ctx *c, const struct gw_service
   return by_table;
 }
 
-/* refresh_session() of forward.cc: a flow with an entry keeps its client's session alive. */
+/* refresh_session() of forward.cc: a flow with an entry keeps its client's session alive, at most
+ * once per `every` ms: when this packet (now) and the flow's previous one (last) fall in different
+ * periods. */
 static __always_inline void gw_refresh_session(struct gw_ctx *c, const struct gw_service *svc,
-                                               const struct gw_pkt *p, struct gw_conn *e) {
+                                               const struct gw_pkt *p, __u32 last_ms) {
   __u32 timeout_s = svc->persist_timeout_s > 65535 ? 65535 : svc->persist_timeout_s;
   __u32 every = timeout_s * 500u < GW_SESSION_REFRESH_MS ? timeout_s * 500u : GW_SESSION_REFRESH_MS;
-  if (c->now_ms - e->session_ms < every) return;
-  e->session_ms = c->now_ms;
+  if (every == 0) every = 1;
+  if (c->now_ms - last_ms < every && c->now_ms / every == last_ms / every) return;
   struct gw_xdp_session_key k;
   gw_session_key(&k, p, svc->group);
   struct gw_session *s = bpf_map_lookup_elem(&gw_sessions, &k);
   if (s && gw_session_live(s, c->now_ms)) s->last_ms = c->now_ms;
 }
 
-/* ---- the connection table (bpf/xdp_maps.h, gw_conns) ----------------------------------------- */
+/* ---- the connection table (bpf/xdp_maps.h, gw_conns and gw_conn_info) ------------------------ */
 
-static __always_inline int gw_key_eq(const struct gw_conn *e, const struct gw_flow_key *k) {
-  const __u64 *a = (const __u64 *)e;
-  const __u64 *b = (const __u64 *)k;
-  __u64 d = (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) |
-            ((a[4] ^ b[4]) & 0x0000ffffffffffffull); /* bytes 38, 39: state and flags */
-  return d == 0;
+static __always_inline __u8 gw_ce_state(const struct gw_xdp_conn *e) {
+  return gw_xdp_conn_state(e->word);
 }
 
-static __always_inline int gw_conn_free(const struct gw_ctx *c, const struct gw_conn *e) {
-  return e->state == GW_CONN_EMPTY || c->now_ms - e->last_ms >= gw_timeout_ms(c->st, e->state);
+static __always_inline int gw_conn_free(const struct gw_ctx *c, const struct gw_xdp_conn *e) {
+  __u8 s = gw_ce_state(e);
+  return s == GW_CONN_EMPTY || c->now_ms - e->last_ms >= gw_timeout_ms(c->st, s);
 }
 
-/* The key's entry (live or idle past its timeout), or 0; *slot: where an insert of the key goes
- * (its own entry if it has one, else the first free slot of its probe range, else 0); *victim:
- * with no free slot, the longest idle entry of the range in state CLOSING (a connection that is
- * ending: its last packets go by the `established` table), else 0. */
-static __always_inline struct gw_conn *gw_conn_find(const struct gw_ctx *c,
-                                                    const struct gw_flow_key *k, __u64 h,
-                                                    struct gw_conn **slot, struct gw_conn **victim) {
-  *slot = 0;
-  *victim = 0;
+/* What a look-up found: the key's entry (live or idle past its timeout) or 0; slot: where an
+ * insert of the key goes (its own entry if it has one, else the first free slot of its probe
+ * range, else 0); victim: with no free slot, the longest idle entry of the range in state
+ * CLOSING (a connection that is ending: its last packets go by the `established` table), else 0.
+ * The *_idx fields are the slots' indexes (gw_conn_info of the same index). */
+struct gw_found {
+  struct gw_xdp_conn *e;
+  struct gw_xdp_conn *slot;
+  struct gw_xdp_conn *victim;
+  __u32 slot_idx;
+  __u32 victim_idx;
+};
+
+/* Probe i of a key whose home slot is h: the home line's four slots from h on, wrapping in the
+ * line, then the next line's four. n is a power of two >= 8. */
+static __always_inline __u32 gw_probe_idx(__u32 h, __u32 i, __u32 n) {
+  return ((h & ~(GW_XDP_CONN_WAYS - 1)) + ((h + i) & (GW_XDP_CONN_WAYS - 1)) +
+          (i & GW_XDP_CONN_WAYS)) & (n - 1);
+}
+
+static __always_inline void gw_conn_find(const struct gw_ctx *c, __u64 sig, __u64 h,
+                                         struct gw_found *f) {
+  f->e = 0;
+  f->slot = 0;
+  f->victim = 0;
+  f->slot_idx = 0;
+  f->victim_idx = 0;
   __u32 oldest = 0;
   __u32 n = c->st->conn_slots;
-  if (n == 0) return 0;
+  if (n < 2 * GW_XDP_CONN_WAYS) return;
 #pragma unroll
   for (__u32 i = 0; i < GW_XDP_CONN_PROBE; i++) {
-    __u32 idx = ((__u32)h + i) & (n - 1);
-    struct gw_conn *e = bpf_map_lookup_elem(&gw_conns, &idx);
+    __u32 idx = gw_probe_idx((__u32)h, i, n);
+    struct gw_xdp_conn *e = bpf_map_lookup_elem(&gw_conns, &idx);
     if (!e) break;
-    if (e->state != GW_CONN_EMPTY && gw_key_eq(e, k)) {
-      *slot = e;
-      return e;
+    __u8 s = gw_ce_state(e);
+    if (s != GW_CONN_EMPTY && e->sig == sig) {
+      f->e = e;
+      f->slot = e;
+      f->slot_idx = idx;
+      return;
     }
-    if (!*slot && gw_conn_free(c, e)) *slot = e;
-    if (e->state == GW_CONN_CLOSING && !(e->flags & GW_CONN_F_TOMBSTONE) &&
+    if (!f->slot && gw_conn_free(c, e)) {
+      f->slot = e;
+      f->slot_idx = idx;
+    }
+    if (s == GW_CONN_CLOSING && !(e->word & GW_XDP_CONN_TOMBSTONE) &&
         c->now_ms - e->last_ms >= oldest) {
       oldest = c->now_ms - e->last_ms;
-      *victim = e;
+      f->victim = e;
+      f->victim_idx = idx;
     }
   }
-  return 0;
+}
+
+/* Creates key's entry in slot e (index idx): the info first, the signature last, so that a reader
+ * on another CPU that matches the signature finds the rest written (x86 keeps store order). */
+static __always_inline void gw_conn_create(struct gw_ctx *c, struct gw_xdp_conn *e, __u32 idx,
+                                           const struct gw_pkt *p, __u64 sig, __u16 host,
+                                           __u16 service) {
+  struct gw_xdp_conn_info *info = bpf_map_lookup_elem(&gw_conn_info, &idx);
+  if (info) {
+    __builtin_memcpy(&info->key, &p->key, sizeof(info->key));
+    info->created_s = c->now_s;
+    info->service = service;
+    info->reserved = 0;
+  }
+  e->word = gw_xdp_conn_word(host, gw_initial_state(p), 0);
+  e->last_ms = c->now_ms;
+  e->gen = (__u16)c->generation;
+  *(volatile __u64 *)&e->sig = sig;
 }
 
 /* ---- encapsulation (encap.cc) -------------------------------------------------------------- */
@@ -362,16 +406,17 @@ static __always_inline int gw_icmp_error(struct xdp_md *ctx, struct gw_ctx *c, s
   __u16 host = GW_NO_HOST;
   const struct gw_host *h = 0;
   __u64 hash = gw_flow_hash64(&k, GW_CONN_SEED);
-  struct gw_conn *slot, *victim;
-  struct gw_conn *e = gw_conn_find(c, &k, hash, &slot, &victim);
-  if (e && !gw_conn_free(c, e) && e->host < GW_MAX_HOSTS) {
-    h = gw_host_of(c->slot, e->host);
+  struct gw_found fd;
+  gw_conn_find(c, gw_flow_hash64(&k, GW_XDP_SIG_SEED) | 1, hash, &fd);
+  struct gw_xdp_conn *e = fd.e;
+  if (e && !gw_conn_free(c, e)) {
+    host = gw_xdp_conn_host(e->word);
+    h = gw_host_of(c->slot, host);
     if (!h) return gw_drop(c, GW_DROP_NoHost);
     __u8 f = h->flags;
-    if (e->gen < h->disabled_gen) f &= ~GW_HOST_ESTABLISHED;
-    if ((e->flags & GW_CONN_F_TOMBSTONE) || gw_admit(f, 1, GW_SIT_ICMP) != GW_KEEP)
+    if (gw_xdp_conn_stale(e->gen, h->disabled_gen, c->generation)) f &= ~GW_HOST_ESTABLISHED;
+    if ((e->word & GW_XDP_CONN_TOMBSTONE) || gw_admit(f, 1, GW_SIT_ICMP) != GW_KEEP)
       return gw_drop(c, GW_DROP_NoHost);
-    host = e->host;
   } else {
     host = gw_maglev(c->slot, svc->group, 1, gw_flow_hash32(&k, GW_MAGLEV_SEED) % GW_MAGLEV_SIZE);
     h = gw_host_of(c->slot, host);
@@ -529,15 +574,12 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
 
   int verdict = -1;
   __u64 hash = gw_flow_hash64(&p.key, GW_CONN_SEED);
-  struct gw_conn *slot, *victim;
-  struct gw_conn *e = gw_conn_find(&c, &p.key, hash, &slot, &victim);
+  __u64 sig = gw_flow_hash64(&p.key, GW_XDP_SIG_SEED) | 1;
+  struct gw_found fd;
+  gw_conn_find(&c, sig, hash, &fd);
+  struct gw_xdp_conn *e = fd.e;
   if (e && gw_conn_free(&c, e)) e = 0; /* idle past its timeout: a miss, its slot reused */
-  if (e && e->host >= GW_MAX_HOSTS) {
-    stats->degraded[GW_DEGRADED_ConnHostOutOfRange]++;
-    e->state = GW_CONN_EMPTY;
-    e = 0;
-  }
-  if (e && (e->flags & GW_CONN_F_TOMBSTONE)) {
+  if (e && (e->word & GW_XDP_CONN_TOMBSTONE)) {
     if (!syn) {
       e->last_ms = c.now_ms;
       return gw_drop(&c, GW_DROP_HostDisabled);
@@ -545,33 +587,38 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
     e = 0; /* a SYN on a reused port: the insert below replaces the tombstone */
   }
   if (e) {
-    __u16 host = e->host;
+    __u16 word = e->word;
+    __u16 host = gw_xdp_conn_host(word);
+    __u8 state = gw_xdp_conn_state(word);
     const struct gw_host *h = gw_host_of(c.slot, host);
     if (!h) return gw_drop(&c, GW_DROP_NoHost);
     __u8 f = h->flags;
-    if (e->gen < h->disabled_gen) f &= ~GW_HOST_ESTABLISHED;
-    int sit = !syn ? GW_SIT_ENTRY : e->state == GW_CONN_CLOSING ? GW_SIT_CLOSING_SYN : GW_SIT_ENTRY_SYN;
+    if (gw_xdp_conn_stale(e->gen, h->disabled_gen, c.generation)) f &= ~GW_HOST_ESTABLISHED;
+    int sit = !syn ? GW_SIT_ENTRY : state == GW_CONN_CLOSING ? GW_SIT_CLOSING_SYN : GW_SIT_ENTRY_SYN;
     int a = gw_admit(f, h->group == svc->group, sit);
     if (a == GW_KEEP) {
-      if (proto == GW_IPPROTO_TCP) e->state = gw_next_state(e->state, p.tcp_flags);
+      __u32 last_ms = e->last_ms;
+      if (proto == GW_IPPROTO_TCP) state = gw_next_state(state, p.tcp_flags);
+      __u16 nw = gw_xdp_conn_word(host, state, 0);
+      if (nw != word) e->word = nw;
       e->last_ms = c.now_ms;
-      if (svc->flags & GW_SERVICE_PERSIST) gw_refresh_session(&c, svc, &p, e);
+      e->gen = (__u16)c.generation; /* admitted under this generation (gw_xdp_conn_stale) */
+      if (svc->flags & GW_SERVICE_PERSIST) gw_refresh_session(&c, svc, &p, last_ms);
       verdict = gw_encap(ctx, &c, &p, h, host, hash);
     } else if (a == GW_RESCHEDULE) {
       int reason = GW_DROP_NoHost;
       __u16 nh = gw_choose(&c, svc, &p, 0, &reason);
       const struct gw_host *h2 = gw_host_of(c.slot, nh);
       if (!h2) {
-        e->state = GW_CONN_EMPTY;
+        e->word = gw_xdp_conn_word(0, GW_CONN_EMPTY, 0);
         return gw_drop(&c, reason);
       }
-      e->host = nh;
-      e->gen = c.generation;
-      e->state = gw_next_state(e->state, p.tcp_flags);
+      e->word = gw_xdp_conn_word(nh, gw_next_state(state, p.tcp_flags), 0);
+      e->gen = (__u16)c.generation;
       e->last_ms = c.now_ms;
       verdict = gw_encap(ctx, &c, &p, h2, nh, hash);
     } else if (a == GW_DROP_DISABLED) {
-      e->flags |= GW_CONN_F_TOMBSTONE;
+      e->word = word | GW_XDP_CONN_TOMBSTONE;
       e->last_ms = c.now_ms;
       return gw_drop(&c, GW_DROP_HostDisabled);
     } else if (a == GW_DROP_NO_HOST) {
@@ -588,20 +635,16 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
     /* A new flow without an entry would have its next packet scheduled by the `established`
      * table, which differs from `new` while a host drains: it takes an ending connection's slot
      * rather than go without. */
+    struct gw_xdp_conn *slot = fd.slot;
+    __u32 idx = fd.slot_idx;
     if (!slot && new_flow) {
-      slot = victim;
+      slot = fd.victim;
+      idx = fd.victim_idx;
       if (slot) stats->conn_evicted++;
     }
     if (slot) {
-      __builtin_memcpy(slot, &p.key, 38); /* src, dst, ports, proto, family */
-      slot->state = gw_initial_state(&p);
-      slot->flags = 0;
-      slot->host = host;
-      slot->service = (__u16)(svc->reserved[0] | svc->reserved[1] << 8); /* its index */
-      slot->created_s = c.now_s;
-      slot->last_ms = c.now_ms;
-      slot->session_ms = c.now_ms;
-      slot->gen = c.generation;
+      gw_conn_create(&c, slot, idx, &p, sig, host,
+                     (__u16)(svc->reserved[0] | svc->reserved[1] << 8) /* its index */);
       stats->conn_inserts++;
     } else {
       stats->conn_stateless++;

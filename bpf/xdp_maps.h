@@ -18,20 +18,31 @@
  *                service's index in the snapshot (little-endian), which connection entries name
  *                as the DPDK engine's do. gatewayd writes the unpublished
  *                slot's entries, then publishes; stale keys of that slot are deleted first.
- *   gw_conns     ARRAY, BPF_F_MMAPABLE: the connection table, gw_state.conn_slots struct gw_conn
- *                entries shared by every CPU (a veth, generic XDP or a NIC whose RSS moves a flow
- *                hands its packets to more than one CPU; one table keeps one entry per flow).
- *                A key lives in one of GW_XDP_CONN_PROBE consecutive slots from
- *                gw_flow_hash64(key, kConnSeed) & (conn_slots - 1); a slot is free when its state
- *                is GW_CONN_EMPTY or its entry has idled past its state's timeout. An insert that
- *                finds no free slot among them takes the longest idle CLOSING entry's slot for a
- *                new flow (counted), else fails: the flow is forwarded statelessly (counted); an
- *                established flow never loses its entry to another. Two CPUs inserting two flows into the
- *                same free slot at the same instant leave one of them without an entry: its next
- *                packet goes by the `established` table (the same host while no mode changes), as
- *                after a lost table. One cache line per established packet. gatewayd maps it
- *                read-only and never writes it: counts and listings skip free slots by the same
- *                rule.
+ *   gw_conns     ARRAY, BPF_F_MMAPABLE: the connection table, gw_state.conn_slots struct gw_xdp_conn
+ *                entries of 16 bytes, four to a cache line, shared by every CPU (a veth, generic
+ *                XDP or a NIC whose RSS moves a flow hands its packets to more than one CPU; one
+ *                table keeps one entry per flow). An entry holds what an established packet needs
+ *                (the key's 64-bit signature, host, state, idle time, admission generation) and
+ *                nothing else, so such a packet reads one line of this table and nothing of
+ *                gw_conn_info. A key's home slot is gw_flow_hash64(key, GW_CONN_SEED) &
+ *                (conn_slots - 1); it may live in any of the GW_XDP_CONN_PROBE slots that are the
+ *                four of its home line (from the home slot on, wrapping in the line) and then the
+ *                four of the next line. A slot is free when its state is GW_CONN_EMPTY or its
+ *                entry has idled past its state's timeout. An insert that finds no free slot
+ *                among them takes the longest idle CLOSING entry's slot for a new flow (counted),
+ *                else fails: the flow is forwarded statelessly (counted); an established flow
+ *                never loses its entry to another. Two CPUs inserting two flows into the same
+ *                free slot at the same instant leave one of them without an entry: its next
+ *                packet goes by the `established` table (the same host while no mode changes),
+ *                as after a lost table. Matching is by signature: gw_flow_hash64 of the key with
+ *                GW_XDP_SIG_SEED, a seed independent of the home slot's, so two live flows of
+ *                one probe range are taken for each other with probability 2^-63 per pair.
+ *   gw_conn_info ARRAY, BPF_F_MMAPABLE, conn_slots struct gw_xdp_conn_info: the key, service and
+ *                creation time of the entry with the same index, written when the entry is
+ *                created and read only by gatewayd (listings). gatewayd maps both tables
+ *                read-only and never writes them; it takes an entry as consistent when the
+ *                signature of its info's key is the entry's, skips free slots by the rule above
+ *                and applies the staleness rule of gw_xdp_conn_stale().
  *   gw_sessions  LRU_HASH: struct gw_xdp_session_key -> struct gw_session (state GW_SESSION_LIVE).
  *   gw_stats     PERCPU_ARRAY, one struct gw_xdp_cpu_stats per CPU.
  *   gw_host_stats PERCPU_ARRAY, GW_MAX_HOSTS struct gw_xdp_host_stats per CPU.
@@ -69,11 +80,13 @@ enum gw_degraded {
 };
 #endif
 
-#define GW_XDP_LAYOUT_VERSION 1u
+#define GW_XDP_LAYOUT_VERSION 2u
 #define GW_XDP_PAGE 4096u
 #define GW_XDP_SNAP_PAGES ((sizeof(struct gw_snapshot) + GW_XDP_PAGE - 1) / GW_XDP_PAGE)
 #define GW_XDP_RETIRE_MS 10u
-#define GW_XDP_CONN_PROBE 8u /* slots a key may occupy, from its home slot on */
+#define GW_XDP_CONN_PROBE 8u /* slots a key may occupy: its home line's four, the next line's */
+#define GW_XDP_CONN_WAYS 4u  /* gw_xdp_conn entries per cache line */
+#define GW_XDP_SIG_SEED 0x7369u /* gw_xdp_conn.sig; independent of GW_CONN_SEED's home slot */
 
 /* struct gw_xdp_port.flags [ctl] */
 #define GW_XDP_PORT_IN_USE 0x01u
@@ -103,8 +116,8 @@ struct gw_xdp_state {
   uint32_t closing_ms;
   uint32_t udp_ms;
   uint32_t syn_share_percent;    /* [ctl] reserved for the half-open share; unused in version 1 */
-  uint32_t conn_slots;           /* [ctl] gw_conns entries per CPU, a power of two; fixed while
-                                    the maps live (the map's size depends on it) */
+  uint32_t conn_slots;           /* [ctl] gw_conns (and gw_conn_info) entries, a power of two
+                                    >= 8; fixed while the maps live (their sizes depend on it) */
   uint64_t ctl_heartbeat_ms;     /* [ctl] CLOCK_MONOTONIC ms of gatewayd's last pass */
   uint64_t created_ms;           /* [ctl] CLOCK_REALTIME ms when the maps (and every counter in
                                     them) were created */
@@ -131,6 +144,46 @@ struct gw_flow_key {             /* 40 bytes */
   uint8_t family;
   uint8_t pad[2];
 };
+
+/* gw_xdp_conn.word */
+#define GW_XDP_CONN_HOST 0x0fffu       /* host id; GW_MAX_HOSTS is 4096 */
+#define GW_XDP_CONN_STATE_SHIFT 12     /* GW_CONN_* in bits 12-14 */
+#define GW_XDP_CONN_TOMBSTONE 0x8000u  /* GW_CONN_F_TOMBSTONE of the DPDK entry */
+
+struct gw_xdp_conn {             /* 16 bytes, four per cache line; written by the program only */
+  uint64_t sig;                  /* gw_flow_hash64(key, GW_XDP_SIG_SEED) | 1; 0: never used */
+  uint32_t last_ms;              /* CLOCK_MONOTONIC ms, wrapping; compare as differences */
+  uint16_t word;                 /* host | state << GW_XDP_CONN_STATE_SHIFT | tombstone */
+  uint16_t gen;                  /* low 16 bits of the snapshot generation under which the entry
+                                    was last admitted (created, moved, or a packet kept); see
+                                    gw_xdp_conn_stale() */
+};
+
+struct gw_xdp_conn_info {        /* 48 bytes; written by the program when the entry is created */
+  struct gw_flow_key key;
+  uint32_t created_s;            /* CLOCK_MONOTONIC seconds */
+  uint16_t service;              /* service index at creation */
+  uint16_t reserved;
+};
+
+static inline uint16_t gw_xdp_conn_host(uint16_t word) { return word & GW_XDP_CONN_HOST; }
+static inline uint8_t gw_xdp_conn_state(uint16_t word) {
+  return (uint8_t)((word >> GW_XDP_CONN_STATE_SHIFT) & 7u);
+}
+static inline uint16_t gw_xdp_conn_word(uint16_t host, uint8_t state, int tombstone) {
+  return (uint16_t)((host & GW_XDP_CONN_HOST) | (uint16_t)(state & 7u) << GW_XDP_CONN_STATE_SHIFT |
+                    (tombstone ? GW_XDP_CONN_TOMBSTONE : 0u));
+}
+
+/* The DPDK engine's rule "an entry older than its host's last disable (gw_conn.gen <
+ * gw_host.disabled_gen) no longer keeps it" over the entry's 16 generation bits. An entry's gen
+ * is refreshed whenever a packet is admitted to its host, so it lags the published generation
+ * by the publications of one idle period at most; a disable more than 32767 generations back is
+ * older than every entry that could still be stale by it. */
+static inline int gw_xdp_conn_stale(uint16_t gen, uint64_t disabled_gen, uint64_t generation) {
+  if (disabled_gen == 0 || generation - disabled_gen >= 0x8000u) return 0;
+  return (int16_t)(uint16_t)(gen - (uint16_t)disabled_gen) < 0;
+}
 
 struct gw_xdp_session_key {      /* 20 bytes */
   uint8_t client[16];
@@ -172,6 +225,9 @@ GW_STATIC_ASSERT(sizeof(struct gw_xdp_svc_key) == 24, "gw_xdp_svc_key");
 GW_STATIC_ASSERT(sizeof(struct gw_flow_key) == 40, "gw_flow_key");
 GW_STATIC_ASSERT(sizeof(struct gw_xdp_session_key) == 20, "gw_xdp_session_key");
 GW_STATIC_ASSERT(sizeof(struct gw_xdp_host_stats) == 32, "gw_xdp_host_stats");
+GW_STATIC_ASSERT(sizeof(struct gw_xdp_conn) == 16, "gw_xdp_conn: four per cache line");
+GW_STATIC_ASSERT(sizeof(struct gw_xdp_conn_info) == 48, "gw_xdp_conn_info");
+GW_STATIC_ASSERT(GW_MAX_HOSTS - 1 <= GW_XDP_CONN_HOST, "host ids fit gw_xdp_conn.word");
 GW_STATIC_ASSERT(offsetof(struct gw_snapshot, groups) % 16 == 0 &&
                      offsetof(struct gw_snapshot, hosts) % 32 == 0 &&
                      offsetof(struct gw_snapshot, maglev) % 2 == 0,

@@ -68,11 +68,11 @@ uint32_t pow2_at_least(uint32_t n) {
 // Twice the configured capacity: the table is at most half full when it holds `capacity` flows, so
 // a key's probe range almost always has a free slot.
 uint32_t conn_slots_for(const conf::Config& c) {
-  return pow2_at_least(2 * c.dataplane.conn_table.capacity);
+  return std::max(2 * GW_XDP_CONN_WAYS, pow2_at_least(2 * c.dataplane.conn_table.capacity));
 }
 
 bpf_map* const* maps_of(gateway_bpf* s, size_t* n) {
-  static thread_local bpf_map* list[7];
+  static thread_local bpf_map* list[8];
   list[0] = s->maps.gw_snap;
   list[1] = s->maps.gw_state;
   list[2] = s->maps.gw_svc;
@@ -80,7 +80,8 @@ bpf_map* const* maps_of(gateway_bpf* s, size_t* n) {
   list[4] = s->maps.gw_sessions;
   list[5] = s->maps.gw_stats;
   list[6] = s->maps.gw_host_stats;
-  *n = 7;
+  list[7] = s->maps.gw_conn_info;
+  *n = 8;
   return list;
 }
 
@@ -92,6 +93,7 @@ Result<gateway_bpf*> open_skeleton(const conf::Config& c, const std::string& dir
   }
   const uint32_t slots = conn_slots_for(c);
   bpf_map__set_max_entries(s->maps.gw_conns, slots);
+  bpf_map__set_max_entries(s->maps.gw_conn_info, slots);
   bpf_map__set_max_entries(s->maps.gw_sessions, c.dataplane.conn_table.persistence_capacity);
   size_t n = 0;
   bpf_map* const* maps = maps_of(s, &n);
@@ -215,11 +217,15 @@ Result<void> Engine::start(const conf::Config& c) {
     return make_error(dir + "/gw_conns: " + std::to_string(st.conn_slots) +
                       " slots, the configuration asks " + std::to_string(slots));
   }
-  conns_bytes_ = size_t{slots} * sizeof(gw_conn);
+  conns_bytes_ = size_t{slots} * sizeof(gw_xdp_conn);
   void* m = mmap(nullptr, conns_bytes_, PROT_READ, MAP_SHARED,
                  bpf_map__fd(skel_->maps.gw_conns), 0);
   if (m == MAP_FAILED) return make_error(dir + "/gw_conns: mmap: " + err(errno));
-  conns_ = static_cast<gw_conn*>(m);
+  conns_ = static_cast<const gw_xdp_conn*>(m);
+  info_bytes_ = size_t{slots} * sizeof(gw_xdp_conn_info);
+  m = mmap(nullptr, info_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.gw_conn_info), 0);
+  if (m == MAP_FAILED) return make_error(dir + "/gw_conn_info: mmap: " + err(errno));
+  info_ = static_cast<const gw_xdp_conn_info*>(m);
 
   st.layout_version = GW_XDP_LAYOUT_VERSION;
   if (created_ || st.created_ms == 0) {
@@ -307,7 +313,8 @@ Result<std::string> Engine::check(const conf::Config& c) {
 }
 
 Engine::~Engine() {
-  if (conns_ != nullptr) munmap(conns_, conns_bytes_);
+  if (conns_ != nullptr) munmap(const_cast<gw_xdp_conn*>(conns_), conns_bytes_);
+  if (info_ != nullptr) munmap(const_cast<gw_xdp_conn_info*>(info_), info_bytes_);
   view_.reset();
   if (skel_ != nullptr) gateway_bpf__destroy(skel_);  // pins keep maps and links
 }

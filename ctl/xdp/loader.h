@@ -44,7 +44,9 @@ class Engine {
   static std::string pin_dir(const std::string& instance);
 
   const MapView& view() const { return *view_; }
-  const gw_conn* conns() const { return conns_; }  // conn_slots entries, read-only
+  // gw_conns and gw_conn_info mapped read-only, conn_slots entries each (read_conn() of maps.h).
+  const gw_xdp_conn* conns() const { return conns_; }
+  const gw_xdp_conn_info* conn_info() const { return info_; }
   uint32_t cpus() const { return cpus_; }
   int svc_fd() const;
   int sessions_fd() const;
@@ -66,8 +68,10 @@ class Engine {
   conf::Config config_;
   gateway_bpf* skel_ = nullptr;
   std::unique_ptr<MapView> view_;
-  gw_conn* conns_ = nullptr;
+  const gw_xdp_conn* conns_ = nullptr;
+  const gw_xdp_conn_info* info_ = nullptr;
   size_t conns_bytes_ = 0;
+  size_t info_bytes_ = 0;
   uint32_t cpus_ = 0;
   std::vector<PortAttach> ports_;
   bool created_ = false;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/core/hash_c.h"
+
 namespace gw::xdp {
 namespace {
 
@@ -132,6 +134,29 @@ uint64_t published(const gw_xdp_state& st) noexcept {
 void publish(gw_xdp_state& st, uint64_t generation, unsigned slot) noexcept {
   std::atomic_ref<uint64_t>(st.published).store(generation << 1 | (slot & 1u),
                                                 std::memory_order_release);
+}
+
+bool read_conn(const gw_xdp_conn* table, const gw_xdp_conn_info* info, uint32_t i,
+               gw_conn* out) noexcept {
+  gw_xdp_conn e;
+  std::memcpy(&e, &table[i], sizeof e);  // the program may be writing it: one copy, then checks
+  if (e.sig == 0 || gw_xdp_conn_state(e.word) == GW_CONN_EMPTY) return false;
+  gw_xdp_conn_info in;
+  std::memcpy(&in, &info[i], sizeof in);
+  if ((gw_flow_hash64(&in.key, GW_XDP_SIG_SEED) | 1) != e.sig) return false;
+  gw_conn c{};
+  std::memcpy(&c, &in.key, offsetof(gw_conn, state));  // src .. family: the flow key
+  static_assert(offsetof(gw_conn, state) == 38 && offsetof(gw_flow_key, pad) == 38);
+  c.state = gw_xdp_conn_state(e.word);
+  c.flags = (e.word & GW_XDP_CONN_TOMBSTONE) != 0 ? GW_CONN_F_TOMBSTONE : 0;
+  c.host = gw_xdp_conn_host(e.word);
+  c.service = in.service;
+  c.created_s = in.created_s;
+  c.last_ms = e.last_ms;
+  c.session_ms = e.last_ms;
+  c.gen = e.gen;
+  *out = c;
+  return true;
 }
 
 }  // namespace gw::xdp

@@ -44,6 +44,15 @@ size_t state_map_bytes() noexcept;
 // may be partial: the caller must not publish it.
 Result<void> write_services(int svc_fd, const gw_snapshot& snap, unsigned slot);
 
+// Slot i of the connection table (gw_conns and gw_conn_info, both mapped) as the DPDK engine's
+// record: key, host, state, GW_CONN_F_TOMBSTONE, service, created_s, last_ms, and gen = the
+// entry's 16 generation bits (for gw_xdp_conn_stale(), not comparable with gw_host.disabled_gen).
+// False when the slot never held an entry or is EMPTY, or its two halves disagree (the program is
+// rewriting it: its info's key does not have the entry's signature). Whether it idled past its
+// timeout is the caller's rule.
+bool read_conn(const gw_xdp_conn* table, const gw_xdp_conn_info* info, uint32_t i,
+               gw_conn* out) noexcept;
+
 // gw_state.published, with acquire / release order (the program loads it once per packet).
 uint64_t published(const gw_xdp_state& st) noexcept;
 void publish(gw_xdp_state& st, uint64_t generation, unsigned slot) noexcept;

@@ -68,6 +68,7 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
     fail("cannot open the program's skeleton");
   }
   bpf_map__set_max_entries(skel_->maps.gw_conns, options.conn_slots);
+  bpf_map__set_max_entries(skel_->maps.gw_conn_info, options.conn_slots);
   bpf_map__set_max_entries(skel_->maps.gw_sessions, options.session_capacity);
   if (int e = gateway_bpf__load(skel_); e != 0) {
     gateway_bpf__destroy(skel_);
@@ -79,13 +80,19 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
     fail(view.error());
   }
   view_ = std::make_unique<xdp::MapView>(std::move(view.value()));
-  conns_bytes_ = size_t{options.conn_slots} * sizeof(gw_conn);
-  void* m = mmap(nullptr, conns_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED,
+  conn_slots_ = options.conn_slots;
+  void* m = mmap(nullptr, conn_slots_ * sizeof(gw_xdp_conn), PROT_READ | PROT_WRITE, MAP_SHARED,
                  bpf_map__fd(skel_->maps.gw_conns), 0);
   if (m == MAP_FAILED) {
     fail("mmap of gw_conns: " + std::string(std::strerror(errno)));
   }
-  conns_ = static_cast<gw_conn*>(m);
+  conns_ = static_cast<gw_xdp_conn*>(m);
+  m = mmap(nullptr, conn_slots_ * sizeof(gw_xdp_conn_info), PROT_READ, MAP_SHARED,
+           bpf_map__fd(skel_->maps.gw_conn_info), 0);
+  if (m == MAP_FAILED) {
+    fail("mmap of gw_conn_info: " + std::string(std::strerror(errno)));
+  }
+  info_ = static_cast<gw_xdp_conn_info*>(m);
 
   const conf::PortConfig& pc = config.dataplane.ports[0];
   gw_xdp_state& st = *view_->state();
@@ -122,7 +129,10 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
 XdpRig::~XdpRig() {
   view_.reset();
   if (conns_ != nullptr) {
-    munmap(conns_, conns_bytes_);
+    munmap(conns_, conn_slots_ * sizeof(gw_xdp_conn));
+  }
+  if (info_ != nullptr) {
+    munmap(info_, conn_slots_ * sizeof(gw_xdp_conn_info));
   }
   if (skel_ != nullptr) {
     gateway_bpf__destroy(skel_);
@@ -182,10 +192,9 @@ gw_xdp_host_stats XdpRig::host_stats(uint16_t host) const {
 
 std::vector<gw_conn> XdpRig::conns() const {
   std::vector<gw_conn> out;
-  for (size_t i = 0; i < conns_bytes_ / sizeof(gw_conn); ++i) {
-    if (conns_[i].state != GW_CONN_EMPTY) {
-      out.push_back(conns_[i]);
-    }
+  for (uint32_t i = 0; i < conn_slots_; ++i) {
+    gw_conn c;
+    if (xdp::read_conn(conns_, info_, i, &c)) out.push_back(c);
   }
   return out;
 }
@@ -194,6 +203,8 @@ std::vector<gw_session> XdpRig::sessions() const {
   return all_values<gw_xdp_session_key, gw_session>(bpf_map__fd(skel_->maps.gw_sessions));
 }
 
-void XdpRig::clear_conns() { std::memset(static_cast<void*>(conns_), 0, conns_bytes_); }
+void XdpRig::clear_conns() {
+  std::memset(static_cast<void*>(conns_), 0, conn_slots_ * sizeof(gw_xdp_conn));
+}
 
 }  // namespace gw::test

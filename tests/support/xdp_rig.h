@@ -73,7 +73,7 @@ class XdpRig {
   std::vector<gw_conn> conns() const;               // every used slot of gw_conns
   std::vector<gw_session> sessions() const;         // every entry of gw_sessions
   void clear_conns();                               // gw_conns emptied (state lost)
-  gw_conn* conn_table() noexcept { return conns_; }  // gw_conns mapped: conn_slots entries
+  gw_xdp_conn* conn_table() noexcept { return conns_; }  // gw_conns mapped: conn_slots entries
   uint16_t host_id(const std::string& group, const std::string& host) const {
     return model_->host_id(group, host);
   }
@@ -83,8 +83,9 @@ class XdpRig {
   std::unique_ptr<FastpathRig> model_;
   gateway_bpf* skel_ = nullptr;
   std::unique_ptr<xdp::MapView> view_;
-  gw_conn* conns_ = nullptr;  // gw_conns, mapped
-  size_t conns_bytes_ = 0;
+  gw_xdp_conn* conns_ = nullptr;          // gw_conns, mapped read-write
+  gw_xdp_conn_info* info_ = nullptr;      // gw_conn_info, mapped read-only
+  size_t conn_slots_ = 0;
   unsigned slot_ = 1;  // published slot; the first publish() writes slot 0
   uint64_t generation_ = 0;
 };

@@ -127,22 +127,27 @@ void XdpLink::for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t 
                                const ConnFn& f) const {
   const uint32_t slots = engine_->view().state()->conn_slots;
   if (worker != 0 || slots == 0) return;
-  const gw_conn* table = engine_->conns();
+  const gw_xdp_conn* table = engine_->conns();
+  const gw_xdp_conn_info* info = engine_->conn_info();
   const uint64_t first = uint64_t{first_bucket} * kSlice;
   const uint64_t last = std::min<uint64_t>(slots, first + uint64_t{n_buckets} * kSlice);
   const uint64_t now = shm::monotonic_ms();
   const gw_snapshot* snap = current();
+  const uint64_t generation = xdp::published(*engine_->view().state()) >> 1;
   for (uint64_t i = first; i < last; ++i) {
     gw_conn e;
-    std::memcpy(&e, &table[i], sizeof e);
-    if (e.state == GW_CONN_EMPTY || !live(e, now)) continue;
+    if (!xdp::read_conn(table, info, static_cast<uint32_t>(i), &e) || !live(e, now)) continue;
     // An entry whose host lost GW_HOST_ESTABLISHED since (DISABLED) is no connection of that host
     // any more: its next packet is rescheduled or dropped. The DPDK workers remove such entries
     // in their sweep; here the reader applies the same rule, so counts fall to 0 at once.
     if (snap != nullptr && e.host < GW_MAX_HOSTS && (e.flags & GW_CONN_F_TOMBSTONE) == 0) {
       const gw_host& h = snap->hosts[e.host];
-      if ((h.flags & GW_HOST_ESTABLISHED) == 0 || e.gen < h.disabled_gen) continue;
+      if ((h.flags & GW_HOST_ESTABLISHED) == 0 ||
+          gw_xdp_conn_stale(static_cast<uint16_t>(e.gen), h.disabled_gen, generation)) {
+        continue;
+      }
     }
+    e.gen = generation;  // admitted under the published generation, as far as readers go
     f(worker, e);
   }
 }
