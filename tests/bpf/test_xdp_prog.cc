@@ -261,5 +261,58 @@ TEST_F(XdpProgTest, NewFlowsOfBothFamiliesGoWhereTheDpdkEngineSendsThem) {
   EXPECT_EQ(hosts_seen_v6, 3u);  // v1..v3
 }
 
+// A key lives in its home line or the next one: with a table of two lines every key's range is
+// the whole table, so eight flows fill it wherever their home slots fall, each later packet finds
+// its own entry (its state moves on), and a ninth flow is forwarded without one.
+TEST(XdpConnTable, EveryFlowFindsItsEntryInEitherLineUntilTheRangeIsFull) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "loading BPF programs needs root";
+  }
+  XdpRigOptions o;
+  o.conn_slots = 2 * GW_XDP_CONN_WAYS;
+  XdpRig rig(conf::load_config_string(kConfig, "xdp-test"), o);
+  for (uint16_t i = 0; i < 8; ++i) {
+    ASSERT_EQ(rig.run(tcp4("10.0.2.1", static_cast<uint16_t>(41000 + i), kTcpSyn)).action, XDP_TX);
+  }
+  ASSERT_EQ(rig.conns().size(), 8u);
+  EXPECT_EQ(rig.stats().conn_stateless, 0u);
+  for (uint16_t i = 0; i < 8; ++i) {
+    ASSERT_EQ(rig.run(tcp4("10.0.2.1", static_cast<uint16_t>(41000 + i), kTcpAck)).action, XDP_TX);
+  }
+  for (const gw_conn& c : rig.conns()) {
+    EXPECT_EQ(c.state, GW_CONN_ESTABLISHED) << "port " << ntohs(c.src_port);
+  }
+  ASSERT_EQ(rig.run(tcp4("10.0.2.1", 42000, kTcpSyn)).action, XDP_TX);
+  EXPECT_EQ(rig.stats().conn_stateless, 1u);
+  EXPECT_EQ(rig.conns().size(), 8u);
+}
+
+// gatewayd lists an entry only when its two halves agree: an entry whose signature is not its
+// info's key's (the program is rewriting the slot) is neither listed nor counted.
+TEST_F(XdpProgTest, AnEntryWhoseHalvesDisagreeIsNotListed) {
+  ASSERT_EQ(rig_->run(tcp4("10.0.0.9", 40000, kTcpSyn)).action, XDP_TX);
+  ASSERT_EQ(rig_->conns().size(), 1u);
+  gw_xdp_conn* t = rig_->conn_table();
+  for (uint32_t i = 0; i < 4096; ++i) {
+    if (t[i].sig != 0) t[i].sig ^= 2;  // keeps it odd: a live entry of another key
+  }
+  EXPECT_TRUE(rig_->conns().empty());
+}
+
+// The 16-bit generation rule against the DPDK engine's 64-bit one (gen < disabled_gen).
+TEST(XdpConnTable, StalenessFollowsTheDpdkRuleAcrossTheSixteenBitWrap) {
+  const auto stale = [](uint64_t entry_gen, uint64_t disabled_gen, uint64_t now) {
+    return gw_xdp_conn_stale(static_cast<uint16_t>(entry_gen), disabled_gen, now) != 0;
+  };
+  EXPECT_FALSE(stale(5, 0, 9));              // never disabled
+  EXPECT_TRUE(stale(5, 7, 9));               // admitted before the disable
+  EXPECT_FALSE(stale(7, 7, 9));              // admitted under the disabling snapshot
+  EXPECT_FALSE(stale(8, 7, 9));              // admitted after
+  EXPECT_TRUE(stale(0xfff0, 0x10005, 0x10009));   // before, across the wrap
+  EXPECT_FALSE(stale(0x10006, 0x10005, 0x10009)); // after, across the wrap
+  EXPECT_FALSE(stale(0x18000, 0x10000, 0x18000)); // a disable 32768 generations back
+  EXPECT_TRUE(stale(0x10000 + 0x7ffe, 0x10000 + 0x7fff, 0x10000 + 0x7fff + 0x7fff));
+}
+
 }  // namespace
 }  // namespace gw::test
