@@ -6,8 +6,9 @@
  *    frames of other EtherTypes) goes to the kernel (XDP_PASS), which answers it;
  *  - the connection table (gw_conns, bpf/xdp_maps.h, one for all CPUs) gives a key GW_XDP_CONN_PROBE slots
  *    of 16-byte entries (two cache lines) instead of a 15-way bucket, and matches a key by a 64-bit
- *    signature; the half-open share of conn_table.h is not applied (SYN-state entries take free
- *    slots only, and age out after tcp_syn_timeout);
+ *    signature; the half-open share of conn_table.h bounds SYN-state entries per probe range
+ *    (syn_share_percent of its 8 slots, at least one: with the table twice the capacity, at most
+ *    half the capacity in all) rather than per bucket and table, with the same replacement rules;
  *  - a flow refreshes its client's persistence session when its packet is the first of a
  *    GW_SESSION_REFRESH_MS period (by the entry's last_ms) rather than by a stamp of its own;
  *  - a packet too big for the port once encapsulated is dropped as too_big (no ICMP answer yet);
@@ -222,17 +223,20 @@ static __always_inline int gw_conn_free(const struct gw_ctx *c, const struct gw_
   return s == GW_CONN_EMPTY || c->now_ms - e->last_ms >= gw_timeout_ms(c->st, s);
 }
 
-/* What a look-up found: the key's entry (live or idle past its timeout) or 0; slot: where an
+/* What a look-up found: the key's entry (live or idle past its timeout) or 0; slot_idx: where an
  * insert of the key goes (its own entry if it has one, else the first free slot of its probe
- * range, else 0); victim: with no free slot, the longest idle entry of the range in state
- * CLOSING (a connection that is ending: its last packets go by the `established` table), else 0.
- * The *_idx fields are the slots' indexes (gw_conn_info of the same index). */
+ * range, else GW_XDP_NO_SLOT); victim_idx: with no free slot, the longest idle entry of the range
+ * in state CLOSING (a connection that is ending: its last packets go by the `established`
+ * table), else GW_XDP_NO_SLOT. Slots are kept as indexes, not pointers, so that the verifier
+ * prunes the probe loop's paths (scalars compare loosely, pointers that may be null do not). */
+#define GW_XDP_NO_SLOT 0xffffffffu
 struct gw_found {
   struct gw_xdp_conn *e;
-  struct gw_xdp_conn *slot;
-  struct gw_xdp_conn *victim;
   __u32 slot_idx;
   __u32 victim_idx;
+  __u32 old_syn_idx;  /* the range's longest idle live SYN-state entry, or GW_XDP_NO_SLOT */
+  __u32 old_syn_idle; /* ms */
+  __u32 syns;         /* live SYN-state entries (not tombstones) of the range */
 };
 
 /* Probe i of a key whose home slot is h: the home line's four slots from h on, wrapping in the
@@ -245,10 +249,11 @@ static __always_inline __u32 gw_probe_idx(__u32 h, __u32 i, __u32 n) {
 static __always_inline void gw_conn_find(const struct gw_ctx *c, __u64 sig, __u64 h,
                                          struct gw_found *f) {
   f->e = 0;
-  f->slot = 0;
-  f->victim = 0;
-  f->slot_idx = 0;
-  f->victim_idx = 0;
+  f->slot_idx = GW_XDP_NO_SLOT;
+  f->victim_idx = GW_XDP_NO_SLOT;
+  f->old_syn_idx = GW_XDP_NO_SLOT;
+  f->old_syn_idle = 0;
+  f->syns = 0;
   __u32 oldest = 0;
   __u32 n = c->st->conn_slots;
   if (n < 2 * GW_XDP_CONN_WAYS) return;
@@ -260,21 +265,58 @@ static __always_inline void gw_conn_find(const struct gw_ctx *c, __u64 sig, __u6
     __u8 s = gw_ce_state(e);
     if (s != GW_CONN_EMPTY && e->sig == sig) {
       f->e = e;
-      f->slot = e;
       f->slot_idx = idx;
       return;
     }
-    if (!f->slot && gw_conn_free(c, e)) {
-      f->slot = e;
-      f->slot_idx = idx;
-    }
-    if (s == GW_CONN_CLOSING && !(e->word & GW_XDP_CONN_TOMBSTONE) &&
-        c->now_ms - e->last_ms >= oldest) {
-      oldest = c->now_ms - e->last_ms;
-      f->victim = e;
+    int free = gw_conn_free(c, e);
+    __u32 idle = c->now_ms - e->last_ms;
+    if (f->slot_idx == GW_XDP_NO_SLOT && free) f->slot_idx = idx;
+    if (free || (e->word & GW_XDP_CONN_TOMBSTONE)) continue;
+    if (s == GW_CONN_SYN) {
+      f->syns++;
+      if (f->old_syn_idx == GW_XDP_NO_SLOT || idle >= f->old_syn_idle) {
+        f->old_syn_idx = idx;
+        f->old_syn_idle = idle;
+      }
+    } else if (s == GW_CONN_CLOSING && idle >= oldest) {
+      oldest = idle;
       f->victim_idx = idx;
     }
   }
+}
+
+/* next_packet_goes_elsewhere() of forward.cc: the flow's next packet, without an entry, would be
+ * scheduled by the `established` table to another host than `host` (as while a host drains). */
+static __always_inline int gw_next_elsewhere(const struct gw_ctx *c, const struct gw_service *svc,
+                                             const struct gw_pkt *p, __u16 host) {
+  __u32 s = !(svc->flags & GW_SERVICE_PERSIST)
+                ? gw_flow_hash32(&p->key, GW_MAGLEV_SEED) % GW_MAGLEV_SIZE
+                : (__u32)(gw_source_hash64(p->key.family, p->key.src, GW_SESSION_SEED) >> 32) %
+                      GW_MAGLEV_SIZE;
+  return gw_maglev(c->slot, svc->group, 1, s) != host;
+}
+
+/* The half-open share (conn_table.h): where a SYN's new entry may go when SYN-state entries hold
+ * their share of its probe range (GW_XDP_CONN_PROBE * syn_share_percent / 100, at least one).
+ * Within the share: the free slot found (0 if none). Over it: the range's oldest SYN-state
+ * entry if it has idled at least min(1 s, tcp_syn_timeout), or however young if the flow's next
+ * packet would need the entry to reach its host (a pinned SYN); else none (refused). */
+static __always_inline __u32 gw_syn_slot(struct gw_ctx *c, const struct gw_found *f,
+                                         const struct gw_service *svc, const struct gw_pkt *p,
+                                         __u16 host, int *refused) {
+  __u32 share = c->st->syn_share_percent;
+  if (share == 0 || share > 100) share = share == 0 ? 1 : 100;
+  __u32 ways = GW_XDP_CONN_PROBE * share / 100;
+  if (ways == 0) ways = 1;
+  if (f->syns < ways || f->old_syn_idx == GW_XDP_NO_SLOT) return f->slot_idx;
+  __u32 floor = c->st->syn_ms < 1000 ? c->st->syn_ms : 1000;
+  if (f->old_syn_idle >= floor || gw_next_elsewhere(c, svc, p, host)) {
+    c->stats->conn_syn_evicted++;
+    return f->old_syn_idx;
+  }
+  c->stats->conn_syn_refused++;
+  *refused = 1;
+  return GW_XDP_NO_SLOT;
 }
 
 /* Creates key's entry in slot e (index idx): the info first, the signature last, so that a reader
@@ -635,13 +677,17 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
     /* A new flow without an entry would have its next packet scheduled by the `established`
      * table, which differs from `new` while a host drains: it takes an ending connection's slot
      * rather than go without. */
-    struct gw_xdp_conn *slot = fd.slot;
     __u32 idx = fd.slot_idx;
-    if (!slot && new_flow) {
-      slot = fd.victim;
+    /* A SYN is bounded by the half-open share, unless it reuses its own entry's slot. */
+    int refused = 0;
+    if (syn && !fd.e && gw_initial_state(&p) == GW_CONN_SYN)
+      idx = gw_syn_slot(&c, &fd, svc, &p, host, &refused);
+    if (idx == GW_XDP_NO_SLOT && new_flow && !refused) {
       idx = fd.victim_idx;
-      if (slot) stats->conn_evicted++;
+      if (idx != GW_XDP_NO_SLOT) stats->conn_evicted++;
     }
+    struct gw_xdp_conn *slot = 0;
+    if (idx != GW_XDP_NO_SLOT) slot = bpf_map_lookup_elem(&gw_conns, &idx);
     if (slot) {
       gw_conn_create(&c, slot, idx, &p, sig, host,
                      (__u16)(svc->reserved[0] | svc->reserved[1] << 8) /* its index */);

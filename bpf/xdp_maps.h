@@ -115,7 +115,8 @@ struct gw_xdp_state {
   uint32_t established_ms;
   uint32_t closing_ms;
   uint32_t udp_ms;
-  uint32_t syn_share_percent;    /* [ctl] reserved for the half-open share; unused in version 1 */
+  uint32_t syn_share_percent;    /* [ctl] the half-open share: SYN-state entries may hold this
+                                    percentage of a key's GW_XDP_CONN_PROBE slots (at least one) */
   uint32_t conn_slots;           /* [ctl] gw_conns (and gw_conn_info) entries, a power of two
                                     >= 8; fixed while the maps live (their sizes depend on it) */
   uint64_t ctl_heartbeat_ms;     /* [ctl] CLOCK_MONOTONIC ms of gatewayd's last pass */
@@ -206,11 +207,12 @@ struct gw_xdp_cpu_stats {
   uint64_t conn_stateless;       /* flows forwarded without an entry (no free slot) */
   uint64_t conn_inserts;         /* entries created */
   uint64_t conn_evicted;         /* CLOSING entries whose slot a new flow took (none was free) */
+  uint64_t conn_syn_refused;     /* SYNs refused an entry by the half-open share */
+  uint64_t conn_syn_evicted;     /* SYN-state entries replaced by newer SYNs (half-open share) */
   uint64_t icmp_too_big_sent;
   uint64_t last_ms;              /* CLOCK_MONOTONIC ms of this CPU's last packet */
   uint64_t seen_generation;      /* snapshot generation of this CPU's last packet */
   uint64_t ip_id;                /* the outer IPv4 identification, advanced per packet */
-  uint64_t reserved[1];
 };
 
 struct gw_xdp_host_stats {       /* 32 bytes, per CPU per host id */

@@ -256,7 +256,9 @@ TEST_F(XdpProgTest, NewFlowsOfBothFamiliesGoWhereTheDpdkEngineSendsThem) {
       ++(c.family == 4 ? hosts_seen_v4 : hosts_seen_v6);
     }
   }
-  EXPECT_EQ(rig_->conns().size(), 128u);
+  // Every flow has an entry, but for SYNs the half-open share refused one (forwarded alike).
+  EXPECT_EQ(rig_->conns().size() + rig_->stats().conn_syn_refused, 128u);
+  EXPECT_EQ(rig_->stats().conn_stateless, rig_->stats().conn_syn_refused);
   EXPECT_EQ(hosts_seen_v4, 2u);  // b1, b2: the flows are spread, not all on one host
   EXPECT_EQ(hosts_seen_v6, 3u);  // v1..v3
 }
@@ -270,6 +272,7 @@ TEST(XdpConnTable, EveryFlowFindsItsEntryInEitherLineUntilTheRangeIsFull) {
   }
   XdpRigOptions o;
   o.conn_slots = 2 * GW_XDP_CONN_WAYS;
+  o.timeouts.syn_share_percent = 100;  // SYN-state entries may take every slot
   XdpRig rig(conf::load_config_string(kConfig, "xdp-test"), o);
   for (uint16_t i = 0; i < 8; ++i) {
     ASSERT_EQ(rig.run(tcp4("10.0.2.1", static_cast<uint16_t>(41000 + i), kTcpSyn)).action, XDP_TX);
@@ -285,6 +288,44 @@ TEST(XdpConnTable, EveryFlowFindsItsEntryInEitherLineUntilTheRangeIsFull) {
   ASSERT_EQ(rig.run(tcp4("10.0.2.1", 42000, kTcpSyn)).action, XDP_TX);
   EXPECT_EQ(rig.stats().conn_stateless, 1u);
   EXPECT_EQ(rig.conns().size(), 8u);
+}
+
+// The half-open share (conn_table.h's rules over a probe range): with a two-line table every
+// key's range is the table; 25 % of its 8 slots is 2. A third spoofed SYN gets no entry while the
+// first two are young (refused, forwarded statelessly); a client that completes its handshake
+// still gets an ESTABLISHED entry from its ACK; once the oldest SYN-state entry has idled a
+// second, a new SYN takes its slot.
+TEST(XdpConnTable, HalfOpenEntriesHoldTheirShareOfARange) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "loading BPF programs needs root";
+  }
+  XdpRigOptions o;
+  o.conn_slots = 2 * GW_XDP_CONN_WAYS;
+  o.timeouts.syn_share_percent = 25;
+  XdpRig rig(conf::load_config_string(kConfig, "xdp-test"), o);
+  const auto count = [&rig](uint8_t state) {
+    size_t n = 0;
+    for (const gw_conn& c : rig.conns()) n += c.state == state ? 1 : 0;
+    return n;
+  };
+  ASSERT_EQ(rig.run(tcp4("10.0.3.1", 1000, kTcpSyn)).action, XDP_TX);
+  ASSERT_EQ(rig.run(tcp4("10.0.3.2", 1000, kTcpSyn)).action, XDP_TX);
+  ASSERT_EQ(count(GW_CONN_SYN), 2u);
+  ASSERT_EQ(rig.run(tcp4("10.0.3.3", 1000, kTcpSyn)).action, XDP_TX);  // forwarded all the same
+  EXPECT_EQ(rig.stats().conn_syn_refused, 1u);
+  EXPECT_EQ(rig.stats().conn_stateless, 1u);
+  EXPECT_EQ(count(GW_CONN_SYN), 2u);
+  // The refused client's ACK: an ESTABLISHED entry in the room the share leaves.
+  ASSERT_EQ(rig.run(tcp4("10.0.3.3", 1000, kTcpAck)).action, XDP_TX);
+  EXPECT_EQ(count(GW_CONN_ESTABLISHED), 1u);
+  usleep(1'100'000);  // past the replacement floor, min(1 s, tcp_syn_timeout)
+  ASSERT_EQ(rig.run(tcp4("10.0.3.4", 1000, kTcpSyn)).action, XDP_TX);
+  EXPECT_EQ(rig.stats().conn_syn_evicted, 1u);
+  EXPECT_EQ(rig.stats().conn_syn_refused, 1u);
+  EXPECT_EQ(count(GW_CONN_SYN), 2u);
+  bool newest = false;
+  for (const gw_conn& c : rig.conns()) newest |= c.state == GW_CONN_SYN && c.src[3] == 4;
+  EXPECT_TRUE(newest) << "the newest SYN holds an entry";
 }
 
 // gatewayd lists an entry only when its two halves agree: an entry whose signature is not its

@@ -191,8 +191,12 @@ DataplaneInfo XdpLink::info() const {
   d.ports.assign(GW_MAX_PORTS, PortCounters{});
   const auto stats = per_cpu<gw_xdp_cpu_stats>(engine_->stats_fd(), 0, engine_->cpus());
   uint64_t entries = 0;  // one table: reported on the first CPU's line
-  for_each_conn([&entries](unsigned, const gw_conn& c) {
-    if ((c.flags & GW_CONN_F_TOMBSTONE) == 0) ++entries;
+  uint64_t syn_entries = 0;
+  for_each_conn([&entries, &syn_entries](unsigned, const gw_conn& c) {
+    if ((c.flags & GW_CONN_F_TOMBSTONE) == 0) {
+      ++entries;
+      if (c.state == GW_CONN_SYN) ++syn_entries;
+    }
   });
   const uint64_t gen = generation();
   for (uint32_t c = 0; c < engine_->cpus(); ++c) {
@@ -204,7 +208,10 @@ DataplaneInfo XdpLink::info() const {
     wi.heartbeat_ms = detached_ ? 0 : now;
     wi.seen_generation = gen;  // no reader to wait for: a retired slot is reused after a margin
     wi.conn_entries = c == 0 ? entries : 0;
+    wi.conn_syn_entries = c == 0 ? syn_entries : 0;
     wi.conn_stateless = s.conn_stateless;
+    wi.conn_syn_refused = s.conn_syn_refused;
+    wi.conn_syn_evicted = s.conn_syn_evicted;
     wi.icmp_too_big_sent = s.icmp_too_big_sent;
     for (uint32_t p = 0; p < GW_MAX_PORTS; ++p) {
       wi.rx_packets += s.ports[p].rx_packets;
