@@ -6,9 +6,10 @@
  *    frames of other EtherTypes) goes to the kernel (XDP_PASS), which answers it;
  *  - the connection table (gw_conns, bpf/xdp_maps.h, one for all CPUs) gives a key GW_XDP_CONN_PROBE slots
  *    of 16-byte entries (two cache lines) instead of a 15-way bucket, and matches a key by a 64-bit
- *    signature; the half-open share of conn_table.h bounds SYN-state entries per probe range
- *    (syn_share_percent of its 8 slots, at least one: with the table twice the capacity, at most
- *    half the capacity in all) rather than per bucket and table, with the same replacement rules;
+ *    signature; the half-open share of conn_table.h bounds SYN-state entries per line of four
+ *    (syn_share_percent of it, at least one; with the table twice the capacity, the default 25 %
+ *    is at most half the capacity in all) rather than per bucket and table, with the same
+ *    replacement rules;
  *  - a flow refreshes its client's persistence session when its packet is the first of a
  *    GW_SESSION_REFRESH_MS period (by the entry's last_ms) rather than by a stamp of its own;
  *  - a packet too big for the port once encapsulated is dropped as too_big (no ICMP answer yet);
@@ -234,9 +235,10 @@ struct gw_found {
   struct gw_xdp_conn *e;
   __u32 slot_idx;
   __u32 victim_idx;
-  __u32 old_syn_idx;  /* the range's longest idle live SYN-state entry, or GW_XDP_NO_SLOT */
+  __u32 home_idx;     /* the first free slot of the home line, or GW_XDP_NO_SLOT */
+  __u32 old_syn_idx;  /* the home line's longest idle live SYN-state entry, or GW_XDP_NO_SLOT */
   __u32 old_syn_idle; /* ms */
-  __u32 syns;         /* live SYN-state entries (not tombstones) of the range */
+  __u32 syns;         /* live SYN-state entries (not tombstones) of the home line */
 };
 
 /* Probe i of a key whose home slot is h: the home line's four slots from h on, wrapping in the
@@ -251,6 +253,7 @@ static __always_inline void gw_conn_find(const struct gw_ctx *c, __u64 sig, __u6
   f->e = 0;
   f->slot_idx = GW_XDP_NO_SLOT;
   f->victim_idx = GW_XDP_NO_SLOT;
+  f->home_idx = GW_XDP_NO_SLOT;
   f->old_syn_idx = GW_XDP_NO_SLOT;
   f->old_syn_idle = 0;
   f->syns = 0;
@@ -270,9 +273,12 @@ static __always_inline void gw_conn_find(const struct gw_ctx *c, __u64 sig, __u6
     }
     int free = gw_conn_free(c, e);
     __u32 idle = c->now_ms - e->last_ms;
-    if (f->slot_idx == GW_XDP_NO_SLOT && free) f->slot_idx = idx;
+    if (f->slot_idx == GW_XDP_NO_SLOT && free) {
+      f->slot_idx = idx;
+      if (i < GW_XDP_CONN_WAYS) f->home_idx = idx;
+    }
     if (free || (e->word & GW_XDP_CONN_TOMBSTONE)) continue;
-    if (s == GW_CONN_SYN) {
+    if (s == GW_CONN_SYN && i < GW_XDP_CONN_WAYS) {
       f->syns++;
       if (f->old_syn_idx == GW_XDP_NO_SLOT || idle >= f->old_syn_idle) {
         f->old_syn_idx = idx;
@@ -296,26 +302,27 @@ static __always_inline int gw_next_elsewhere(const struct gw_ctx *c, const struc
   return gw_maglev(c->slot, svc->group, 1, s) != host;
 }
 
-/* The half-open share (conn_table.h): where a SYN's new entry may go when SYN-state entries hold
- * their share of its probe range (GW_XDP_CONN_PROBE * syn_share_percent / 100, at least one).
- * Within the share: the free slot found (0 if none). Over it: the range's oldest SYN-state
- * entry if it has idled at least min(1 s, tcp_syn_timeout), or however young if the flow's next
- * packet would need the entry to reach its host (a pinned SYN); else none (refused). */
+/* The half-open share (conn_table.h) over lines: a new SYN-state entry goes only in its key's home
+ * line, whose SYN-state entries may hold GW_XDP_CONN_WAYS * syn_share_percent / 100 of its slots
+ * (at least one), so they hold at most that share of the table. Within the share: the home
+ * line's free slot (GW_XDP_NO_SLOT if it has none: the insert fails as any other does). Over
+ * it: the line's oldest SYN-state entry if it has idled at least min(1 s, tcp_syn_timeout), or
+ * however young if the flow's next packet would need the entry to reach its host (a pinned SYN);
+ * else none (refused). */
 static __always_inline __u32 gw_syn_slot(struct gw_ctx *c, const struct gw_found *f,
                                          const struct gw_service *svc, const struct gw_pkt *p,
-                                         __u16 host, int *refused) {
+                                         __u16 host) {
   __u32 share = c->st->syn_share_percent;
   if (share == 0 || share > 100) share = share == 0 ? 1 : 100;
-  __u32 ways = GW_XDP_CONN_PROBE * share / 100;
+  __u32 ways = GW_XDP_CONN_WAYS * share / 100;
   if (ways == 0) ways = 1;
-  if (f->syns < ways || f->old_syn_idx == GW_XDP_NO_SLOT) return f->slot_idx;
+  if (f->syns < ways || f->old_syn_idx == GW_XDP_NO_SLOT) return f->home_idx;
   __u32 floor = c->st->syn_ms < 1000 ? c->st->syn_ms : 1000;
   if (f->old_syn_idle >= floor || gw_next_elsewhere(c, svc, p, host)) {
     c->stats->conn_syn_evicted++;
     return f->old_syn_idx;
   }
   c->stats->conn_syn_refused++;
-  *refused = 1;
   return GW_XDP_NO_SLOT;
 }
 
@@ -679,10 +686,9 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
      * rather than go without. */
     __u32 idx = fd.slot_idx;
     /* A SYN is bounded by the half-open share, unless it reuses its own entry's slot. */
-    int refused = 0;
-    if (syn && !fd.e && gw_initial_state(&p) == GW_CONN_SYN)
-      idx = gw_syn_slot(&c, &fd, svc, &p, host, &refused);
-    if (idx == GW_XDP_NO_SLOT && new_flow && !refused) {
+    int share = syn && !fd.e && gw_initial_state(&p) == GW_CONN_SYN;
+    if (share) idx = gw_syn_slot(&c, &fd, svc, &p, host);
+    if (idx == GW_XDP_NO_SLOT && new_flow && !share) {
       idx = fd.victim_idx;
       if (idx != GW_XDP_NO_SLOT) stats->conn_evicted++;
     }

@@ -343,9 +343,10 @@ std::vector<MetricFamily> metric_families(const Collected& c, CounterGuard& guar
                    "Live connection-table entries, summed over workers.", MetricType::Gauge),
           {}, static_cast<double>(entries));
   b.gauge(b.family("gateway_conn_table_capacity",
-                   "Connection-table entries allowed: per-worker capacity times workers.",
+                   "Connection-table entries allowed: per-worker capacity times workers (the "
+                   "XDP engine: its one table's).",
                    MetricType::Gauge),
-          {}, static_cast<double>(uint64_t{d.conn_capacity} * d.workers.size()));
+          {}, static_cast<double>(d.conn_capacity_total()));
   b.gauge(b.family("gateway_conn_table_syn_entries",
                    "Live connection-table entries in state SYN (half-open: the client's "
                    "handshake is not confirmed), summed over workers.",

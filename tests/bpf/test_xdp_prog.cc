@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "dataplane/config/config.h"
+#include "dataplane/core/forward.h"
+#include "dataplane/core/hash_c.h"
 #include "tests/support/packet_builder.h"
 #include "tests/support/xdp_rig.h"
 
@@ -256,76 +258,97 @@ TEST_F(XdpProgTest, NewFlowsOfBothFamiliesGoWhereTheDpdkEngineSendsThem) {
       ++(c.family == 4 ? hosts_seen_v4 : hosts_seen_v6);
     }
   }
-  // Every flow has an entry, but for SYNs the half-open share refused one (forwarded alike).
-  EXPECT_EQ(rig_->conns().size() + rig_->stats().conn_syn_refused, 128u);
-  EXPECT_EQ(rig_->stats().conn_stateless, rig_->stats().conn_syn_refused);
+  // Every flow has an entry but for SYNs the half-open share refused or whose home line was full
+  // (forwarded alike, statelessly).
+  EXPECT_EQ(rig_->conns().size() + rig_->stats().conn_stateless, 128u);
   EXPECT_EQ(hosts_seen_v4, 2u);  // b1, b2: the flows are spread, not all on one host
   EXPECT_EQ(hosts_seen_v6, 3u);  // v1..v3
 }
 
 // A key lives in its home line or the next one: with a table of two lines every key's range is
-// the whole table, so eight flows fill it wherever their home slots fall, each later packet finds
-// its own entry (its state moves on), and a ninth flow is forwarded without one.
+// the whole table, so eight flows met mid-stream (an ACK makes an ESTABLISHED entry) fill it
+// wherever their home slots fall, each later packet finds its own entry (a FIN moves it to
+// CLOSING), and a ninth flow is forwarded without one.
 TEST(XdpConnTable, EveryFlowFindsItsEntryInEitherLineUntilTheRangeIsFull) {
   if (geteuid() != 0) {
     GTEST_SKIP() << "loading BPF programs needs root";
   }
   XdpRigOptions o;
   o.conn_slots = 2 * GW_XDP_CONN_WAYS;
-  o.timeouts.syn_share_percent = 100;  // SYN-state entries may take every slot
   XdpRig rig(conf::load_config_string(kConfig, "xdp-test"), o);
   for (uint16_t i = 0; i < 8; ++i) {
-    ASSERT_EQ(rig.run(tcp4("10.0.2.1", static_cast<uint16_t>(41000 + i), kTcpSyn)).action, XDP_TX);
+    ASSERT_EQ(rig.run(tcp4("10.0.2.1", static_cast<uint16_t>(41000 + i), kTcpAck)).action, XDP_TX);
   }
   ASSERT_EQ(rig.conns().size(), 8u);
   EXPECT_EQ(rig.stats().conn_stateless, 0u);
   for (uint16_t i = 0; i < 8; ++i) {
-    ASSERT_EQ(rig.run(tcp4("10.0.2.1", static_cast<uint16_t>(41000 + i), kTcpAck)).action, XDP_TX);
+    ASSERT_EQ(rig.run(tcp4("10.0.2.1", static_cast<uint16_t>(41000 + i), kTcpFin | kTcpAck)).action,
+              XDP_TX);
   }
   for (const gw_conn& c : rig.conns()) {
-    EXPECT_EQ(c.state, GW_CONN_ESTABLISHED) << "port " << ntohs(c.src_port);
+    EXPECT_EQ(c.state, GW_CONN_CLOSING) << "port " << ntohs(c.src_port);
   }
-  ASSERT_EQ(rig.run(tcp4("10.0.2.1", 42000, kTcpSyn)).action, XDP_TX);
+  ASSERT_EQ(rig.run(tcp4("10.0.2.1", 42000, kTcpAck)).action, XDP_TX);
   EXPECT_EQ(rig.stats().conn_stateless, 1u);
   EXPECT_EQ(rig.conns().size(), 8u);
 }
 
-// The half-open share (conn_table.h's rules over a probe range): with a two-line table every
-// key's range is the table; 25 % of its 8 slots is 2. A third spoofed SYN gets no entry while the
-// first two are young (refused, forwarded statelessly); a client that completes its handshake
-// still gets an ESTABLISHED entry from its ACK; once the oldest SYN-state entry has idled a
-// second, a new SYN takes its slot.
-TEST(XdpConnTable, HalfOpenEntriesHoldTheirShareOfARange) {
+// The home line (of four slots) of a client's flow to web (10.99.0.10:80) in a table of n slots.
+uint32_t home_line(const char* src, uint16_t sport, uint32_t n) {
+  gw_flow_key k{};
+  inet_pton(AF_INET, src, k.src);
+  inet_pton(AF_INET, "10.99.0.10", k.dst);
+  k.src_port = htons(sport);
+  k.dst_port = htons(80);
+  k.proto = 6;
+  k.family = 4;
+  return static_cast<uint32_t>(gw_flow_hash64(&k, dp::kConnSeed) & (n - 1)) / GW_XDP_CONN_WAYS;
+}
+
+// The half-open share (conn_table.h's rules over a line of four slots; 25 % of it is one). Of three
+// spoofed SYNs homed in one line, the second gets no entry while the first is young (refused,
+// forwarded statelessly); a client that completes its handshake still gets an ESTABLISHED entry
+// from its ACK; once the line's SYN-state entry has idled a second, a new SYN takes its slot.
+TEST(XdpConnTable, HalfOpenEntriesHoldTheirShareOfALine) {
   if (geteuid() != 0) {
     GTEST_SKIP() << "loading BPF programs needs root";
   }
   XdpRigOptions o;
-  o.conn_slots = 2 * GW_XDP_CONN_WAYS;
+  o.conn_slots = 4 * GW_XDP_CONN_WAYS;
   o.timeouts.syn_share_percent = 25;
   XdpRig rig(conf::load_config_string(kConfig, "xdp-test"), o);
+  std::vector<std::string> same;  // three clients whose flows share line 0
+  for (int i = 1; i < 250 && same.size() < 3; ++i) {
+    const std::string src = "10.0.3." + std::to_string(i);
+    if (home_line(src.c_str(), 1000, o.conn_slots) == 0) same.push_back(src);
+  }
+  ASSERT_EQ(same.size(), 3u);
   const auto count = [&rig](uint8_t state) {
     size_t n = 0;
     for (const gw_conn& c : rig.conns()) n += c.state == state ? 1 : 0;
     return n;
   };
-  ASSERT_EQ(rig.run(tcp4("10.0.3.1", 1000, kTcpSyn)).action, XDP_TX);
-  ASSERT_EQ(rig.run(tcp4("10.0.3.2", 1000, kTcpSyn)).action, XDP_TX);
-  ASSERT_EQ(count(GW_CONN_SYN), 2u);
-  ASSERT_EQ(rig.run(tcp4("10.0.3.3", 1000, kTcpSyn)).action, XDP_TX);  // forwarded all the same
+  ASSERT_EQ(rig.run(tcp4(same[0].c_str(), 1000, kTcpSyn)).action, XDP_TX);
+  ASSERT_EQ(count(GW_CONN_SYN), 1u);
+  ASSERT_EQ(rig.run(tcp4(same[1].c_str(), 1000, kTcpSyn)).action, XDP_TX);  // forwarded all the same
   EXPECT_EQ(rig.stats().conn_syn_refused, 1u);
   EXPECT_EQ(rig.stats().conn_stateless, 1u);
-  EXPECT_EQ(count(GW_CONN_SYN), 2u);
+  EXPECT_EQ(count(GW_CONN_SYN), 1u);
   // The refused client's ACK: an ESTABLISHED entry in the room the share leaves.
-  ASSERT_EQ(rig.run(tcp4("10.0.3.3", 1000, kTcpAck)).action, XDP_TX);
+  ASSERT_EQ(rig.run(tcp4(same[1].c_str(), 1000, kTcpAck)).action, XDP_TX);
   EXPECT_EQ(count(GW_CONN_ESTABLISHED), 1u);
   usleep(1'100'000);  // past the replacement floor, min(1 s, tcp_syn_timeout)
-  ASSERT_EQ(rig.run(tcp4("10.0.3.4", 1000, kTcpSyn)).action, XDP_TX);
+  ASSERT_EQ(rig.run(tcp4(same[2].c_str(), 1000, kTcpSyn)).action, XDP_TX);
   EXPECT_EQ(rig.stats().conn_syn_evicted, 1u);
   EXPECT_EQ(rig.stats().conn_syn_refused, 1u);
-  EXPECT_EQ(count(GW_CONN_SYN), 2u);
-  bool newest = false;
-  for (const gw_conn& c : rig.conns()) newest |= c.state == GW_CONN_SYN && c.src[3] == 4;
-  EXPECT_TRUE(newest) << "the newest SYN holds an entry";
+  ASSERT_EQ(count(GW_CONN_SYN), 1u);
+  gw_flow_key newest{};
+  inet_pton(AF_INET, same[2].c_str(), newest.src);
+  for (const gw_conn& c : rig.conns()) {
+    if (c.state == GW_CONN_SYN) {
+      EXPECT_EQ(std::memcmp(c.src, newest.src, 4), 0) << "the newest SYN holds the line's entry";
+    }
+  }
 }
 
 // gatewayd lists an entry only when its two halves agree: an entry whose signature is not its

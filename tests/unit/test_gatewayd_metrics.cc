@@ -476,6 +476,9 @@ TEST_F(GatewaydMetrics, ValuesFollowTheDataPlaneAndTheDaemon) {
   EXPECT_EQ(e.at(hl("gateway_backend_healthy", "b1")), 1);
   EXPECT_EQ(e.at("gateway_conn_table_entries"), 12);
   EXPECT_EQ(e.at("gateway_conn_table_capacity"), 2048);  // 1024 per worker, 2 workers
+  link_.dp.conn_table_shared = true;  // the XDP engine: one table for every CPU
+  EXPECT_EQ(scrape().at("gateway_conn_table_capacity"), 1024);
+  link_.dp.conn_table_shared = false;
   EXPECT_EQ(e.at("gateway_conn_table_syn_entries"), 7);
   EXPECT_EQ(e.at("gateway_conn_table_stateless_total"), 41);
   EXPECT_EQ(e.at("gateway_conn_table_syn_refused_total"), 29);

@@ -62,7 +62,7 @@ http::Response StatusHandler::get_status() {
   }
   dp["workers"] = std::move(workers);
   dp["conn_table"] = {{"entries", entries},
-                      {"capacity", uint64_t{d.conn_capacity} * d.workers.size()},
+                      {"capacity", d.conn_capacity_total()},
                       {"stateless", stateless}};
   dp["packets"] = {{"rx", rx}, {"tx", tx}};
   ojson drops = ojson::object();

@@ -64,7 +64,11 @@ struct DataplaneInfo {
   uint64_t started_ms = 0;    // CLOCK_REALTIME
   uint64_t heartbeat_ms = 0;  // CLOCK_MONOTONIC; 0 = never ran
   uint64_t restarts = 0;
-  uint32_t conn_capacity = 0;  // per worker
+  uint32_t conn_capacity = 0;  // per worker, or of the one table when conn_table_shared
+  bool conn_table_shared = false;  // one connection table for every worker (the XDP engine)
+  uint64_t conn_capacity_total() const {
+    return conn_table_shared ? conn_capacity : uint64_t{conn_capacity} * workers.size();
+  }
   std::vector<WorkerInfo> workers;
   std::vector<uint64_t> drops;      // by gw::DropReason, summed over workers
   std::vector<uint64_t> degraded;   // by gw::Degraded, summed over workers (GW_MAX_DEGRADED)

@@ -185,7 +185,10 @@ DataplaneInfo XdpLink::info() const {
   d.heartbeat_ms = detached_ ? 0 : now;
   d.created_ms = load(st.created_ms);
   d.started_ms = d.created_ms;
-  d.conn_capacity = st.conn_slots;
+  // One table for every CPU, of twice the configured capacity rounded to a power of two (a key's
+  // probe range almost always has a free slot): its capacity is the half of it.
+  d.conn_capacity = st.conn_slots / 2;
+  d.conn_table_shared = true;
   d.drops.assign(GW_MAX_DROP_REASONS, 0);
   d.degraded.assign(GW_MAX_DEGRADED, 0);
   d.ports.assign(GW_MAX_PORTS, PortCounters{});
