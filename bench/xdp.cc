@@ -247,7 +247,17 @@ int main_(int argc, char** argv) {
       b.set_cfg(syn, true, fresh, kBase + o.flows);
       const Summary w = b.measure(wrap_only, syn);
       b.set_cfg(syn, true, fresh, kBase + o.flows);
-      print_row(s.c_str(), b.measure(wrap, syn), w, floor, "new flows, table filled");
+      const gw_xdp_cpu_stats before = b.rig().stats();
+      const Summary g = b.measure(wrap, syn);
+      const gw_xdp_cpu_stats after = b.rig().stats();
+      print_row(s.c_str(), g, w, floor, "new flows, table filled");
+      // What the measured SYNs met: an insert, or (the table's free room used up, or the
+      // half-open share of their line held) no entry.
+      std::printf("  %s: %" PRIu64 " entries created, %" PRIu64 " refused by the half-open share, %" PRIu64
+                  " without an entry in all\n",
+                  s.c_str(), after.conn_inserts - before.conn_inserts,
+                  after.conn_syn_refused - before.conn_syn_refused,
+                  after.conn_stateless - before.conn_stateless);
     }
   }
   if (wanted(o, "nosvc4")) {
