@@ -122,7 +122,8 @@ struct gw_xdp_state {
   uint64_t ctl_heartbeat_ms;     /* [ctl] CLOCK_MONOTONIC ms of gatewayd's last pass */
   uint64_t created_ms;           /* [ctl] CLOCK_REALTIME ms when the maps (and every counter in
                                     them) were created */
-  uint8_t reserved1[8];
+  uint32_t too_big_rate;          /* [ctl] dataplane.icmp_too_big: answers a second per CPU */
+  uint32_t too_big_burst;         /* [ctl] and at most this many at once */
   struct gw_xdp_port ports[GW_MAX_PORTS];
 };
 
@@ -213,6 +214,9 @@ struct gw_xdp_cpu_stats {
   uint64_t last_ms;              /* CLOCK_MONOTONIC ms of this CPU's last packet */
   uint64_t seen_generation;      /* snapshot generation of this CPU's last packet */
   uint64_t ip_id;                /* the outer IPv4 identification, advanced per packet */
+  uint64_t too_big_milli_tokens; /* this CPU's token bucket for too-big answers (forward.h's
+                                    TokenBucket): thousandths of an answer */
+  uint64_t too_big_last_ms;      /* its last refill, CLOCK_MONOTONIC ms; 0: not primed */
 };
 
 struct gw_xdp_host_stats {       /* 32 bytes, per CPU per host id */

@@ -240,6 +240,8 @@ Result<void> Engine::start(const conf::Config& c) {
   st.closing_ms = static_cast<uint32_t>(t.tcp_closing_timeout.count());
   st.udp_ms = static_cast<uint32_t>(t.udp_timeout.count());
   st.syn_share_percent = t.tcp_syn_share_percent;
+  st.too_big_rate = c.dataplane.icmp_too_big.rate;
+  st.too_big_burst = c.dataplane.icmp_too_big.burst;
   const size_t n_ports = std::min<size_t>(c.dataplane.ports.size(), GW_MAX_PORTS);
   for (size_t i = 0; i < n_ports; ++i) {
     const conf::PortConfig& pc = c.dataplane.ports[i];

@@ -265,6 +265,40 @@ TEST_F(XdpProgTest, NewFlowsOfBothFamiliesGoWhereTheDpdkEngineSendsThem) {
   EXPECT_EQ(hosts_seen_v6, 3u);  // v1..v3
 }
 
+// A packet too big once encapsulated, with DF: the client is told the path MTU (the port's MTU
+// less the outer header) in an ICMP error whose checksums hold, from the port's address; once the
+// burst of answers is spent, the rest are dropped as too_big_rate_limited.
+TEST_F(XdpProgTest, TooBigWithDfIsAnsweredWithFragmentationNeeded) {
+  const auto big = PacketBuilder()
+                       .eth(kClient, kPort)
+                       .ipv4("10.0.0.30", "10.99.0.10", {.df = true})
+                       .tcp(40000, 80, kTcpAck)
+                       .payload(1560)
+                       .build();
+  const XdpRig::Result r = rig_->run(big);
+  ASSERT_EQ(r.action, XDP_TX);
+  ASSERT_EQ(r.frame.size(), 14u + 20 + 8 + 28);  // the quote: IPv4 header and 8 more bytes
+  EXPECT_EQ(std::memcmp(r.frame.data(), kClient.b, 6), 0);  // back to the client
+  const uint8_t* ip = r.frame.data() + 14;
+  const auto sum16 = [](const uint8_t* b, size_t n) {
+    uint32_t s = 0;
+    for (size_t k = 0; k + 1 < n; k += 2) s += static_cast<uint32_t>(b[k] << 8 | b[k + 1]);
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return s;
+  };
+  EXPECT_EQ(sum16(ip, 20), 0xffffu) << "IPv4 header checksum";
+  EXPECT_EQ(sum16(ip + 20, 8 + 28), 0xffffu) << "ICMP checksum";
+  EXPECT_EQ(ip[9], 1);         // ICMP
+  EXPECT_EQ(ip[20], 3);        // destination unreachable
+  EXPECT_EQ(ip[21], 4);        // fragmentation needed
+  EXPECT_EQ(ip[26] << 8 | ip[27], 1500 - 20);  // next-hop MTU: the port's, less the outer header
+  EXPECT_EQ(std::memcmp(ip + 28, big.data() + 14, 28), 0);  // the quote
+  EXPECT_EQ(rig_->stats().icmp_too_big_sent, 1u);
+  for (int k = 0; k < 60; ++k) rig_->run(big);  // past the default burst of 50
+  EXPECT_EQ(rig_->stats().icmp_too_big_sent, 50u);
+  EXPECT_EQ(rig_->stats().drops[static_cast<size_t>(DropReason::TooBigRateLimited)], 11u);
+}
+
 // A key lives in its home line or the next one: with a table of two lines every key's range is
 // the whole table, so eight flows met mid-stream (an ACK makes an ESTABLISHED entry) fill it
 // wherever their home slots fall, each later packet finds its own entry (a FIN moves it to

@@ -103,6 +103,8 @@ XdpRig::XdpRig(conf::Config config, const XdpRigOptions& options) : options_(opt
   st.closing_ms = options.timeouts.closing_ms;
   st.udp_ms = options.timeouts.udp_ms;
   st.syn_share_percent = options.timeouts.syn_share_percent;
+  st.too_big_rate = config.dataplane.icmp_too_big.rate;
+  st.too_big_burst = config.dataplane.icmp_too_big.burst;
   st.conn_slots = options.conn_slots;
   gw_xdp_port& p = st.ports[0];
   p.ifindex = options.ifindex;
