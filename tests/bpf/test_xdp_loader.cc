@@ -1,6 +1,7 @@
 // gatewayd's XDP loader (ctl/xdp/loader.h) on a real interface: a veth pair made for the test in
 // the test's own network namespace, the program attached, pinned under /sys/fs/bpf/gateway/<inst>.
 // Needs root; skips otherwise.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <bpf/bpf.h>
 #include <sched.h>
@@ -8,10 +9,15 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <numeric>
 #include <string>
 
+#include "ctl/gatewayd/base/xdp_link.h"
 #include "ctl/xdp/loader.h"
 #include "dataplane/config/config.h"
+#include "dataplane/core/hash_c.h"
+#include "dataplane/core/lifetime.h"
+#include "dataplane/shm/shm.h"
 
 namespace gw::xdp {
 namespace {
@@ -103,6 +109,61 @@ TEST_F(XdpLoaderTest, AMissingInterfaceIsNamedAndAFirstStartLeavesNothingPinned)
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().find("gwxl-none"), std::string::npos) << e.error();
   EXPECT_FALSE(exists(Engine::pin_dir(instance_) + "/gw_conns"));
+}
+
+// The drain estimate's data on the XDP engine: gatewayd's link sees an entry go at a heartbeat
+// and counts its lifetime (creation to that heartbeat) for its host; an entry the program turned
+// into a tombstone was removed by force and is not counted.
+TEST_F(XdpLoaderTest, EntriesThatEndOnTheirOwnAreCountedAsLifetimes) {
+  auto e = Engine::open(config_);
+  ASSERT_TRUE(e) << e.error();
+  const std::string dir = Engine::pin_dir(instance_);
+  gatewayd::XdpLink link(std::move(*e));
+  const int conns = bpf_obj_get((dir + "/gw_conns").c_str());
+  const int info = bpf_obj_get((dir + "/gw_conn_info").c_str());
+  ASSERT_GE(conns, 0);
+  ASSERT_GE(info, 0);
+  const uint64_t now_ms = shm::monotonic_ms();
+  const auto put = [&](uint32_t idx, uint8_t last_octet, uint16_t host, uint8_t state,
+                       bool tombstone) {
+    gw_xdp_conn_info in{};
+    in.key.src[0] = 10;
+    in.key.src[3] = last_octet;
+    in.key.dst[0] = 10;
+    in.key.dst[1] = 77;
+    in.key.dst[2] = 1;
+    in.key.dst[3] = 10;
+    in.key.src_port = 4000;
+    in.key.dst_port = htons(80);
+    in.key.proto = 6;
+    in.key.family = 4;
+    in.created_s = static_cast<uint32_t>(now_ms / 1000) - 40;
+    gw_xdp_conn c{};
+    c.sig = gw_flow_hash64(&in.key, GW_XDP_SIG_SEED) | 1;
+    c.last_ms = static_cast<uint32_t>(now_ms);
+    c.word = gw_xdp_conn_word(host, state, tombstone ? 1 : 0);
+    ASSERT_EQ(bpf_map_update_elem(info, &idx, &in, BPF_ANY), 0);
+    ASSERT_EQ(bpf_map_update_elem(conns, &idx, &c, BPF_ANY), 0);
+  };
+  const auto total = [&link](uint16_t host) {
+    const gatewayd::LifetimeCounts l = link.read_lifetimes(host);
+    return std::accumulate(l.begin(), l.end(), uint64_t{0});
+  };
+  put(5, 1, 3, GW_CONN_ESTABLISHED, false);
+  put(9, 2, 4, GW_CONN_ESTABLISHED, false);
+  link.heartbeat(1, 0);  // both seen
+  EXPECT_EQ(total(3), 0u);
+  put(5, 1, 3, GW_CONN_EMPTY, false);      // ended (as a slot reused or expired looks)
+  put(9, 2, 4, GW_CONN_ESTABLISHED, true);  // dropped by on_disable: drop
+  link.heartbeat(1, 0);
+  const gatewayd::LifetimeCounts l = link.read_lifetimes(3);
+  EXPECT_EQ(total(3), 1u);
+  const uint32_t b40 = dp::lifetime_bucket(40);
+  const uint32_t b41 = dp::lifetime_bucket(41);  // a second may have passed
+  EXPECT_EQ(l[b40] + (b41 != b40 ? l[b41] : 0), 1u) << "40 s old";
+  EXPECT_EQ(total(4), 0u);
+  close(conns);
+  close(info);
 }
 
 }  // namespace

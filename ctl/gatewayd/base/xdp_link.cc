@@ -5,9 +5,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <thread>
 #include <vector>
 
+#include "dataplane/core/lifetime.h"
 #include "dataplane/shm/shm.h"
 
 namespace gw::gatewayd {
@@ -169,8 +171,50 @@ void XdpLink::for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
   }
 }
 
-LifetimeCounts XdpLink::read_lifetimes(uint16_t) const {
-  return LifetimeCounts{};  // not recorded by the XDP engine yet
+LifetimeCounts XdpLink::read_lifetimes(uint16_t host) const {
+  std::lock_guard lk(lifetimes_mu_);
+  auto it = lifetimes_.find(host);
+  return it == lifetimes_.end() ? LifetimeCounts{} : it->second;
+}
+
+void XdpLink::watch_lifetimes(uint64_t now_ms) {
+  const uint32_t slots = engine_->view().state()->conn_slots;
+  if (slots == 0) return;
+  if (seen_.size() != slots) seen_.assign(slots, Seen{});
+  const gw_xdp_conn* table = engine_->conns();
+  const gw_xdp_conn_info* info = engine_->conn_info();
+  const auto now_s = static_cast<uint32_t>(now_ms / 1000);
+  std::lock_guard lk(lifetimes_mu_);
+  for (uint32_t i = 0; i < slots; ++i) {
+    gw_xdp_conn e;
+    std::memcpy(&e, &table[i], sizeof e);
+    Seen& was = seen_[i];
+    const uint8_t state = gw_xdp_conn_state(e.word);
+    bool here = e.sig != 0 && state != GW_CONN_EMPTY;
+    if (here) {
+      gw_conn c{};
+      c.state = state;
+      c.last_ms = e.last_ms;
+      here = live(c, now_ms);
+    }
+    const bool tombstone = (e.word & GW_XDP_CONN_TOMBSTONE) != 0;
+    if (was.sig != 0 && here && e.sig == was.sig) {
+      // The same flow: still running, unless it was removed by force in place.
+      if (tombstone || gw_xdp_conn_host(e.word) != was.host) was = Seen{};
+      continue;
+    }
+    if (was.sig != 0) {  // gone on its own: idled out, or its slot went to another flow
+      const uint32_t s = now_s > was.created_s ? now_s - was.created_s : 0;
+      lifetimes_[was.host][dp::lifetime_bucket(s)] += 1;
+      was = Seen{};
+    }
+    gw_conn c;
+    if (here && !tombstone && xdp::read_conn(table, info, i, &c)) {
+      was.sig = e.sig;
+      was.created_s = c.created_s;
+      was.host = c.host;
+    }
+  }
 }
 
 DataplaneInfo XdpLink::info() const {
@@ -234,6 +278,7 @@ DataplaneInfo XdpLink::info() const {
 
 void XdpLink::heartbeat(uint64_t pid, uint64_t monotonic_ms) {
   pid_ = pid;
+  if (!detached_) watch_lifetimes(shm::monotonic_ms());
   std::atomic_ref<uint64_t>(engine_->view().state()->ctl_heartbeat_ms)
       .store(monotonic_ms, std::memory_order_relaxed);
   engine_->refresh_neighbours();

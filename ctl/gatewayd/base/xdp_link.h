@@ -8,7 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "ctl/gatewayd/base/dataplane_link.h"
 #include "ctl/xdp/loader.h"
@@ -42,8 +45,23 @@ class XdpLink final : public DataplaneLink {
   // Slots of gw_conns per slice of the paced reader's walk.
   static constexpr uint32_t kSlice = 64;
   bool live(const gw_conn& e, uint64_t now_ms) const;
+  // The program keeps no lifetimes: each heartbeat compares every slot with what it held at the
+  // last one, and an entry that has gone (idled past its timeout, or its slot taken by another
+  // flow) finished on its own: its lifetime, from creation to the heartbeat that saw it gone,
+  // goes into its host's counts. Entries that became tombstones or moved host were removed by
+  // force and are not counted, as with the DPDK engine.
+  void watch_lifetimes(uint64_t now_ms);
+
+  struct Seen {            // a slot's entry at the last heartbeat
+    uint64_t sig = 0;      // 0: none (or not one that counts)
+    uint32_t created_s = 0;
+    uint16_t host = 0;
+  };
 
   std::unique_ptr<xdp::Engine> engine_;
+  std::vector<Seen> seen_;  // by slot
+  mutable std::mutex lifetimes_mu_;
+  std::map<uint16_t, LifetimeCounts> lifetimes_;  // by host id; guarded by lifetimes_mu_
   uint64_t retired_ms_ = 0;  // when the slot not published now stopped being published
   uint64_t pid_ = 0;
   bool detached_ = false;
