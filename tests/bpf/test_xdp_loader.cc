@@ -166,5 +166,30 @@ TEST_F(XdpLoaderTest, EntriesThatEndOnTheirOwnAreCountedAsLifetimes) {
   close(info);
 }
 
+// gatewayd reads the sessions in batches: every live one of a table larger than a batch is seen
+// once, the others are skipped.
+TEST_F(XdpLoaderTest, EveryLiveSessionIsReadOnce) {
+  conf::Config c = config_;
+  c.dataplane.conn_table.persistence_capacity = 8192;
+  auto e = Engine::open(c);
+  ASSERT_TRUE(e) << e.error();
+  const int fd = (*e)->sessions_fd();
+  for (uint32_t i = 0; i < 3000; ++i) {  // three batches of 1024
+    gw_xdp_session_key k{};
+    k.client[0] = 10;
+    k.client[2] = static_cast<uint8_t>(i >> 8);
+    k.client[3] = static_cast<uint8_t>(i);
+    k.family = 4;
+    gw_session v{};
+    v.state = i % 4 == 3 ? GW_SESSION_FREE : GW_SESSION_LIVE;
+    v.host = static_cast<uint16_t>(i);
+    ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0) << i;
+  }
+  gatewayd::XdpLink link(std::move(*e));
+  std::vector<int> seen(3000, 0);
+  link.for_each_session_in(0, 1, [&seen](const gw_session& s) { ++seen.at(s.host); });
+  for (uint32_t i = 0; i < 3000; ++i) EXPECT_EQ(seen[i], i % 4 == 3 ? 0 : 1) << i;
+}
+
 }  // namespace
 }  // namespace gw::xdp

@@ -4,6 +4,8 @@
 #include <bpf/libbpf.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -158,16 +160,29 @@ void XdpLink::for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
                                   const SessionFn& f) const {
   if (first_bucket > 0 || n_buckets == 0) return;
   const int fd = engine_->sessions_fd();
-  gw_xdp_session_key key{};
-  gw_xdp_session_key next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    gw_session s{};
-    if (bpf_map_lookup_elem(fd, &next, &s) == 0 && s.state == GW_SESSION_LIVE) {
-      f(s);
+  // A thousand sessions a syscall (BPF_MAP_LOOKUP_BATCH) rather than two syscalls a session: a
+  // full table of 256 Ki sessions is read in some 30 ms instead of several hundred.
+  constexpr uint32_t kBatch = 1024;
+  std::vector<gw_xdp_session_key> keys(kBatch);
+  std::vector<gw_session> values(kBatch);
+  uint64_t token = 0;  // the kernel's position in the hash table (a bucket index)
+  const void* in = nullptr;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (;;) {
+    uint32_t count = kBatch;
+    const int r = bpf_map_lookup_batch(fd, const_cast<void*>(in), &token, keys.data(),
+                                       values.data(), &count, &opts);
+    const int why = errno;
+    for (uint32_t i = 0; i < count && (r == 0 || why == ENOENT); ++i) {
+      if (values[i].state == GW_SESSION_LIVE) f(values[i]);
     }
-    key = next;
-    prev = &key;
+    if (r != 0) {
+      if (why != ENOENT) {
+        std::fprintf(stderr, "xdp: reading gw_sessions: %s\n", std::strerror(why));
+      }
+      return;  // ENOENT: the whole table was read
+    }
+    in = &token;
   }
 }
 
