@@ -237,6 +237,7 @@ struct gw_found {
   __u32 slot_idx;
   __u32 victim_idx;
   __u32 home_idx;     /* the first free slot of the home line, or GW_XDP_NO_SLOT */
+  __u32 home_victim_idx; /* victim_idx within the home line */
   __u32 old_syn_idx;  /* the home line's longest idle live SYN-state entry, or GW_XDP_NO_SLOT */
   __u32 old_syn_idle; /* ms */
   __u32 syns;         /* live SYN-state entries (not tombstones) of the home line */
@@ -255,6 +256,7 @@ static __always_inline void gw_conn_find(const struct gw_ctx *c, __u64 sig, __u6
   f->slot_idx = GW_XDP_NO_SLOT;
   f->victim_idx = GW_XDP_NO_SLOT;
   f->home_idx = GW_XDP_NO_SLOT;
+  f->home_victim_idx = GW_XDP_NO_SLOT;
   f->old_syn_idx = GW_XDP_NO_SLOT;
   f->old_syn_idle = 0;
   f->syns = 0;
@@ -288,6 +290,7 @@ static __always_inline void gw_conn_find(const struct gw_ctx *c, __u64 sig, __u6
     } else if (s == GW_CONN_CLOSING && idle >= oldest) {
       oldest = idle;
       f->victim_idx = idx;
+      if (i < GW_XDP_CONN_WAYS) f->home_victim_idx = idx;
     }
   }
 }
@@ -306,13 +309,14 @@ static __always_inline int gw_next_elsewhere(const struct gw_ctx *c, const struc
 /* The half-open share (conn_table.h) over lines: a new SYN-state entry goes only in its key's home
  * line, whose SYN-state entries may hold GW_XDP_CONN_WAYS * syn_share_percent / 100 of its slots
  * (at least one), so they hold at most that share of the table. Within the share: the home
- * line's free slot (GW_XDP_NO_SLOT if it has none: the insert fails as any other does). Over
+ * line's free slot (GW_XDP_NO_SLOT if it has none: the caller then takes the line's longest idle
+ * CLOSING entry, as a new flow takes one of its range, or forwards statelessly). Over
  * it: the line's oldest SYN-state entry if it has idled at least min(1 s, tcp_syn_timeout), or
  * however young if the flow's next packet would need the entry to reach its host (a pinned SYN);
  * else none (refused). */
 static __always_inline __u32 gw_syn_slot(struct gw_ctx *c, const struct gw_found *f,
                                          const struct gw_service *svc, const struct gw_pkt *p,
-                                         __u16 host) {
+                                         __u16 host, int *refused) {
   __u32 share = c->st->syn_share_percent;
   if (share == 0 || share > 100) share = share == 0 ? 1 : 100;
   __u32 ways = GW_XDP_CONN_WAYS * share / 100;
@@ -324,6 +328,7 @@ static __always_inline __u32 gw_syn_slot(struct gw_ctx *c, const struct gw_found
     return f->old_syn_idx;
   }
   c->stats->conn_syn_refused++;
+  *refused = 1;
   return GW_XDP_NO_SLOT;
 }
 
@@ -830,9 +835,11 @@ static __always_inline int gw_process(struct xdp_md *ctx) {
     __u32 idx = fd.slot_idx;
     /* A SYN is bounded by the half-open share, unless it reuses its own entry's slot. */
     int share = syn && !fd.e && gw_initial_state(&p) == GW_CONN_SYN;
-    if (share) idx = gw_syn_slot(&c, &fd, svc, &p, host);
-    if (idx == GW_XDP_NO_SLOT && new_flow && !share) {
-      idx = fd.victim_idx;
+    int refused = 0;
+    if (share) idx = gw_syn_slot(&c, &fd, svc, &p, host, &refused);
+    if (idx == GW_XDP_NO_SLOT && new_flow && !refused) {
+      /* a SYN stays in its home line: an ending connection's slot there */
+      idx = share ? fd.home_victim_idx : fd.victim_idx;
       if (idx != GW_XDP_NO_SLOT) stats->conn_evicted++;
     }
     struct gw_xdp_conn *slot = 0;

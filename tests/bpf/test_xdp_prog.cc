@@ -302,7 +302,8 @@ TEST_F(XdpProgTest, TooBigWithDfIsAnsweredWithFragmentationNeeded) {
 // A key lives in its home line or the next one: with a table of two lines every key's range is
 // the whole table, so eight flows met mid-stream (an ACK makes an ESTABLISHED entry) fill it
 // wherever their home slots fall, each later packet finds its own entry (a FIN moves it to
-// CLOSING), and a ninth flow is forwarded without one.
+// CLOSING), a ninth flow met mid-stream is forwarded without one, and a new connection's SYN
+// takes the slot of an ending one.
 TEST(XdpConnTable, EveryFlowFindsItsEntryInEitherLineUntilTheRangeIsFull) {
   if (geteuid() != 0) {
     GTEST_SKIP() << "loading BPF programs needs root";
@@ -325,6 +326,13 @@ TEST(XdpConnTable, EveryFlowFindsItsEntryInEitherLineUntilTheRangeIsFull) {
   ASSERT_EQ(rig.run(tcp4("10.0.2.1", 42000, kTcpAck)).action, XDP_TX);
   EXPECT_EQ(rig.stats().conn_stateless, 1u);
   EXPECT_EQ(rig.conns().size(), 8u);
+  // A new connection's SYN takes an ending connection's slot in its home line.
+  ASSERT_EQ(rig.run(tcp4("10.0.2.1", 42001, kTcpSyn)).action, XDP_TX);
+  EXPECT_EQ(rig.stats().conn_evicted, 1u);
+  EXPECT_EQ(rig.stats().conn_stateless, 1u);
+  size_t syns = 0;
+  for (const gw_conn& c : rig.conns()) syns += c.state == GW_CONN_SYN ? 1 : 0;
+  EXPECT_EQ(syns, 1u);
 }
 
 // The home line (of four slots) of a client's flow to web (10.99.0.10:80) in a table of n slots.
