@@ -63,7 +63,9 @@ for round in $(seq "$ROUNDS"); do
   op_pid=$!
   # A random moment: before, during or after the change.
   sleep "0.$((RANDOM % 6))$((RANDOM % 10))"
-  if ((RANDOM % 2 == 0)); then
+  # The XDP engine has no data-plane process: its program runs on in the kernel, so gatewayd is
+  # the one thing to kill.
+  if ((RANDOM % 2 == 0)) || [[ $ENGINE == xdp ]]; then
     victim=gatewayd
     stop_gatewayd KILL
   else
