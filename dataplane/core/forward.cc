@@ -427,8 +427,9 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
   return encap_to(p, pr, snap, host, h, ctx);
 }
 
-Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason status,
-                   WorkerCtx& ctx) noexcept {
+// si / vip_known: classify()'s service match of a TCP/UDP packet under ctx.snap.
+Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason status, uint16_t si,
+                   bool vip_known, WorkerCtx& ctx) noexcept {
   if (status != DropReason::None) {
     return drop(status);
   }
@@ -468,11 +469,8 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   if (key.proto != kProtoTcp && key.proto != kProtoUdp) {
     return drop(DropReason::L4Unsupported);
   }
-  bool known = false;
-  const uint16_t si = find_service(*snap, key.dst.b, static_cast<uint8_t>(key.family),
-                                   key.dst_port.host(), key.proto, &known);
   if (si == GW_NO_SERVICE) {
-    return drop(known ? DropReason::NoService : DropReason::NotForUs);
+    return drop(vip_known ? DropReason::NoService : DropReason::NotForUs);
   }
   const gw_service& svc = snap->services[si];
   // Shared memory is an input: a group id that indexes no Maglev table is refused here, once,
@@ -575,16 +573,27 @@ uint64_t session_key_hash(const FlowKey& key, uint16_t group) noexcept {
 }
 
 void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept {
+  // The service first: a packet to no service (junk, scans, spoofed floods at closed ports) is
+  // never hashed and never costs a connection-table miss.
+  const gw_snapshot* snap = ctx.snap;
   for (uint16_t i = 0; i < n; ++i) {
     Parsed& pr = s.parsed[i];
     s.status[i] = parse_packet(pkts[i].data, pkts[i].len, pr);
-    if (s.status[i] == DropReason::None && pr.l3 != L3Kind::Arp) {
-      s.hash[i] = flow_hash64(pr.key, kConnSeed);
+    s.hash[i] = 0;
+    s.service[i] = GW_NO_SERVICE;
+    s.vip_known[i] = false;
+    const FlowKey& key = pr.key;
+    if (s.status[i] != DropReason::None || pr.l3 == L3Kind::Arp || snap == nullptr ||
+        (key.proto != kProtoTcp && key.proto != kProtoUdp)) {
+      continue;
+    }
+    s.service[i] = find_service(*snap, key.dst.b, static_cast<uint8_t>(key.family),
+                                key.dst_port.host(), key.proto, &s.vip_known[i]);
+    if (s.service[i] != GW_NO_SERVICE) {
+      s.hash[i] = flow_hash64(key, kConnSeed);
       if (ctx.conns != nullptr) {
         ctx.conns->prefetch(s.hash[i]);
       }
-    } else {
-      s.hash[i] = 0;
     }
   }
   // The entry loads, back to back: read-only, so decide() stays the one place that changes the
@@ -598,7 +607,8 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
 
 void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
-    out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], ctx);
+    out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], s.service[i],
+                        s.vip_known[i], ctx);
     if (out[i].action == Action::Drop) {
       shm::add_relaxed(ctx.stats->drops[static_cast<size_t>(out[i].reason)]);
     }

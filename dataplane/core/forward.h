@@ -157,8 +157,10 @@ struct WorkerCtx {
 // Per-packet scratch between the two phases.
 struct Scratch {
   Parsed parsed[kMaxBurst];
-  uint64_t hash[kMaxBurst];
+  uint64_t hash[kMaxBurst];        // flow hash of a TCP/UDP packet to a service, else 0
   DropReason status[kMaxBurst];
+  uint16_t service[kMaxBurst];     // classify()'s service match (TCP/UDP), or GW_NO_SERVICE
+  bool vip_known[kMaxBurst];       // with GW_NO_SERVICE: the destination is a VIP all the same
   const gw_conn* warm[kMaxBurst];  // classify()'s read-only look-ups; decide() looks up again
 };
 
