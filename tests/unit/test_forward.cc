@@ -572,6 +572,28 @@ TEST_F(ForwardTest, EveryOtherPacketIsDroppedWithItsReason) {
   EXPECT_EQ(drops(DropReason::Ipv4BadChecksum), 1u);
 }
 
+// Junk to a VIP port without a service, or to no VIP, is told apart in the classify pass: it is
+// never hashed nor looked up in the connection table (a flood of it costs no table miss).
+TEST_F(ForwardTest, PacketsToNoServiceNeverTouchTheConnectionTable) {
+  const dp::Scratch& s = rig_.scratch();
+  EXPECT_EQ(send(tcp("198.51.100.7", 1, kTcpAck, "10.99.0.10", 81)).out.reason,
+            DropReason::NoService);
+  EXPECT_EQ(s.service[0], GW_NO_SERVICE);
+  EXPECT_TRUE(s.vip_known[0]);
+  EXPECT_EQ(s.hash[0], 0u);
+  EXPECT_EQ(s.warm[0], nullptr);
+  EXPECT_EQ(send(tcp("198.51.100.7", 1, kTcpAck, "10.99.0.99", 80)).out.reason,
+            DropReason::NotForUs);
+  EXPECT_FALSE(s.vip_known[0]);
+  EXPECT_EQ(s.hash[0], 0u);
+  // The same client to the service: matched, hashed, and its entry read ahead once it has one.
+  ASSERT_EQ(send(tcp("198.51.100.7", 1, kTcpSyn)).out.action, Action::Forward);
+  EXPECT_NE(s.service[0], GW_NO_SERVICE);
+  EXPECT_NE(s.hash[0], 0u);
+  ASSERT_EQ(send(tcp("198.51.100.7", 1, kTcpAck)).out.action, Action::Forward);
+  EXPECT_NE(s.warm[0], nullptr);
+}
+
 TEST_F(ForwardTest, TooBigForThePathIsDroppedAndCounted) {
   port_.mtu = 1500;
   auto big = PacketBuilder()
