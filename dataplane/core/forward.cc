@@ -618,10 +618,23 @@ void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* ou
 void process_burst(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept {
   // Callers size their bursts by kMaxBurst (Worker clamps its setting); Scratch holds that many.
   GW_DCHECK(n <= kMaxBurst, "burst larger than the scratch");
+  // A worker's burst comes from one port's receive queue: its counters move once per burst.
+  uint64_t bytes = 0;
+  bool one_port = true;
   for (uint16_t i = 0; i < n; ++i) {
-    gw_port_counters& pc = ctx.stats->ports[pkts[i].port % GW_MAX_PORTS];
-    shm::add_relaxed(pc.rx_packets);
-    shm::add_relaxed(pc.rx_bytes, pkts[i].len);
+    bytes += pkts[i].len;
+    one_port &= pkts[i].port == pkts[0].port;
+  }
+  if (n > 0 && one_port) {
+    gw_port_counters& pc = ctx.stats->ports[pkts[0].port % GW_MAX_PORTS];
+    shm::add_relaxed(pc.rx_packets, n);
+    shm::add_relaxed(pc.rx_bytes, bytes);
+  } else {
+    for (uint16_t i = 0; i < n; ++i) {
+      gw_port_counters& pc = ctx.stats->ports[pkts[i].port % GW_MAX_PORTS];
+      shm::add_relaxed(pc.rx_packets);
+      shm::add_relaxed(pc.rx_bytes, pkts[i].len);
+    }
   }
   classify(pkts, n, ctx, s);
   decide(pkts, n, ctx, s, out);

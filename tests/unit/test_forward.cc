@@ -594,6 +594,32 @@ TEST_F(ForwardTest, PacketsToNoServiceNeverTouchTheConnectionTable) {
   EXPECT_NE(s.warm[0], nullptr);
 }
 
+// A burst from one port moves that port's receive counters once: every packet and every byte.
+TEST_F(ForwardTest, AOnePortBurstIsCountedWhole) {
+  std::vector<std::vector<uint8_t>> frames = {tcp("198.51.100.7", 1, kTcpSyn).build(),
+                                              tcp("198.51.100.8", 2, kTcpAck).build(),
+                                              tcp("198.51.100.9", 3, kTcpSyn, "10.99.0.99").build()};
+  constexpr uint32_t kHeadroom = 128;
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<Pkt> pkts;
+  uint64_t bytes = 0;
+  for (const auto& f : frames) {
+    bufs.emplace_back(kHeadroom, 0);
+    bufs.back().insert(bufs.back().end(), f.begin(), f.end());
+    bytes += f.size();
+  }
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    pkts.push_back(Pkt{bufs[i].data() + kHeadroom, static_cast<uint32_t>(frames[i].size()),
+                       kHeadroom, 0});
+  }
+  const gw_port_counters before = worker_->ports[0];
+  Outcome out[3];
+  rig_.run(pkts.data(), 3, out);
+  EXPECT_EQ(worker_->ports[0].rx_packets - before.rx_packets, 3u);
+  EXPECT_EQ(worker_->ports[0].rx_bytes - before.rx_bytes, bytes);
+  EXPECT_EQ(worker_->ports[1].rx_packets, 0u);
+}
+
 TEST_F(ForwardTest, TooBigForThePathIsDroppedAndCounted) {
   port_.mtu = 1500;
   auto big = PacketBuilder()
