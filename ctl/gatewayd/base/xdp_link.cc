@@ -167,7 +167,8 @@ void XdpLink::for_each_session_in(uint32_t first_bucket, uint32_t n_buckets,
   std::vector<gw_session> values(kBatch);
   uint64_t token = 0;  // the kernel's position in the hash table (a bucket index)
   const void* in = nullptr;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  bpf_map_batch_opts opts{};  // LIBBPF_OPTS() is a GNU statement expression: not in ISO C++
+  opts.sz = sizeof(opts);
   for (;;) {
     uint32_t count = kBatch;
     const int r = bpf_map_lookup_batch(fd, const_cast<void*>(in), &token, keys.data(),
