@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Scenario: crash at any moment. Twenty rounds of `kill -9` of gatewayd or gateway-dataplane at a
-# random moment while a host-mode change or a configuration activation is in flight, with
-# long-lived connections running throughout. Afterwards: no long-lived connection broke (the
-# chaos only drains and enables, so every host stays ACTIVE or draining), every host's mode is
-# the one of its last answered change (or, after changes that were never answered, one of the
-# modes they could have left), the active configuration version is complete (gatewayd starts
-# from it and it carries exactly the tag one of the activations set), and the state equals the
-# last answered activation whenever the last activation was answered.
+# random moment (engine xdp: `kill -9` of gatewayd, or an upgrade of the program through its
+# pinned link, since the program runs in the kernel and has no process) while a host-mode change
+# or a configuration activation is in flight, with long-lived connections running throughout.
+# Afterwards: no long-lived connection broke (the chaos only drains and enables, so every host
+# stays ACTIVE or draining), every host's mode is the one of its last answered change (or, after
+# changes that were never answered, one of the modes they could have left), the active
+# configuration version is complete (gatewayd starts from it and it carries exactly the tag one
+# of the activations set), and the state equals the last answered activation whenever the last
+# activation was answered. With xdp, every round also keeps the link on lb0 and every map.
 source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${GW_CHAOS_ROUNDS:-20}
@@ -27,6 +29,11 @@ declare -A possible=([back_end_1]=ACTIVE [back_end_2]=ACTIVE)
 # Configuration: the `round` tag of back_end_3 that each possible active version carries.
 possible_rounds="none"
 last_config_answered=yes
+# Engine xdp: neither a gatewayd restart nor an upgrade may replace the link or a map.
+if [[ $ENGINE == xdp ]]; then
+  xdp_link=$(xdp_link_id)
+  xdp_maps=$(xdp_map_ids)
+fi
 
 config_with_round() {  # ROUND: the topology's configuration with back_end_3 tagged round=ROUND
   sed "s/{name: back_end_3, address: 10.99.2.13, tags: {/&round: \"$1\", /" "$CFG"
@@ -63,18 +70,33 @@ for round in $(seq "$ROUNDS"); do
   op_pid=$!
   # A random moment: before, during or after the change.
   sleep "0.$((RANDOM % 6))$((RANDOM % 10))"
-  # The XDP engine has no data-plane process: its program runs on in the kernel, so gatewayd is
-  # the one thing to kill.
-  if ((RANDOM % 2 == 0)) || [[ $ENGINE == xdp ]]; then
+  # The XDP engine has no data-plane process: its program runs on in the kernel, so the other
+  # event is its upgrade (another build through the pinned link) under gatewayd's feet.
+  if ((RANDOM % 2 == 0)); then
     victim=gatewayd
     stop_gatewayd KILL
+  elif [[ $ENGINE == xdp ]]; then
+    victim=program
+    prog=$(xdp_link_prog)
+    xdp_swap_program
+    [[ $(xdp_link_prog) != "$prog" ]] || fail "round $round: program $prog still on the link"
+    [[ $(xdp_lb0_prog) == "$(xdp_link_prog)" ]] || fail "round $round: lb0 runs another program"
   else
     victim=gateway-dataplane
     stop_dataplane KILL
   fi
   wait "$op_pid" || true
   rc=$(cat "$out" 2>/dev/null || echo 99)
-  if [[ $victim == gatewayd ]]; then start_gatewayd >/dev/null; else start_dataplane >/dev/null; fi
+  case $victim in
+    gatewayd) start_gatewayd >/dev/null ;;
+    gateway-dataplane) start_dataplane >/dev/null ;;
+  esac
+  if [[ $ENGINE == xdp ]]; then
+    [[ $(xdp_link_id) == "$xdp_link" ]] || fail "round $round: the link on lb0 was replaced"
+    [[ $(xdp_map_ids) == "$xdp_maps" ]] || fail "round $round: maps changed: $(xdp_map_ids)"
+    unused=$(xdp_prog_on_pinned_maps "$(xdp_link_prog)")
+    [[ -z $unused ]] || fail "round $round: the program on lb0 does not use pinned maps $unused"
+  fi
   answered=$([[ $rc == 0 ]] && echo yes || echo no)
   case $op in
     mode*)
@@ -89,7 +111,8 @@ for round in $(seq "$ROUNDS"); do
       last_config_answered=$answered
       ;;
   esac
-  log "round $round: $op, kill -9 $victim: answered=$answered"
+  if [[ $victim == program ]]; then what="program upgrade"; else what="kill -9 $victim"; fi
+  log "round $round: $op, $what: answered=$answered"
 done
 
 # Every answered change is what gatewayd reports; unanswered ones left one of their outcomes.

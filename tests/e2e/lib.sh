@@ -126,6 +126,37 @@ stop_gatewayd() {  # [SIGNAL]
 
 ctl() { on lb "$GW_BUILD/ctl/gatewayctl" --socket "$SOCK" "$@"; }
 
+# Engine xdp: what the kernel holds for the instance, read from its pins with bpftool, so a
+# scenario can tell what a restart or an upgrade replaced (the program) from what it must keep
+# (the link on lb0 and every map: connections, sessions, snapshots, counters).
+XDP_PIN=/sys/fs/bpf/gateway/$P
+xdp_link_id() { bpftool -j link show pinned "$XDP_PIN/link-lb0" | jq .id; }
+xdp_link_prog() { bpftool -j link show pinned "$XDP_PIN/link-lb0" | jq .prog_id; }
+# The program the interface runs, as the kernel reports it for lb0 (0: none).
+xdp_lb0_prog() { on lb ip -j -d link show dev lb0 | jq '.[0].xdp.prog.id // 0'; }
+xdp_prog_tag() { bpftool -j prog show id "$1" | jq -r .tag; }
+xdp_map_ids() {  # "name=id ..." of every pinned map
+  local f ids=()
+  for f in "$XDP_PIN"/gw_*; do
+    ids+=("$(basename "$f")=$(bpftool -j map show pinned "$f" | jq .id)")
+  done
+  echo "${ids[*]}"
+}
+# xdp_prog_on_pinned_maps PROG: the pinned maps PROG does not use (empty when it runs on the
+# instance's maps; a program loaded with maps of its own would list them all here).
+xdp_prog_on_pinned_maps() {
+  local f pinned=()
+  for f in "$XDP_PIN"/gw_*; do pinned+=("$(bpftool -j map show pinned "$f" | jq .id)"); done
+  bpftool -j prog show id "$1" |
+    jq -r --argjson p "[$(IFS=,; echo "${pinned[*]}")]" '$p - .map_ids | map(tostring) | join(" ")'
+}
+# The program upgrade: another build of bpf/gateway.bpf.c put on the pinned link by
+# bpf_link_update, with the pinned maps (tests/e2e/xdp_swap.cc); gatewayd keeps running.
+xdp_swap_program() {
+  "$GW_BUILD/tests/e2e/gw-e2e-xdp-swap" "$XDP_PIN" link-lb0 "$GW_BUILD/bpf/gateway_upgrade.bpf.o" ||
+    fail "the program upgrade through the pinned link failed"
+}
+
 # host_field GROUP HOST JQ_PATH: a field of one host from `gatewayctl --json backends GROUP`.
 host_field() {
   ctl --json backends "$1" | jq -r --arg h "$2" ".hosts[] | select(.name == \$h) | $3"
