@@ -18,6 +18,45 @@ static __always_inline __u32 gw_word_sum(const __u8 *a) {
   return ((__u32)a[0] << 8 | a[1]) + ((__u32)a[2] << 8 | a[3]);
 }
 
+/* A 32-bit ones' complement sum folded and inverted: the checksum to store. */
+static __always_inline __u16 gw_fold(__u32 sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return (__u16)~sum;
+}
+
+/* write_ipip4() of encap.cc: a 20-byte IPv4 header at ip (TTL GW_OUTER_TTL), checksum included. */
+static __always_inline void gw_put_ip4(__u8 *ip, __u8 tos, __u16 total, __u16 id, __u16 frag,
+                                       __u8 proto, const __u8 *src, const __u8 *dst) {
+  __u32 sum = (0x45u << 8 | tos) + total + id + frag + ((__u32)GW_OUTER_TTL << 8 | proto) +
+              gw_word_sum(src) + gw_word_sum(dst);
+  ip[0] = 0x45;
+  ip[1] = tos;
+  gw_put16(ip + 2, total);
+  gw_put16(ip + 4, id);
+  gw_put16(ip + 6, frag);
+  ip[8] = GW_OUTER_TTL;
+  ip[9] = proto;
+  gw_put16(ip + 10, gw_fold(sum));
+  __builtin_memcpy(ip + 12, src, 4);
+  __builtin_memcpy(ip + 16, dst, 4);
+}
+
+/* write_ip6ip6() of encap.cc: a 40-byte IPv6 header at ip (hop limit GW_OUTER_TTL). */
+static __always_inline void gw_put_ip6(__u8 *ip, __u8 tos, __u32 label, __u16 payload_len,
+                                       __u8 next, const __u8 *src, const __u8 *dst) {
+  __u32 w0 = (6u << 28) | ((__u32)tos << 20) | label;
+  ip[0] = (__u8)(w0 >> 24);
+  ip[1] = (__u8)(w0 >> 16);
+  ip[2] = (__u8)(w0 >> 8);
+  ip[3] = (__u8)w0;
+  gw_put16(ip + 4, payload_len);
+  ip[6] = next;
+  ip[7] = GW_OUTER_TTL;
+  __builtin_memcpy(ip + 8, src, 16);
+  __builtin_memcpy(ip + 24, dst, 16);
+}
+
 /* TokenBucket::take() of forward.h over this CPU's fields: one too-big answer if a token is left. */
 static __always_inline int gw_too_big_token(struct gw_ctx *c) {
   struct gw_xdp_cpu_stats *s = c->stats;
@@ -37,12 +76,6 @@ static __always_inline int gw_too_big_token(struct gw_ctx *c) {
   if (s->too_big_milli_tokens < 1000) return 0;
   s->too_big_milli_tokens -= 1000;
   return 1;
-}
-
-static __always_inline __u16 gw_fold(__u32 sum) {
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return (__u16)~sum;
 }
 
 /* answer_too_big() of dataplane/core/too_big.cc (the rules are in too_big.h): a packet that does
@@ -89,34 +122,14 @@ static __always_inline int gw_too_big(struct xdp_md *ctx, struct gw_ctx *c, cons
   __u8 *icmp = ip + iph;
   __u16 icmp_len = (__u16)(8 + quote);
   if (v4) {
-    __u16 id = (__u16)(c->stats->ip_id++);
-    __u16 total = (__u16)(20 + icmp_len);
-    __u32 sum = (0x45u << 8) + total + id + ((__u32)GW_OUTER_TTL << 8 | GW_IPPROTO_ICMP) +
-                gw_word_sum(port->addr4) + gw_word_sum(p->key.src);
-    ip[0] = 0x45;
-    ip[1] = 0;
-    gw_put16(ip + 2, total);
-    gw_put16(ip + 4, id);
-    gw_put16(ip + 6, 0);
-    ip[8] = GW_OUTER_TTL;
-    ip[9] = GW_IPPROTO_ICMP;
-    gw_put16(ip + 10, gw_fold(sum));
-    __builtin_memcpy(ip + 12, port->addr4, 4);
-    __builtin_memcpy(ip + 16, p->key.src, 4);
+    gw_put_ip4(ip, 0, (__u16)(20 + icmp_len), (__u16)(c->stats->ip_id++), 0, GW_IPPROTO_ICMP,
+               port->addr4, p->key.src);
     icmp[0] = 3;
     icmp[1] = 4; /* fragmentation needed and DF set */
     gw_put16(icmp + 4, 0);
     gw_put16(icmp + 6, (__u16)path_mtu); /* next-hop MTU (RFC 1191) */
   } else {
-    ip[0] = 0x60;
-    ip[1] = 0;
-    ip[2] = 0;
-    ip[3] = 0;
-    gw_put16(ip + 4, icmp_len);
-    ip[6] = GW_IPPROTO_ICMPV6;
-    ip[7] = GW_OUTER_TTL;
-    __builtin_memcpy(ip + 8, port->addr6, 16);
-    __builtin_memcpy(ip + 24, p->key.src, 16);
+    gw_put_ip6(ip, 0, 0, icmp_len, GW_IPPROTO_ICMPV6, port->addr6, p->key.src);
     icmp[0] = 2;
     icmp[1] = 0;
     gw_put16(icmp + 4, (__u16)(path_mtu >> 16));
@@ -204,35 +217,11 @@ static __always_inline int gw_encap(struct xdp_md *ctx, struct gw_ctx *c, const 
   }
   gw_put16(ip - 2, v6 ? GW_ETH_P_IPV6 : GW_ETH_P_IPV4);
   __u8 inner_proto = p->key.family == 4 ? 4 : 41;
-  if (v6) {
-    __u32 w0 = (6u << 28) | ((__u32)tos << 20) | label;
-    ip[0] = (__u8)(w0 >> 24);
-    ip[1] = (__u8)(w0 >> 16);
-    ip[2] = (__u8)(w0 >> 8);
-    ip[3] = (__u8)w0;
-    gw_put16(ip + 4, (__u16)ip_len);
-    ip[6] = inner_proto;
-    ip[7] = GW_OUTER_TTL;
-    __builtin_memcpy(ip + 8, port->addr6, 16);
-    __builtin_memcpy(ip + 24, h->addr, 16);
-  } else {
-    __u16 total = (__u16)(20 + ip_len);
-    __u16 frag = df ? 0x4000 : 0;
-    __u32 sum = (0x45u << 8 | tos) + total + id + frag + ((__u32)GW_OUTER_TTL << 8 | inner_proto) +
-                gw_word_sum(port->addr4) + gw_word_sum(h->addr);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    ip[0] = 0x45;
-    ip[1] = tos;
-    gw_put16(ip + 2, total);
-    gw_put16(ip + 4, id);
-    gw_put16(ip + 6, frag);
-    ip[8] = GW_OUTER_TTL;
-    ip[9] = inner_proto;
-    gw_put16(ip + 10, (__u16)~sum);
-    __builtin_memcpy(ip + 12, port->addr4, 4);
-    __builtin_memcpy(ip + 16, h->addr, 4);
-  }
+  if (v6)
+    gw_put_ip6(ip, tos, label, (__u16)ip_len, inner_proto, port->addr6, h->addr);
+  else
+    gw_put_ip4(ip, tos, (__u16)(20 + ip_len), id, df ? 0x4000 : 0, inner_proto, port->addr4,
+               h->addr);
   struct gw_xdp_host_stats *hs = bpf_map_lookup_elem(&gw_host_stats, &(__u32){host});
   if (hs) {
     hs->packets++;

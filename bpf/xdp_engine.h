@@ -77,6 +77,15 @@ static __always_inline __u16 gw_maglev(__u32 slot, __u16 g, int established, __u
   return h ? *h : GW_NO_HOST;
 }
 
+/* The flow's slot in its service's Maglev tables: by the flow, or with source-IP persistence by
+ * the client's address (choose_host() and next_packet_goes_elsewhere() of forward.cc). */
+static __always_inline __u32 gw_maglev_slot(const struct gw_service *svc,
+                                            const struct gw_flow_key *k) {
+  if (svc->flags & GW_SERVICE_PERSIST)
+    return (__u32)(gw_source_hash64(k->family, k->src, GW_SESSION_SEED) >> 32) % GW_MAGLEV_SIZE;
+  return gw_flow_hash32(k, GW_MAGLEV_SEED) % GW_MAGLEV_SIZE;
+}
+
 /* ---- per-packet context -------------------------------------------------------------------- */
 
 struct gw_ctx {
@@ -149,17 +158,16 @@ static __always_inline __u16 gw_choose(struct gw_ctx *c, const struct gw_service
       return GW_NO_HOST;
     }
   }
+  const __u32 ms = gw_maglev_slot(svc, &p->key);
   if (!(svc->flags & GW_SERVICE_PERSIST)) {
-    __u16 h = gw_maglev(c->slot, svc->group, !new_flow,
-                        gw_flow_hash32(&p->key, GW_MAGLEV_SEED) % GW_MAGLEV_SIZE);
+    __u16 h = gw_maglev(c->slot, svc->group, !new_flow, ms);
     if (h >= GW_MAX_HOSTS) {
       *reason = GW_DROP_NoHost;
       return GW_NO_HOST;
     }
     return h;
   }
-  __u64 sh = gw_source_hash64(p->key.family, p->key.src, GW_SESSION_SEED);
-  __u16 by_table = gw_maglev(c->slot, svc->group, !new_flow, (__u32)(sh >> 32) % GW_MAGLEV_SIZE);
+  __u16 by_table = gw_maglev(c->slot, svc->group, !new_flow, ms);
   if (by_table >= GW_MAX_HOSTS) by_table = GW_NO_HOST;
   struct gw_xdp_session_key k;
   gw_session_key(&k, p, svc->group);
@@ -299,11 +307,7 @@ static __always_inline void gw_conn_find(const struct gw_ctx *c, __u64 sig, __u6
  * scheduled by the `established` table to another host than `host` (as while a host drains). */
 static __always_inline int gw_next_elsewhere(const struct gw_ctx *c, const struct gw_service *svc,
                                              const struct gw_pkt *p, __u16 host) {
-  __u32 s = !(svc->flags & GW_SERVICE_PERSIST)
-                ? gw_flow_hash32(&p->key, GW_MAGLEV_SEED) % GW_MAGLEV_SIZE
-                : (__u32)(gw_source_hash64(p->key.family, p->key.src, GW_SESSION_SEED) >> 32) %
-                      GW_MAGLEV_SIZE;
-  return gw_maglev(c->slot, svc->group, 1, s) != host;
+  return gw_maglev(c->slot, svc->group, 1, gw_maglev_slot(svc, &p->key)) != host;
 }
 
 /* The half-open share (conn_table.h) over lines: a new SYN-state entry goes only in its key's home
@@ -317,8 +321,9 @@ static __always_inline int gw_next_elsewhere(const struct gw_ctx *c, const struc
 static __always_inline __u32 gw_syn_slot(struct gw_ctx *c, const struct gw_found *f,
                                          const struct gw_service *svc, const struct gw_pkt *p,
                                          __u16 host, int *refused) {
-  __u32 share = c->st->syn_share_percent;
-  if (share == 0 || share > 100) share = share == 0 ? 1 : 100;
+  __u32 share = c->st->syn_share_percent; /* 1..100, as conn_table.h clamps it */
+  if (share == 0) share = 1;
+  if (share > 100) share = 100;
   __u32 ways = GW_XDP_CONN_WAYS * share / 100;
   if (ways == 0) ways = 1;
   if (f->syns < ways || f->old_syn_idx == GW_XDP_NO_SLOT) return f->home_idx;
