@@ -74,10 +74,10 @@ uint64_t XdpLink::publish(gw_snapshot* slot) {
   return gen;
 }
 
-bool XdpLink::live(const gw_conn& e, uint64_t now_ms) const {
+bool XdpLink::live(uint8_t state, uint32_t last_ms, uint64_t now_ms) const {
   const gw_xdp_state& st = *engine_->view().state();
   uint32_t timeout = 0;
-  switch (e.state) {
+  switch (state) {
     case GW_CONN_SYN: timeout = st.syn_ms; break;
     case GW_CONN_ESTABLISHED: timeout = st.established_ms; break;
     case GW_CONN_CLOSING: timeout = st.closing_ms; break;
@@ -85,8 +85,8 @@ bool XdpLink::live(const gw_conn& e, uint64_t now_ms) const {
     default: return false;
   }
   // The program's clock is the coarse monotonic one: up to a tick behind ours.
-  return static_cast<uint32_t>(static_cast<uint32_t>(now_ms) - e.last_ms) < timeout ||
-         static_cast<int32_t>(static_cast<uint32_t>(now_ms) - e.last_ms) < 0;
+  return static_cast<uint32_t>(static_cast<uint32_t>(now_ms) - last_ms) < timeout ||
+         static_cast<int32_t>(static_cast<uint32_t>(now_ms) - last_ms) < 0;
 }
 
 void XdpLink::read_host_counters(std::vector<HostCounters>& out) const {
@@ -140,7 +140,10 @@ void XdpLink::for_each_conn_in(unsigned worker, uint32_t first_bucket, uint32_t 
   const uint64_t generation = xdp::published(*engine_->view().state()) >> 1;
   for (uint64_t i = first; i < last; ++i) {
     gw_conn e;
-    if (!xdp::read_conn(table, info, static_cast<uint32_t>(i), &e) || !live(e, now)) continue;
+    if (!xdp::read_conn(table, info, static_cast<uint32_t>(i), &e) ||
+        !live(e.state, e.last_ms, now)) {
+      continue;
+    }
     // An entry whose host lost GW_HOST_ESTABLISHED since (DISABLED) is no connection of that host
     // any more: its next packet is rescheduled or dropped. The DPDK workers remove such entries
     // in their sweep; here the reader applies the same rule, so counts fall to 0 at once.
@@ -206,13 +209,7 @@ void XdpLink::watch_lifetimes(uint64_t now_ms) {
     std::memcpy(&e, &table[i], sizeof e);
     Seen& was = seen_[i];
     const uint8_t state = gw_xdp_conn_state(e.word);
-    bool here = e.sig != 0 && state != GW_CONN_EMPTY;
-    if (here) {
-      gw_conn c{};
-      c.state = state;
-      c.last_ms = e.last_ms;
-      here = live(c, now_ms);
-    }
+    const bool here = e.sig != 0 && live(state, e.last_ms, now_ms);  // EMPTY is never live
     const bool tombstone = (e.word & GW_XDP_CONN_TOMBSTONE) != 0;
     if (was.sig != 0 && here && e.sig == was.sig) {
       // The same flow: still running, unless it was removed by force in place.

@@ -44,7 +44,8 @@ class XdpLink final : public DataplaneLink {
  private:
   // Slots of gw_conns per slice of the paced reader's walk.
   static constexpr uint32_t kSlice = 64;
-  bool live(const gw_conn& e, uint64_t now_ms) const;
+  // Whether an entry in `state`, last seen at last_ms, has not idled past its timeout.
+  bool live(uint8_t state, uint32_t last_ms, uint64_t now_ms) const;
   // The program keeps no lifetimes: each heartbeat compares every slot with what it held at the
   // last one, and an entry that has gone (idled past its timeout, or its slot taken by another
   // flow) finished on its own: its lifetime, from creation to the heartbeat that saw it gone,
