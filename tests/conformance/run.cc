@@ -192,7 +192,6 @@ std::optional<IpAddress> outer_dst(const std::vector<uint8_t>& f) {
   return std::nullopt;
 }
 
-// The outer IPv4 identification and header checksum come from a per-worker counter.
 // The IPv4 identification and header checksum of a header the engine wrote (an outer IPIP or
 // IPv4-in-IPv4 header, or an ICMP error's), zeroed: a per-worker counter. Echo answers keep the
 // client's header, so they are compared whole.
