@@ -8,6 +8,8 @@
 //   BM_SnapshotBuildPublish/G/H  SnapshotWriter::begin + ctl::build_snapshot + publish on a shm
 //                             Region (instance bench-<pid>, unlinked at exit) for the bench
 //                             configuration plus G groups of H hosts, one service each
+//   BM_ModeChangePublish/I/G/H  one host's mode changes, then build + publish as gatewayd does it:
+//                             I = 0 whole rebuild (build_snapshot), 1 incremental (SnapshotBuilder)
 //   BM_ModeChange/W           W worker threads run a busy loop like the lcore loop (enter,
 //                             process_burst over 32 frames, quiescent); the benchmark thread
 //                             flips one host between ACTIVE and NO_NEW_SESSIONS and publishes;
@@ -124,6 +126,81 @@ BENCHMARK(BM_SnapshotBuildPublish)
     ->Args({0, 0})
     ->Args({8, 100})
     ->Args({40, 100})
+    ->Unit(benchmark::kMillisecond);
+
+// One host's mode changes (ACTIVE <-> NO_NEW_SESSIONS) per iteration and the snapshot is built and
+// published as gatewayd's Publication does: arg 0 = whole rebuild (ctl::build_snapshot, what
+// every publication did before the incremental builder), 1 = ctl::SnapshotBuilder. Reports
+// the tables built, copied and kept per publication.
+void BM_ModeChangePublish(benchmark::State& state) {
+  const bool incremental = state.range(0) != 0;
+  const auto groups = static_cast<uint32_t>(state.range(1));
+  const auto per_group = static_cast<uint32_t>(state.range(2));
+  const conf::Config c = bench_config(10, groups, per_group);
+  ctl::IdMap ids;
+  if (auto r = ids.assign(c); !r) {
+    state.SkipWithError(r.error().c_str());
+    return;
+  }
+  shm::Region::unlink(instance_name());
+  auto region = shm::Region::open(instance_name(), shm::Geometry{1, 4096, 4096});
+  if (!region) {
+    state.SkipWithError(region.error().c_str());
+    return;
+  }
+  shm::Region::unlink(instance_name());  // the mapping stays valid
+  shm::SnapshotWriter writer(*region);
+  MaglevBuilder mb(GW_MAGLEV_SIZE);
+  ctl::SnapshotBuilder builder;
+  ctl::RuntimeMap runtime;
+  // Hosts of the middle group change in turn: drain h0, drain h1, ... then back to ACTIVE one by
+  // one, so no publication finds the tables it needs in either slot already (a flip of one host
+  // back and forth would: each slot would keep seeing the same state).
+  const uint32_t g = groups / 2;
+  const std::string group = groups > 0 ? "g" + std::to_string(g) : "web4";
+  const uint32_t cycle = groups > 0 ? per_group : 10;
+  uint64_t n = 0;
+  double built = 0, copied = 0;
+  auto publish_once = [&]() -> bool {
+    const uint32_t k = static_cast<uint32_t>(n % cycle);
+    const std::string host =
+        groups > 0 ? "h" + std::to_string(g * per_group + k) : "b4_" + std::to_string(k);
+    runtime[{group, host}].mode =
+        (n++ / cycle) % 2 == 0 ? HostMode::NoNewSessions : HostMode::Active;
+    auto slot = writer.begin(1000);
+    if (!slot) {
+      state.SkipWithError(slot.error().c_str());
+      return false;
+    }
+    const ctl::SnapshotInputs in{&c, &ids, &runtime, 1, 0};
+    auto r = incremental ? builder.build(in, **slot, writer.current())
+                         : ctl::build_snapshot(in, mb, **slot);
+    if (!r) {
+      state.SkipWithError(r.error().c_str());
+      return false;
+    }
+    const uint64_t gen = writer.publish(*slot);
+    if (incremental) builder.published(*slot, gen);
+    return true;
+  };
+  // Both slots written once, as after gatewayd's first two publications.
+  if (!publish_once() || !publish_once()) return;
+  for (auto _ : state) {
+    if (!publish_once()) break;
+    built += builder.last_work().built;
+    copied += builder.last_work().copied;
+  }
+  if (incremental && state.iterations() > 0) {
+    state.counters["tables_built"] = built / static_cast<double>(state.iterations());
+    state.counters["tables_copied"] = copied / static_cast<double>(state.iterations());
+  }
+  state.counters["groups"] = static_cast<double>(c.backend_groups.size());
+  state.counters["hosts"] = static_cast<double>(ids.hosts().size());
+  shm::Region::unlink(instance_name());
+}
+BENCHMARK(BM_ModeChangePublish)
+    ->Args({0, 40, 100})
+    ->Args({1, 40, 100})
     ->Unit(benchmark::kMillisecond);
 
 // ---- mode-change propagation

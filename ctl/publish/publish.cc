@@ -1,34 +1,69 @@
 #include "ctl/publish/publish.h"
 
+#include <algorithm>
+#include <bitset>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <span>
+#include <string_view>
 #include <vector>
 
+#include "dataplane/shm/check.h"
 #include "dataplane/shm/shm.h"
 
 namespace gw::ctl {
 
 namespace {
 
-template <typename Map>
-uint16_t lowest_free(const Map& m, uint32_t limit) {
-  std::set<uint16_t> used;
-  for (const auto& [k, v] : m) used.insert(v);
-  for (uint32_t i = 0; i < limit; ++i) {
-    if (!used.count(static_cast<uint16_t>(i))) return static_cast<uint16_t>(i);
+using GroupTables =
+    std::function<Result<void>(uint16_t group, std::span<const MaglevServiceHost> hosts)>;
+
+// FNV-1a, then a 64-bit finalizer (mix13) so that names differing in one byte differ in
+// every bit: a table member's name in SnapshotBuilder's memo.
+uint64_t name_hash(std::string_view name) noexcept {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char c : name) {
+    h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
   }
-  return GW_NO_HOST;
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
 }
+
+// Ids not yet taken, lowest first, from one pass over a map's values.
+class FreeIds {
+ public:
+  template <typename Map>
+  FreeIds(const Map& m, uint32_t limit) : used_(limit, false) {
+    for (const auto& [k, v] : m) {
+      if (v < limit) used_[v] = true;
+    }
+  }
+  uint16_t take() {
+    while (next_ < used_.size() && used_[next_]) ++next_;
+    if (next_ == used_.size()) return GW_NO_HOST;
+    used_[next_] = true;
+    return static_cast<uint16_t>(next_);
+  }
+
+ private:
+  std::vector<bool> used_;
+  size_t next_ = 0;
+};
 
 }  // namespace
 
 Result<void> IdMap::assign(const conf::Config& c) {
   auto groups = groups_;
   auto hosts = hosts_;
+  FreeIds free_groups(groups, GW_MAX_GROUPS);
+  FreeIds free_hosts(hosts, GW_MAX_HOSTS);
   for (const auto& g : c.backend_groups) {
     if (!groups.count(g.name)) {
-      const uint16_t id = lowest_free(groups, GW_MAX_GROUPS);
+      const uint16_t id = free_groups.take();
       if (id == GW_NO_HOST) {
         return make_error("more than " + std::to_string(GW_MAX_GROUPS) +
                           " backend groups (including retired ones) in this instance");
@@ -38,7 +73,7 @@ Result<void> IdMap::assign(const conf::Config& c) {
     for (const auto& h : g.hosts) {
       const auto key = std::make_pair(g.name, h.name);
       if (!hosts.count(key)) {
-        const uint16_t id = lowest_free(hosts, GW_MAX_HOSTS);
+        const uint16_t id = free_hosts.take();
         if (id == GW_NO_HOST) {
           return make_error("more than " + std::to_string(GW_MAX_HOSTS) +
                             " hosts (including retired ones) in this instance");
@@ -83,12 +118,32 @@ Result<void> IdMap::restore(std::map<std::string, uint16_t> groups,
   return {};
 }
 
-Result<void> build_snapshot(const SnapshotInputs& in, MaglevBuilder& maglev, gw_snapshot& out) {
-  const conf::Config& c = *in.config;
-  if (maglev.table_size() != GW_MAGLEV_SIZE) {
-    return make_error("Maglev builder size " + std::to_string(maglev.table_size()) +
-                      " differs from the layout's " + std::to_string(GW_MAGLEV_SIZE));
+namespace {
+
+// A group's entries of a map keyed by (group, host) names, as (host, value) in host-name order.
+template <typename V>
+using Entries = std::vector<std::pair<std::string_view, const V*>>;
+
+template <typename Map>
+void group_entries(const Map& m, const std::string& group, Entries<typename Map::mapped_type>& out) {
+  out.clear();
+  for (auto it = m.lower_bound(std::make_pair(group, std::string()));
+       it != m.end() && it->first.first == group; ++it) {
+    out.emplace_back(it->first.second, &it->second);
   }
+}
+
+template <typename V>
+const V* find_entry(const Entries<V>& entries, std::string_view host) {
+  auto it = std::lower_bound(entries.begin(), entries.end(), host,
+                             [](const auto& e, std::string_view h) { return e.first < h; });
+  return it != entries.end() && it->first == host ? it->second : nullptr;
+}
+
+// Everything of the snapshot but the Maglev tables, which `tables` writes: once for every group
+// of the configuration with its hosts, then once for every other group id with none.
+Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables& tables) {
+  const conf::Config& c = *in.config;
   if (c.services.size() > GW_MAX_SERVICES) {
     return make_error(std::to_string(c.services.size()) + " services, the limit is " +
                       std::to_string(GW_MAX_SERVICES));
@@ -99,38 +154,45 @@ Result<void> build_snapshot(const SnapshotInputs& in, MaglevBuilder& maglev, gw_
   out.quiesce = in.quiesce;
 
   std::vector<MaglevServiceHost> mh;
-  for (size_t gi = 0; gi < GW_MAX_GROUPS; ++gi) {
-    std::fill(std::begin(out.maglev[gi][0]), std::end(out.maglev[gi][0]), GW_NO_HOST);
-    std::fill(std::begin(out.maglev[gi][1]), std::end(out.maglev[gi][1]), GW_NO_HOST);
-  }
+  std::vector<HostRuntime> runtime;
+  Entries<uint16_t> ids_of_group;
+  Entries<HostRuntime> runtime_of_group;
+  std::bitset<GW_MAX_GROUPS> configured;
   for (const auto& g : c.backend_groups) {
     const uint16_t gid = in.ids->group(g.name);
     if (gid >= GW_MAX_GROUPS) {
       return make_error("backend group '" + g.name + "' has no id");
     }
-    auto runtime_of = [&](const conf::HostConfig& h) {
-      HostRuntime r;
-      r.mode = h.mode;
-      if (in.runtime != nullptr) {
-        auto it = in.runtime->find(std::make_pair(g.name, h.name));
-        if (it != in.runtime->end()) r = it->second;
-      }
-      return r;
-    };
+    configured.set(gid);
+    // One lookup per group in each (group, host) map, then host names only.
+    group_entries(in.ids->hosts(), g.name, ids_of_group);
+    if (in.runtime != nullptr) {
+      group_entries(*in.runtime, g.name, runtime_of_group);
+    }
+    runtime.clear();
     bool group_has_active = false;
     for (const auto& h : g.hosts) {
-      const HostRuntime r = runtime_of(h);
+      HostRuntime r;
+      r.mode = h.mode;
+      if (const HostRuntime* set = in.runtime != nullptr ? find_entry(runtime_of_group, h.name)
+                                                         : nullptr;
+          set != nullptr) {
+        r = *set;
+      }
+      runtime.push_back(r);
       group_has_active |= r.mode == HostMode::Active && r.healthy && h.weight > 0;
     }
     mh.clear();
     gw_group& grp = out.groups[gid];
     grp.in_use = 1;
-    for (const auto& h : g.hosts) {
-      const uint16_t hid = in.ids->host(g.name, h.name);
+    for (size_t i = 0; i < g.hosts.size(); ++i) {
+      const conf::HostConfig& h = g.hosts[i];
+      const uint16_t* id = find_entry(ids_of_group, h.name);
+      const uint16_t hid = id != nullptr ? *id : GW_NO_HOST;
       if (hid >= GW_MAX_HOSTS) {
         return make_error("host '" + h.name + "' of group '" + g.name + "' has no id");
       }
-      const HostRuntime r = runtime_of(h);
+      const HostRuntime& r = runtime[i];
       const HostAdmission a = host_admission(r.mode, r.healthy, r.keep_sessions, group_has_active);
       gw_host& gh = out.hosts[hid];
       std::memcpy(gh.addr, h.address.addr.b, 16);
@@ -149,10 +211,15 @@ Result<void> build_snapshot(const SnapshotInputs& in, MaglevBuilder& maglev, gw_
       grp.n_hosts_established =
           static_cast<uint16_t>(grp.n_hosts_established + (a.established ? 1 : 0));
     }
-    auto r = maglev.build_service_tables(mh, std::span<uint16_t>(out.maglev[gid][0]),
-                                         std::span<uint16_t>(out.maglev[gid][1]));
-    if (!r) {
+    if (auto r = tables(gid, mh); !r) {
       return make_error("backend group '" + g.name + "': " + r.error());
+    }
+  }
+  for (uint16_t gid = 0; gid < GW_MAX_GROUPS; ++gid) {
+    if (!configured.test(gid)) {
+      if (auto r = tables(gid, {}); !r) {
+        return r;
+      }
     }
   }
 
@@ -182,6 +249,126 @@ Result<void> build_snapshot(const SnapshotInputs& in, MaglevBuilder& maglev, gw_
     return make_error("two services share a VIP, port and protocol");
   }
   return {};
+}
+
+}  // namespace
+
+Result<void> build_snapshot(const SnapshotInputs& in, MaglevBuilder& maglev, gw_snapshot& out) {
+  if (maglev.table_size() != GW_MAGLEV_SIZE) {
+    return make_error("Maglev builder size " + std::to_string(maglev.table_size()) +
+                      " differs from the layout's " + std::to_string(GW_MAGLEV_SIZE));
+  }
+  return fill(in, out, [&](uint16_t gid, std::span<const MaglevServiceHost> hosts) {
+    return maglev.build_service_tables(hosts, std::span<uint16_t>(out.maglev[gid][0]),
+                                       std::span<uint16_t>(out.maglev[gid][1]));
+  });
+}
+
+SnapshotBuilder::SnapshotBuilder() : maglev_(GW_MAGLEV_SIZE) {}
+
+SnapshotBuilder::SlotMemo* SnapshotBuilder::memo_of(const gw_snapshot* slot, bool claim) {
+  for (SlotMemo& m : memo_) {
+    if (m.slot == slot) {
+      return &m;
+    }
+  }
+  if (!claim) {
+    return nullptr;
+  }
+  // A slot not seen before (the first builds, or a writer handed out other memory): take the
+  // memo of neither this slot nor, if possible, the published one's.
+  SlotMemo& m = memo_[0].slot == nullptr || memo_[1].slot != nullptr ? memo_[0] : memo_[1];
+  m.slot = slot;
+  m.valid = false;
+  return &m;
+}
+
+Result<void> SnapshotBuilder::write_table(SlotMemo& memo, const SlotMemo* pub_memo,
+                                          const gw_snapshot* published, uint16_t group,
+                                          unsigned which, std::span<const MaglevServiceHost> hosts,
+                                          gw_snapshot& out) {
+  // The table's members as maglev.h defines them (build_service_tables's member bits), in the
+  // configuration's order: a reordered group is rebuilt, never mistaken.
+  const auto member = [which](const MaglevServiceHost& h) {
+    return h.weight > 0 && (which == 0 ? h.accepts_new : h.accepts_new || h.accepts_established);
+  };
+  want_.clear();
+  for (const MaglevServiceHost& h : hosts) {
+    if (member(h)) {
+      want_.push_back(TableMember{name_hash(h.name), h.index, h.weight});
+    }
+  }
+  uint16_t* dst = out.maglev[group][which];
+  if (memo.known[group][which] && memo.tables[group][which] == want_) {
+    ++work_.kept;
+    return {};
+  }
+  const uint16_t* src = nullptr;
+  for (unsigned w = 0; w < 2 && src == nullptr && pub_memo != nullptr; ++w) {
+    if (pub_memo->known[group][w] && pub_memo->tables[group][w] == want_) {
+      src = published->maglev[group][w];
+    }
+  }
+  // Every host that takes established flows also takes new ones: one table twice.
+  if (src == nullptr && which == 1 && memo.known[group][0] && memo.tables[group][0] == want_) {
+    src = out.maglev[group][0];
+  }
+  memo.known[group][which] = false;
+  if (src != nullptr) {
+    std::memcpy(dst, src, sizeof(out.maglev[group][which]));
+    ++work_.copied;
+  } else {
+    hosts_.clear();
+    for (const MaglevServiceHost& h : hosts) {
+      if (member(h)) {
+        hosts_.push_back(MaglevHost{h.name, h.index, h.weight});
+      }
+    }
+    if (auto r = maglev_.build(hosts_, std::span<uint16_t>(dst, GW_MAGLEV_SIZE)); !r) {
+      return r;
+    }
+    ++work_.built;
+  }
+  memo.tables[group][which].assign(want_.begin(), want_.end());
+  memo.known[group][which] = true;
+  return {};
+}
+
+Result<void> SnapshotBuilder::build(const SnapshotInputs& in, gw_snapshot& out,
+                                    const gw_snapshot* published) {
+  GW_CHECK(&out != published, "building into the published snapshot");
+  work_ = Work{};
+  SlotMemo& memo = *memo_of(&out, true);
+  if (!memo.valid || memo.generation != out.generation) {
+    for (auto& g : memo.known) {
+      g[0] = g[1] = false;
+    }
+  }
+  memo.valid = false;  // until this build succeeds
+  const SlotMemo* pub_memo = published != nullptr ? memo_of(published, false) : nullptr;
+  if (pub_memo != nullptr && (!pub_memo->valid || pub_memo->generation != published->generation)) {
+    pub_memo = nullptr;
+  }
+  auto r = fill(in, out, [&](uint16_t gid, std::span<const MaglevServiceHost> hosts) {
+    for (unsigned which = 0; which < 2; ++which) {
+      if (auto w = write_table(memo, pub_memo, published, gid, which, hosts, out); !w) {
+        return w;
+      }
+    }
+    return Result<void>{};
+  });
+  if (!r) {
+    return r;
+  }
+  memo.valid = true;
+  memo.generation = out.generation;
+  return {};
+}
+
+void SnapshotBuilder::published(const gw_snapshot* slot, uint64_t generation) {
+  if (SlotMemo* m = memo_of(slot, false); m != nullptr) {
+    m->generation = generation;
+  }
 }
 
 }  // namespace gw::ctl

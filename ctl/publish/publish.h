@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "dataplane/config/config.h"
 #include "dataplane/core/maglev.h"
@@ -59,5 +61,67 @@ struct SnapshotInputs {
 // Fills out (every field; previous contents are irrelevant). Fails without publishing anything
 // when the configuration does not fit the layout.
 Result<void> build_snapshot(const SnapshotInputs& in, MaglevBuilder& maglev, gw_snapshot& out);
+
+// What a Maglev table is a pure function of (maglev.h, with M): its members' names, ids and
+// weights. A name is remembered by a 64-bit hash: two tables are taken as equal when their
+// members agree position by position, so a wrong reuse needs two different names of one group
+// at one position with equal hashes (2^-64), and spares a string copy and compare per host.
+struct TableMember {
+  uint64_t name_hash = 0;
+  uint16_t index = 0;
+  uint32_t weight = 0;
+  bool operator==(const TableMember&) const = default;
+};
+using TableMembers = std::vector<TableMember>;
+
+// build_snapshot for a writer that publishes into the two slots of one object, rewriting only
+// the Maglev tables whose members changed: a mode change rebuilds at most the one table of the
+// host's group that it changes, not 64 groups' 16 MiB.
+//
+// The builder remembers, per slot, the members every table there was built for, and the
+// generation the slot held when it was last written by this builder (0 after a build, the
+// publication's after published()). A table is kept when the slot already holds it, copied when
+// the published slot holds one with the same members (a drain's new `established` table is the
+// previous `new` one; an undrain's new `new` table the previous `established` one), built
+// otherwise. A slot whose generation is not the remembered one was written by someone else and
+// is rebuilt whole; so is any slot after a build that failed. The result is byte for byte what
+// build_snapshot writes (tests/unit/test_publish.cc compares).
+class SnapshotBuilder {
+ public:
+  SnapshotBuilder();
+
+  // published: the slot the data plane reads now (nullptr before the first publication); never
+  // written. out must not be published.
+  Result<void> build(const SnapshotInputs& in, gw_snapshot& out, const gw_snapshot* published);
+  // After SnapshotWriter::publish(slot) returned generation.
+  void published(const gw_snapshot* slot, uint64_t generation);
+
+  // Tables of the last build, by what it took to have them (bench and tests).
+  struct Work {
+    uint32_t kept = 0;
+    uint32_t copied = 0;
+    uint32_t built = 0;
+  };
+  const Work& last_work() const { return work_; }
+
+ private:
+  struct SlotMemo {
+    const gw_snapshot* slot = nullptr;
+    uint64_t generation = 0;
+    bool valid = false;                     // the last build into slot succeeded
+    TableMembers tables[GW_MAX_GROUPS][2];  // [group][0: new, 1: established]
+    bool known[GW_MAX_GROUPS][2] = {};      // tables[g][w] is what slot->maglev[g][w] holds
+  };
+  SlotMemo* memo_of(const gw_snapshot* slot, bool claim);
+  Result<void> write_table(SlotMemo& memo, const SlotMemo* pub_memo, const gw_snapshot* published,
+                           uint16_t group, unsigned which,
+                           std::span<const MaglevServiceHost> hosts, gw_snapshot& out);
+
+  MaglevBuilder maglev_;
+  SlotMemo memo_[2];
+  TableMembers want_;              // scratch of write_table
+  std::vector<MaglevHost> hosts_;  // scratch of write_table
+  Work work_;
+};
 
 }  // namespace gw::ctl

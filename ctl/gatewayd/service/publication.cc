@@ -8,7 +8,7 @@ namespace gw::gatewayd {
 
 Publication::Publication(DataplaneLink& link, const HealthScheduler& health,
                          const ShutdownState& shutdown)
-    : link_(link), health_(health), shutdown_(shutdown), maglev_(GW_MAGLEV_SIZE) {}
+    : link_(link), health_(health), shutdown_(shutdown) {}
 
 Result<uint64_t> Publication::publish(const conf::Config& cfg, const RuntimeState& rs,
                                       const Commit& commit, bool* inputs_unfit) {
@@ -26,7 +26,7 @@ Result<uint64_t> Publication::publish(const conf::Config& cfg, const RuntimeStat
   in.runtime = &rm;
   in.config_generation = rs.active_version;
   in.quiesce = quiesce_flags(rs.quiesce, shutdown_);
-  if (auto r = ctl::build_snapshot(in, maglev_, **slot); !r) {
+  if (auto r = builder_.build(in, **slot, link_.current()); !r) {
     if (inputs_unfit != nullptr) {
       *inputs_unfit = true;
     }
@@ -40,6 +40,7 @@ Result<uint64_t> Publication::publish(const conf::Config& cfg, const RuntimeStat
   }
   auto published = link_.publish(*slot);
   if (published) {
+    builder_.published(*slot, published);
     digest_ = std::move(digest);
   }
   return published;

@@ -8,7 +8,9 @@
 //    slot is simply not published), then publishes. So whatever a caller reports afterwards is
 //    both on disk and in front of the data plane; every error means nothing changed.
 //  - The snapshot is a pure function of (configuration, ids, host overrides, health, quiesce):
-//    every publication rebuilds it whole from a RuntimeState, never patches it.
+//    every publication derives it whole from a RuntimeState, never patches it. Only the work is
+//    incremental: Maglev tables whose members did not change are kept or copied from the
+//    published slot (ctl::SnapshotBuilder), which yields the same bytes as a rebuild.
 //  - Owned by Daemon and called under its lock (HostModes, ConfigVersions, Lifecycle, the
 //    health results, start()). Knows no JSON and no HTTP.
 #pragma once
@@ -21,8 +23,8 @@
 #include "ctl/gatewayd/base/state.h"
 #include "ctl/gatewayd/service/health_scheduler.h"
 #include "ctl/gatewayd/service/snapshot_inputs.h"
+#include "ctl/publish/publish.h"
 #include "dataplane/config/config.h"
-#include "dataplane/core/maglev.h"
 #include "dataplane/shm/result.h"
 
 namespace gw::gatewayd {
@@ -51,7 +53,7 @@ class Publication {
   DataplaneLink& link_;
   const HealthScheduler& health_;
   const ShutdownState& shutdown_;
-  MaglevBuilder maglev_;
+  ctl::SnapshotBuilder builder_;
   bool digest_enabled_ = false;
   std::string digest_;
 };
