@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "bench/common.h"
+#include "ctl/gatewayd/service/snapshot_inputs.h"
 #include "dataplane/core/conn_table.h"
 #include "dataplane/core/maglev.h"
 #include "dataplane/shm/shm.h"
@@ -129,7 +130,7 @@ BENCHMARK(BM_SnapshotBuildPublish)
     ->Unit(benchmark::kMillisecond);
 
 // One host's mode changes (ACTIVE <-> NO_NEW_SESSIONS) per iteration and the snapshot is built and
-// published as gatewayd's Publication does: arg 0 = whole rebuild (ctl::build_snapshot, what
+// published as gatewayd's Publication does (run-time map from overrides and health included): arg 0 = whole rebuild (ctl::build_snapshot, what
 // every publication did before the incremental builder), 1 = ctl::SnapshotBuilder. Reports
 // the tables built, copied and kept per publication.
 void BM_ModeChangePublish(benchmark::State& state) {
@@ -152,7 +153,11 @@ void BM_ModeChangePublish(benchmark::State& state) {
   shm::SnapshotWriter writer(*region);
   MaglevBuilder mb(GW_MAGLEV_SIZE);
   ctl::SnapshotBuilder builder;
-  ctl::RuntimeMap runtime;
+  // gatewayd's inputs: the operator's overrides and the health verdicts, turned into the
+  // snapshot's run-time map per publication as Publication::publish does.
+  std::map<gatewayd::HostKey, gatewayd::HostOverride> overrides;
+  const gatewayd::Clock clock;
+  const gatewayd::HealthScheduler health(c, clock, [](const std::string&) {});
   // Hosts of the middle group change in turn: drain h0, drain h1, ... then back to ACTIVE one by
   // one, so no publication finds the tables it needs in either slot already (a flip of one host
   // back and forth would: each slot would keep seeing the same state).
@@ -165,9 +170,10 @@ void BM_ModeChangePublish(benchmark::State& state) {
     const uint32_t k = static_cast<uint32_t>(n % cycle);
     const std::string host =
         groups > 0 ? "h" + std::to_string(g * per_group + k) : "b4_" + std::to_string(k);
-    runtime[{group, host}].mode =
+    overrides[{group, host}].mode =
         (n++ / cycle) % 2 == 0 ? HostMode::NoNewSessions : HostMode::Active;
     auto slot = writer.begin(1000);
+    const ctl::RuntimeMap runtime = gatewayd::runtime_exceptions(c, overrides, health);
     if (!slot) {
       state.SkipWithError(slot.error().c_str());
       return false;

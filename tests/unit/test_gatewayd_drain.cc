@@ -10,6 +10,8 @@
 
 #include "ctl/gatewayd/base/drain_estimator.h"
 #include "ctl/gatewayd/base/health.h"
+#include "ctl/gatewayd/service/health_scheduler.h"
+#include "ctl/gatewayd/service/snapshot_inputs.h"
 
 namespace gw::gatewayd {
 namespace {
@@ -191,6 +193,67 @@ TEST(TcpProbe, AcceptedAndRefused) {
   EXPECT_FALSE(r[1]);
   EXPECT_FALSE(r[2]);
   EXPECT_TRUE(run_tcp_probes({}).empty());
+}
+
+// gatewayd's publication takes only the hosts with an override or a failed health check into
+// the run-time map; the snapshot must be the one the full map gives.
+TEST(RuntimeExceptions, GiveTheSnapshotOfTheFullRuntimeMap) {
+  conf::Config c;
+  c.instance = "exceptions";
+  for (int g = 0; g < 3; ++g) {
+    conf::BackendGroupConfig bg{.name = "group-with-a-long-name-" + std::to_string(g)};
+    bg.health_check.type = conf::HealthCheckType::Tcp;
+    bg.health_check.port = 80;
+    bg.health_check.fall = 1;
+    for (int h = 0; h < 8; ++h) {
+      const uint8_t a[4] = {10, 60, static_cast<uint8_t>(g), static_cast<uint8_t>(h + 1)};
+      bg.hosts.push_back(conf::HostConfig{.name = "h" + std::to_string(h),
+                                          .address = IpAddress::v4(a),
+                                          .mode = h == 7 ? HostMode::NoNewSessions
+                                                         : HostMode::Active});
+    }
+    const uint8_t vip[4] = {10, 61, 0, static_cast<uint8_t>(g)};
+    c.services.push_back(conf::ServiceConfig{.name = "s" + std::to_string(g),
+                                             .vip = IpAddress::v4(vip),
+                                             .port = 80,
+                                             .protocol = conf::Protocol::Tcp,
+                                             .backend_group = bg.name});
+    c.backend_groups.push_back(std::move(bg));
+  }
+  const std::string g0 = c.backend_groups[0].name, g1 = c.backend_groups[1].name;
+  std::map<HostKey, HostOverride> overrides;
+  overrides[{g0, "h1"}].mode = HostMode::NoNewSessions;
+  overrides[{g0, "h2"}] = HostOverride{.mode = HostMode::NoNewSessions, .keep_sessions = false};
+  overrides[{g0, "h7"}].mode = HostMode::Active;  // the file drains it; the operator does not
+  overrides[{g1, "h3"}].mode = HostMode::Disabled;
+  overrides[{g1, "gone"}].mode = HostMode::Disabled;  // no longer in the configuration
+  const Clock clock;
+  HealthScheduler health(c, clock, [](const std::string&) {});
+  std::vector<HealthProbe> probes;
+  for (const char* h : {"h3", "h4"}) {
+    probes.push_back(HealthProbe{.host = {g1, h}});
+  }
+  probes.push_back(HealthProbe{.host = {c.backend_groups[2].name, "h7"}});
+  probes.push_back(HealthProbe{.host = {c.backend_groups[2].name, "h0"}});
+  ASSERT_TRUE(health.record(probes, {false, false, false, true}));
+  ASSERT_EQ(health.unhealthy().size(), 3u);
+
+  const ctl::RuntimeMap sparse = runtime_exceptions(c, overrides, health);
+  const ctl::RuntimeMap full = runtime_map(c, overrides, health);
+  EXPECT_EQ(sparse.size(), 6u);  // four overrides of named hosts, two more unhealthy hosts
+  EXPECT_EQ(full.size(), 24u);
+  ctl::IdMap ids;
+  ASSERT_TRUE(ids.assign(c).ok());
+  MaglevBuilder mb(GW_MAGLEV_SIZE);
+  auto a = std::make_unique<gw_snapshot>();
+  auto b = std::make_unique<gw_snapshot>();
+  ASSERT_TRUE(ctl::build_snapshot({&c, &ids, &sparse, 3, 0}, mb, *a).ok());
+  ASSERT_TRUE(ctl::build_snapshot({&c, &ids, &full, 3, 0}, mb, *b).ok());
+  EXPECT_EQ(std::memcmp(a.get(), b.get(), sizeof(gw_snapshot)), 0);
+  // And the map matters: without it the snapshot differs (the test can fail).
+  const ctl::RuntimeMap none;
+  ASSERT_TRUE(ctl::build_snapshot({&c, &ids, &none, 3, 0}, mb, *b).ok());
+  EXPECT_NE(std::memcmp(a.get(), b.get(), sizeof(gw_snapshot)), 0);
 }
 
 }  // namespace

@@ -8,6 +8,16 @@ bool HealthScheduler::healthy(const HostKey& k) const {
   return it == health_.end() || it->second.healthy();
 }
 
+std::vector<HostKey> HealthScheduler::unhealthy() const {
+  std::vector<HostKey> out;
+  for (const auto& [key, st] : health_) {
+    if (!st.healthy()) {
+      out.push_back(key);
+    }
+  }
+  return out;
+}
+
 std::vector<HealthProbe> HealthScheduler::due_probes() {
   const uint64_t now = clock_.monotonic_ms();
   std::vector<HealthProbe> out;

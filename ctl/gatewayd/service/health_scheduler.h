@@ -30,6 +30,8 @@ class HealthScheduler {
       : active_(active), clock_(clock), log_(std::move(log)) {}
 
   bool healthy(const HostKey& k) const;
+  // The hosts whose verdict is unhealthy, in key order.
+  std::vector<HostKey> unhealthy() const;
   // The probes due now; each is scheduled again one interval later.
   std::vector<HealthProbe> due_probes();
   // Records results (ok[i] for probes[i]); true when a verdict changed (publish again).

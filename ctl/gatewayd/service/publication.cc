@@ -19,7 +19,7 @@ Result<uint64_t> Publication::publish(const conf::Config& cfg, const RuntimeStat
   if (!slot) {
     return make_error("cannot publish to the data plane: " + slot.error() + "; nothing changed");
   }
-  const ctl::RuntimeMap rm = runtime_map(cfg, rs.hosts, health_);
+  const ctl::RuntimeMap rm = runtime_exceptions(cfg, rs.hosts, health_);
   ctl::SnapshotInputs in;
   in.config = &cfg;
   in.ids = &rs.ids;

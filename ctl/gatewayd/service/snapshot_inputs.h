@@ -42,6 +42,13 @@ HostMode mode_of(const RuntimeState& rs, const conf::BackendGroupConfig& g,
 ctl::RuntimeMap runtime_map(const conf::Config& cfg,
                             const std::map<HostKey, HostOverride>& overrides,
                             const HealthScheduler& health);
+// The same facts for the snapshot only, sparse: entries for the hosts of cfg with an override
+// or an unhealthy verdict; every other host has its file's mode, healthy, which is what
+// ctl::build_snapshot assumes of a host missing from the map. Costs per override and unhealthy
+// host, not per host of the configuration.
+ctl::RuntimeMap runtime_exceptions(const conf::Config& cfg,
+                                   const std::map<HostKey, HostOverride>& overrides,
+                                   const HealthScheduler& health);
 // Since when a host drains whose NO_NEW_SESSIONS comes from the file (no run-time mode): since
 // its version became active, else since gatewayd started.
 uint64_t drain_epoch_ms(const State& state, uint64_t started_ms);
