@@ -378,7 +378,7 @@ constexpr BadCase kBadCases[] = {
     {"bad_protocol.yaml", 14, 15, "services[0].protocol", "expected one of tcp, udp, got 'sctp'"},
     {"bad_persistence_type.yaml", 16, 25, "services[0].persistence.type", "expected one of source_ip, got 'cookie'"},
     {"shared_memory_bad_backing.yaml", 10, 28, "dataplane.shared_memory.backing", "expected one of auto, hugepages, tmpfs, got 'hugetlb'"},
-    {"shared_memory_unknown_key.yaml", 10, 36, "dataplane.shared_memory.size", "unknown key 'size'"},
+    {"shared_memory_unknown_key.yaml", 10, 35, "dataplane.shared_memory.size", "unknown key 'size'"},
     {"shared_memory_relative.yaml", 10, 45, "dataplane.shared_memory.hugetlbfs", "must be an absolute path, got 'dev/hugepages'"},
     {"bad_on_disable.yaml", 18, 17, "backend_groups[0].on_disable", "expected one of reschedule, drop, got 'keep'"},
     // ranges
