@@ -263,13 +263,12 @@ int run(const Options& o) {
   }
   // The mapping stays (with its huge pages); nothing is left behind if we are killed.
   shm::Region::unlink(instance, o.shm);
-  const std::string shm_text = region->path() + " (" +
-                               std::string(shm::backing_kind(region->backing())) + ", " +
-                               shm::bytes_text(region->page_size()) + " pages, --shm=" +
-                               std::string(shm::backing_name(o.shm.backing)) + ")";
+  const std::string shm_text =
+      region->path() + " (" + std::string(shm::backing_kind(region->backing())) + ", " +
+      shm::bytes_text(region->page_size()) +
+      " pages, --shm=" + std::string(shm::backing_name(o.shm.backing)) + ")";
   if (const std::string w = region->warning(); !w.empty()) {
-    std::fprintf(stderr, "pmd: warning: %s [%s]\n", w.c_str(),
-                 region->fallback_detail().c_str());
+    std::fprintf(stderr, "pmd: warning: %s [%s]\n", w.c_str(), region->fallback_detail().c_str());
   }
   gw_shm_header* hdr = region->header();
   // The rig's connection table and counters live in the shared-memory object the worker uses.

@@ -8,9 +8,9 @@
 #include <cstdio>
 #include <string>
 
+#include "ctl/publish/publish.h"
 #include "dataplane/config/config.h"
 #include "dataplane/config/shm_placement.h"
-#include "ctl/publish/publish.h"
 #include "dataplane/shm/shm.h"
 
 int main(int argc, char** argv) {

@@ -28,11 +28,11 @@
 #include <string>
 #include <thread>
 
+#include "ctl/events/webhooks.h"
+#include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/daemon.h"
 #include "dataplane/config/config.h"
 #include "dataplane/config/shm_placement.h"
-#include "ctl/events/webhooks.h"
-#include "ctl/gatewayd/daemon.h"
-#include "ctl/gatewayd/base/dataplane_link.h"
 #ifdef GW_HAVE_XDP
 #include "ctl/gatewayd/base/xdp_link.h"
 #endif
@@ -315,8 +315,8 @@ int run(const std::string& config_arg, bool foreground) {
     return 1;
 #endif
   } else {
-    auto region =
-        gw::shm::Region::open(active->instance, geometry_of(*active), gw::conf::placement_of(*active));
+    auto region = gw::shm::Region::open(active->instance, geometry_of(*active),
+                                        gw::conf::placement_of(*active));
     if (!region) {
       log_line(region.error());
       return 1;

@@ -128,9 +128,9 @@ Config Rules::load(std::string_view text) const {
 }
 
 DataplaneConfig Rules::dataplane(const Val& v) const {
-  const Fields f = fields(v, {"engine", "eal", "lcores", "ports", "conn_table", "idle", "mbufs",
-                              "rx_descriptors", "tx_descriptors", "burst", "icmp_too_big",
-                              "shared_memory"});
+  const Fields f =
+      fields(v, {"engine", "eal", "lcores", "ports", "conn_table", "idle", "mbufs",
+                 "rx_descriptors", "tx_descriptors", "burst", "icmp_too_big", "shared_memory"});
   DataplaneConfig d;
   d.engine = choice<Engine>(require(f, "engine"), {{"dpdk", Engine::Dpdk}, {"xdp", Engine::Xdp}});
   if (auto e = f.get("eal")) {

@@ -152,9 +152,8 @@ std::string backing_warning(const gw_shm_header& h, const std::string& path) {
   const std::string tail = ": " + path + " is on tmpfs (" + bytes_text(h.page_size) +
                            " pages), so connection-table lookups pay TLB misses; to move it to " +
                            "huge pages, ";
-  const std::string recreate =
-      ", then stop gateway-dataplane and gatewayd and remove " + path +
-      " (established flows are then forgotten)";
+  const std::string recreate = ", then stop gateway-dataplane and gatewayd and remove " + path +
+                               " (established flows are then forgotten)";
   const uint64_t page = h.fallback_page_size;
   switch (h.fallback) {
     case GW_SHM_FALLBACK_NO_MOUNT:
@@ -166,9 +165,9 @@ std::string backing_warning(const gw_shm_header& h, const std::string& path) {
     case GW_SHM_FALLBACK_POOL: {
       const uint64_t pages = page == 0 ? 0 : (h.total_size + page - 1) / page;
       return "backing auto found too few free " + bytes_text(page) + " huge pages for " +
-             bytes_text(pages * page) + " (" + std::to_string(pages) + " pages: " +
-             std::strerror(h.fallback_errno) + ")" + tail +
-             "free at least " + std::to_string(pages) +
+             bytes_text(pages * page) + " (" + std::to_string(pages) +
+             " pages: " + std::strerror(h.fallback_errno) + ")" + tail + "free at least " +
+             std::to_string(pages) +
              " (vm.nr_hugepages; and the mount's size= limit, if it has one)" + recreate;
     }
     default:

@@ -65,8 +65,7 @@ Result<LifeLock> LifeLock::acquire_at(const std::string& path) {
   if (err == EAGAIN || err == EACCES) {
     return LifeLock{};
   }
-  return make_error("cannot lock shared memory " + path + ": " +
-                    std::strerror(err));
+  return make_error("cannot lock shared memory " + path + ": " + std::strerror(err));
 }
 
 LifeLock::LifeLock(LifeLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
@@ -101,8 +100,7 @@ Result<bool> life_lock_held_at(const std::string& path) {
   const int err = errno;
   close(*fd);
   if (rc != 0) {
-    return make_error("cannot test the lock of shared memory " + path + ": " +
-                      std::strerror(err));
+    return make_error("cannot test the lock of shared memory " + path + ": " + std::strerror(err));
   }
   return fl.l_type != F_UNLCK;
 }

@@ -141,8 +141,8 @@ Made make_file(const std::string& path, bool huge, uint64_t size, Mapping& m, in
   if (huge && fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0 && errno != EOPNOTSUPP) {
     return fail("cannot allocate the huge pages of shared memory");
   }
-  void* a = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (huge ? MAP_POPULATE : 0),
-                 fd, 0);
+  void* a =
+      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (huge ? MAP_POPULATE : 0), fd, 0);
   if (a == MAP_FAILED) {
     return fail("cannot map shared memory");
   }
@@ -194,8 +194,8 @@ std::string hugepages_hint(const Fallback& fb) {
 
 }  // namespace
 
-Result<Region> Region::open(const std::string& instance, const Geometry& g,
-                            const Placement& where, uint32_t wait_ms) {
+Result<Region> Region::open(const std::string& instance, const Geometry& g, const Placement& where,
+                            uint32_t wait_ms) {
   if (g.n_workers == 0 || g.n_workers > GW_MAX_WORKERS) {
     return make_error("shared memory: " + std::to_string(g.n_workers) + " workers (1.." +
                       std::to_string(GW_MAX_WORKERS) + " supported)");
@@ -224,7 +224,8 @@ Result<Region> Region::open(const std::string& instance, const Geometry& g,
         return make_error("shared memory " + found->path() +
                           " is on tmpfs, dataplane.shared_memory.backing hugepages wants huge "
                           "pages; stop gateway-dataplane and gatewayd and remove " +
-                          found->path() + " to make it again (established flows are then forgotten)");
+                          found->path() +
+                          " to make it again (established flows are then forgotten)");
       }
       return found;
     }
@@ -277,9 +278,8 @@ Result<Region> Region::open(const std::string& instance, const Geometry& g,
         }
         const bool short_pool = err == ENOMEM || err == ENOSPC;
         fb = {short_pool ? GW_SHM_FALLBACK_POOL : GW_SHM_FALLBACK_FAILED, err, *page,
-              what + " " + path + " (" + bytes_text(size) + ", " +
-                  std::to_string(size / *page) + " pages of " + bytes_text(*page) +
-                  "): " + std::strerror(err)};
+              what + " " + path + " (" + bytes_text(size) + ", " + std::to_string(size / *page) +
+                  " pages of " + bytes_text(*page) + "): " + std::strerror(err)};
         if (made) {
           partial = path;
         }
@@ -399,8 +399,7 @@ Result<Region> Region::attach_at(const std::string& path, uint64_t deadline, boo
     if (monotonic_ms() >= deadline) {
       if (!sized) {
         close(fd);
-        return make_error("shared memory " + path + " exists but is " +
-                          std::to_string(st.st_size) +
+        return make_error("shared memory " + path + " exists but is " + std::to_string(st.st_size) +
                           " bytes: its creator did not finish; remove " + path);
       }
       break;

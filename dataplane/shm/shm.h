@@ -69,8 +69,8 @@ class Region {
 
   bool created() const noexcept { return created_; }  // this call made the object
   Geometry geometry() const noexcept;
-  size_t size() const noexcept { return size_; }  // bytes mapped: the file's size
-  const std::string& path() const noexcept { return path_; }  // the file, as opened
+  size_t size() const noexcept { return size_; }                   // bytes mapped: the file's size
+  const std::string& path() const noexcept { return path_; }       // the file, as opened
   uint32_t backing() const noexcept { return header()->backing; }  // GW_SHM_BACKING_*
   uint64_t page_size() const noexcept { return header()->page_size; }
   // backing_warning() of this object: why auto left it on tmpfs; "" when it did not.

@@ -232,10 +232,9 @@ TEST(ConfigLoad, SharedMemoryBackingIsReadAndWrittenBack) {
   EXPECT_EQ(absent.dataplane.shared_memory.backing, SharedMemoryBacking::Auto);
   EXPECT_EQ(absent.dataplane.shared_memory.hugetlbfs, "");
   EXPECT_THAT(canonical_yaml(absent), HasSubstr("  shared_memory: {backing: auto}\n"));
-  for (const auto& [word, backing] :
-       {std::pair{"auto", SharedMemoryBacking::Auto},
-        std::pair{"hugepages", SharedMemoryBacking::Hugepages},
-        std::pair{"tmpfs", SharedMemoryBacking::Tmpfs}}) {
+  for (const auto& [word, backing] : {std::pair{"auto", SharedMemoryBacking::Auto},
+                                      std::pair{"hugepages", SharedMemoryBacking::Hugepages},
+                                      std::pair{"tmpfs", SharedMemoryBacking::Tmpfs}}) {
     const Config c = load_config_string(
         head + "  shared_memory: {backing: " + word + ", hugetlbfs: /mnt/huge1G}\n", "t.yaml");
     EXPECT_EQ(c.dataplane.shared_memory, (SharedMemoryConfig{backing, "/mnt/huge1G"})) << word;

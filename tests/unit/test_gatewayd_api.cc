@@ -103,8 +103,8 @@ TEST_F(GatewaydApi, Status) {
   EXPECT_FALSE(d.contains("shared_memory")) << "the link reported no object";
 
   // The object's backing, and the warning only when backing auto fell back.
-  link_.dp.shared_memory = DataplaneInfo::SharedMemory{"hugetlbfs", "/dev/hugepages/gateway.gw1",
-                                                       2097152, 4194304, ""};
+  link_.dp.shared_memory =
+      DataplaneInfo::SharedMemory{"hugetlbfs", "/dev/hugepages/gateway.gw1", 2097152, 4194304, ""};
   EXPECT_EQ(call("GET", "/v1/status").body["dataplane"]["shared_memory"],
             json::parse(R"({"backing":"hugetlbfs","path":"/dev/hugepages/gateway.gw1",
                             "page_size":2097152,"size":4194304})"));

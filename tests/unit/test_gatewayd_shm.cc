@@ -137,8 +137,7 @@ TEST_F(GatewaydShm, StartPublishesAndWritesTheControlLine) {
 
 TEST_F(GatewaydShm, StatusReportsTheObjectsBacking) {
   // The object was made on tmpfs by choice (Region::open's default): no warning.
-  const json sm =
-      json::parse(call("GET", "/v1/status").body)["dataplane"]["shared_memory"];
+  const json sm = json::parse(call("GET", "/v1/status").body)["dataplane"]["shared_memory"];
   EXPECT_EQ(sm["backing"], "tmpfs");
   EXPECT_EQ(sm["path"], "/dev/shm/gateway." + instance_);
   EXPECT_EQ(sm["page_size"], static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
@@ -147,8 +146,7 @@ TEST_F(GatewaydShm, StatusReportsTheObjectsBacking) {
   // What the creator recorded in the header reaches gatewayd's status, whoever created it.
   gw_shm_header* h = region().header();
   h->fallback = GW_SHM_FALLBACK_NO_MOUNT;
-  const json fell =
-      json::parse(call("GET", "/v1/status").body)["dataplane"]["shared_memory"];
+  const json fell = json::parse(call("GET", "/v1/status").body)["dataplane"]["shared_memory"];
   EXPECT_EQ(fell["warning"], region().warning());
   EXPECT_THAT(fell["warning"].get<std::string>(), ::testing::HasSubstr("no hugetlbfs mount"));
   h->fallback = GW_SHM_FALLBACK_NONE;

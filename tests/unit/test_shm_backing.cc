@@ -133,11 +133,11 @@ class BackingTest : public ::testing::Test {
   Geometry geo_{1, 1024, 1024};
 };
 
-#define NEED_ROOT_MOUNT(options)                                                            \
-  if (!mount_hugetlbfs(options)) {                                                          \
-    GTEST_SKIP() << (geteuid() != 0 ? "needs root to mount hugetlbfs"                       \
-                                    : "cannot mount hugetlbfs here: " +                     \
-                                          std::string(std::strerror(errno)));               \
+#define NEED_ROOT_MOUNT(options)                                                                 \
+  if (!mount_hugetlbfs(options)) {                                                               \
+    GTEST_SKIP() << (geteuid() != 0                                                              \
+                         ? "needs root to mount hugetlbfs"                                       \
+                         : "cannot mount hugetlbfs here: " + std::string(std::strerror(errno))); \
   }
 
 TEST(Backing, MountTableListsHugetlbfsMountsInOrder) {
