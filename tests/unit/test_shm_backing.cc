@@ -15,6 +15,8 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "dataplane/shm/backing.h"
 #include "dataplane/shm/life_lock.h"
@@ -314,6 +316,76 @@ TEST_F(BackingTest, AShortPoolFailsHugepagesAndLeavesNothing) {
   EXPECT_NE(r.error().find("vm.nr_hugepages"), std::string::npos) << r.error();
   EXPECT_FALSE(exists(dir_ + "/gateway." + instance_));
   EXPECT_FALSE(exists(tmpfs_path(instance_)));
+}
+
+// Both processes start at once (any order is allowed): each either makes the one object or
+// attaches to it, never to a half-made file, and no second object appears. open_at_once opens
+// from four threads at the same time; expect_one_object checks that all got `want` and exactly
+// one made it.
+struct Opened {
+  std::string path;
+  std::string error;
+  bool created = false;
+};
+
+std::vector<Opened> open_at_once(const std::string& instance, const Geometry& g,
+                                 const Placement& p) {
+  constexpr int kOpeners = 4;
+  std::vector<Opened> out(kOpeners);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kOpeners; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = Region::open(instance, g, p);
+      if (r) {
+        out[i] = {r->path(), "", r->created()};
+      } else {
+        out[i].error = r.error();
+      }
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  return out;
+}
+
+void expect_one_object(const std::vector<Opened>& v, const std::string& want, int run) {
+  int makers = 0;
+  for (const Opened& o : v) {
+    EXPECT_EQ(o.error, "") << "run " << run;
+    EXPECT_EQ(o.path, want) << "run " << run;
+    makers += o.created ? 1 : 0;
+  }
+  EXPECT_EQ(makers, 1) << "run " << run;
+}
+
+TEST_F(BackingTest, ConcurrentCreatorsThatFallBackMeetInOneObject) {
+  NEED_ROOT_MOUNT("size=4M");
+  Placement p;
+  p.backing = Backing::Auto;
+  p.hugetlbfs = dir_;
+  for (int run = 0; run < 20; ++run) {
+    expect_one_object(open_at_once(instance_, geo_, p), tmpfs_path(instance_), run);
+    EXPECT_FALSE(exists(dir_ + "/gateway." + instance_)) << "run " << run;
+    Region::unlink(instance_, p);
+  }
+}
+
+TEST_F(BackingTest, ConcurrentCreatorsOnHugetlbfsMeetInOneObject) {
+  NEED_ROOT_MOUNT(nullptr);
+  const uint64_t page = hugetlbfs_page_size(dir_).value();
+  const uint64_t pages = (plan(geo_).total_size + page - 1) / page;
+  if (!reserve_free_pages(pages)) {
+    GTEST_SKIP() << "the kernel could not free " << pages << " huge pages (vm.nr_hugepages)";
+  }
+  Placement p;
+  p.backing = Backing::Auto;
+  p.hugetlbfs = dir_;
+  for (int run = 0; run < 10; ++run) {
+    expect_one_object(open_at_once(instance_, geo_, p), dir_ + "/gateway." + instance_, run);
+    EXPECT_FALSE(exists(tmpfs_path(instance_))) << "run " << run;
+    Region::unlink(instance_, p);
+  }
 }
 
 TEST_F(BackingTest, AShortSystemPoolFallsBack) {
