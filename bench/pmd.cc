@@ -47,6 +47,9 @@ uint64_t g_loops = 0, g_full = 0, g_empty = 0;
 
 struct Options {
   bool huge = false;
+  // Where the shared-memory object (the connection table) goes: tmpfs by default, so that runs
+  // stay comparable with the results recorded before the choice existed.
+  shm::Placement shm;
   int cpu_gen = 0;
   int cpu_worker = 1;
   uint32_t flows = 1u << 20;
@@ -248,17 +251,25 @@ int run(const Options& o) {
   }
 
   const std::string instance = "pmdbench" + pid;
-  shm::Region::unlink(instance);
+  shm::Region::unlink(instance, o.shm);
   shm::Geometry geo;
   // Room for the IPv4 and the IPv6 flow sets together (the table is not cleared in between).
   geo.conn_capacity = std::bit_ceil(static_cast<uint32_t>(uint64_t{o.flows} * 3));
   geo.session_capacity = 4096;
-  auto region = shm::Region::open(instance, geo);
+  auto region = shm::Region::open(instance, geo, o.shm);
   if (!region) {
     std::fprintf(stderr, "pmd: %s\n", region.error().c_str());
     return 1;
   }
-  shm::Region::unlink(instance);  // the mapping stays; nothing is left behind if we are killed
+  // The mapping stays (with its huge pages); nothing is left behind if we are killed.
+  shm::Region::unlink(instance, o.shm);
+  const std::string shm_text =
+      region->path() + " (" + std::string(shm::backing_kind(region->backing())) + ", " +
+      shm::bytes_text(region->page_size()) +
+      " pages, --shm=" + std::string(shm::backing_name(o.shm.backing)) + ")";
+  if (const std::string w = region->warning(); !w.empty()) {
+    std::fprintf(stderr, "pmd: warning: %s [%s]\n", w.c_str(), region->fallback_detail().c_str());
+  }
   gw_shm_header* hdr = region->header();
   // The rig's connection table and counters live in the shared-memory object the worker uses.
   test::RigOptions ro = bench_rig_options(hdr->conn_buckets, hdr->conn_capacity, 0);
@@ -290,9 +301,10 @@ int run(const Options& o) {
   const uint64_t hz = rte_get_tsc_hz();
   std::printf(
       "# pmd: worker loop (busy idle) on lcore 1 (cpu %d), generator on cpu %d, net_ring "
-      "rings of %u, pool %u mbufs, %s, conn table %u flows in /dev/shm (capacity %u)\n",
+      "rings of %u, pool %u mbufs, %s, conn table %u flows in %s (capacity %u)\n",
       o.cpu_worker, o.cpu_gen, kRingSize, kPoolMbufs,
-      o.huge ? "EAL memory on 2 MiB hugepages" : "EAL --no-huge", o.flows, geo.conn_capacity);
+      o.huge ? "EAL memory on 2 MiB hugepages" : "EAL --no-huge", o.flows, shm_text.c_str(),
+      geo.conn_capacity);
   std::printf("%-8s %-6s %8s | %-24s | %12s | %9s | %s\n", "scenario", "mem", "flows",
               "Mpps median [min..max]", "burst busy%", "drops", "drop reasons (all runs)");
   std::fflush(stdout);
@@ -454,6 +466,12 @@ int main(int argc, char** argv) {
     const auto [key, val] = split_arg(a);
     if (a == "--huge") {
       o.huge = true;
+    } else if (key == "--shm" && (val == "auto" || val == "hugepages" || val == "tmpfs")) {
+      o.shm.backing = val == "auto"        ? gw::shm::Backing::Auto
+                      : val == "hugepages" ? gw::shm::Backing::Hugepages
+                                           : gw::shm::Backing::Tmpfs;
+    } else if (key == "--shm-hugetlbfs" && !val.empty()) {
+      o.shm.hugetlbfs = std::string(val);
     } else if (key == "--flows" && !val.empty()) {
       o.flows = std::max<uint32_t>(32, static_cast<uint32_t>(std::stoul(val)));
     } else if (key == "--seconds" && !val.empty()) {
@@ -470,13 +488,18 @@ int main(int argc, char** argv) {
       while (std::getline(ss, item, ',')) o.scenarios.push_back(item);
     } else {
       std::printf(
-          "pmd [--huge] [--flows=N] [--seconds=S] [--reps=N] [--cpus=GEN,WORKER]\n"
-          "    [--scenarios=io,est4,est6,nosvc4]\n"
+          "pmd [--huge] [--shm=auto|hugepages|tmpfs] [--shm-hugetlbfs=DIR] [--flows=N]\n"
+          "    [--seconds=S] [--reps=N] [--cpus=GEN,WORKER] [--scenarios=io,est4,est6,nosvc4]\n"
           "  io         io-forwarding lcore instead of the worker: the ceiling of this set-up\n"
           "  est4/est6  established IPv4/IPv6 TCP flows, random over N flows (filled first)\n"
           "  nosvc4     IPv4 TCP to a VIP port without a service (every packet dropped)\n"
           "  --huge     EAL memory (mbufs, rings) on 2 MiB hugepages (hugetlbfs must be\n"
-          "             mounted and vm.nr_hugepages reserved); default --no-huge\n");
+          "             mounted and vm.nr_hugepages reserved); default --no-huge\n"
+          "  --shm      where the shared-memory object (the connection table) goes, as\n"
+          "             dataplane.shared_memory.backing: auto (hugetlbfs if it can be had, else\n"
+          "             tmpfs with a warning), hugepages (or fail), tmpfs (default); the\n"
+          "             header line says which it got\n"
+          "  --shm-hugetlbfs  the hugetlbfs directory (default: the first mount)\n");
       return a == "--help" ? 0 : 2;
     }
   }

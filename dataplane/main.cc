@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "dataplane/config/config.h"
+#include "dataplane/config/shm_placement.h"
 #include "dataplane/core/conn_table.h"
 #include "dataplane/core/forward.h"
 #include "dataplane/core/session_table.h"
@@ -127,17 +128,19 @@ gw::shm::Geometry geometry_of(const gw::conf::Config& c) {
 
 // --instance-check: what a start would find in shared memory, without starting anything.
 int instance_check(const gw::conf::Config& c) {
-  const std::string name = "/dev/shm" + gw::shm::object_name(c.instance);
-  auto existing = gw::shm::Region::attach_existing(c.instance);
+  const gw::shm::Placement where = gw::conf::placement_of(c);
+  auto existing = gw::shm::Region::attach_existing(c.instance, where);
   if (!existing.ok()) {
-    if (access(name.c_str(), F_OK) != 0) {
-      log_line("instance " + c.instance + ": no shared memory yet (" + name +
-               "); a start creates it");
+    if (gw::shm::existing_paths(c.instance, where).empty()) {
+      log_line("instance " + c.instance + ": no shared memory yet (" +
+               gw::shm::tmpfs_path(c.instance) + " or on hugetlbfs, backing " +
+               std::string(gw::shm::backing_name(where.backing)) + "); a start creates it");
       return 0;
     }
     log_line("instance " + c.instance + ": " + existing.error());
     return 1;
   }
+  const std::string name = existing->path();
   const gw::shm::Geometry want = geometry_of(c);
   const gw::shm::Geometry have = existing->geometry();
   if (!(want == have)) {
@@ -150,7 +153,7 @@ int instance_check(const gw::conf::Config& c) {
              " session_capacity=" + std::to_string(want.session_capacity));
     return 1;
   }
-  const gw::shm::LifeLock lock = take(gw::shm::LifeLock::acquire(c.instance));
+  const gw::shm::LifeLock lock = take(gw::shm::LifeLock::acquire_at(name));
   if (!lock.held()) {
     log_line("instance " + c.instance + ": a data plane is running on it (pid " +
              std::to_string(load_relaxed(existing->header()->dp_pid)) + ")");
@@ -178,20 +181,26 @@ int run(const gw::conf::Config& c, const char* program) {
   }
 
   // ---- shared memory: geometry and exclusivity before any device is touched
-  gw::shm::Region region = take(gw::shm::Region::open(c.instance, geometry_of(c)));
+  gw::shm::Region region =
+      take(gw::shm::Region::open(c.instance, geometry_of(c), gw::conf::placement_of(c)));
   // Held for the process's life: how gatewayd and the next gateway-dataplane know it runs.
-  const gw::shm::LifeLock lock = take(gw::shm::LifeLock::acquire(c.instance));
+  const gw::shm::LifeLock lock = take(gw::shm::LifeLock::acquire_at(region.path()));
   if (!lock.held()) {
     throw StartupError("instance " + c.instance + ": another gateway-dataplane runs on " +
-                       "/dev/shm" + gw::shm::object_name(c.instance) + " (pid " +
+                       region.path() + " (pid " +
                        std::to_string(load_relaxed(region.header()->dp_pid)) + ")");
   }
   gw_shm_header* hdr = region.header();
-  log_line("shared memory /dev/shm" + gw::shm::object_name(c.instance) + " " +
-           (region.created() ? "created" : "attached") + " (" +
-           std::to_string(region.size() >> 20) + " MiB, " + std::to_string(n_workers) +
+  log_line("shared memory " + region.path() + " " + (region.created() ? "created" : "attached") +
+           " (" + std::to_string(region.size() >> 20) + " MiB on " +
+           std::string(gw::shm::backing_kind(region.backing())) + ", " +
+           gw::shm::bytes_text(region.page_size()) + " pages, " + std::to_string(n_workers) +
            " workers, " + std::to_string(hdr->conn_capacity) + " connections per worker, " +
            std::to_string(hdr->session_capacity) + " sessions)");
+  if (const std::string w = region.warning(); !w.empty()) {
+    log_line("warning: shared memory: " + w +
+             (region.fallback_detail().empty() ? "" : " [" + region.fallback_detail() + "]"));
+  }
 
   // ---- EAL
   const std::vector<std::string> eal_args =

@@ -8,8 +8,9 @@
 #include <cstdio>
 #include <string>
 
-#include "dataplane/config/config.h"
 #include "ctl/publish/publish.h"
+#include "dataplane/config/config.h"
+#include "dataplane/config/shm_placement.h"
 #include "dataplane/shm/shm.h"
 
 int main(int argc, char** argv) {
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
   g.n_workers = static_cast<uint32_t>(c.dataplane.lcores.size());
   g.conn_capacity = c.dataplane.conn_table.capacity;
   g.session_capacity = c.dataplane.conn_table.persistence_capacity;
-  auto region = gw::shm::Region::open(c.instance, g);
+  auto region = gw::shm::Region::open(c.instance, g, gw::conf::placement_of(c));
   if (!region) {
     std::fprintf(stderr, "gw-publish: %s\n", region.error().c_str());
     return 1;

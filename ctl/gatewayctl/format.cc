@@ -245,6 +245,17 @@ std::string format_status(const json& s) {
     v += ", " + text(*ct, "stateless") + " stateless";
     lines.add("conn table", v);
   }
+  if (const json* sm = field(*dp, "shared_memory"); sm != nullptr && sm->is_object()) {
+    const int64_t page = integer(*sm, "page_size");
+    const std::string page_text = page >= (1 << 20) && page % (1 << 20) == 0
+                                      ? std::to_string(page >> 20) + " MiB"
+                                      : std::to_string(page >> 10) + " KiB";
+    lines.add("memory", text(*sm, "backing") + " " + text(*sm, "path") + ", " + page_text +
+                            " pages, " + fixed1(number(*sm, "size") / double(1 << 20)) + " MiB");
+    if (const json* w = field(*sm, "warning"); w != nullptr && w->is_string()) {
+      lines.add("  WARNING", w->get<std::string>());  // backing auto fell back to tmpfs
+    }
+  }
   if (const json* p = field(*dp, "packets"); p != nullptr) {
     lines.add("packets", "rx " + text(*p, "rx") + ", tx " + text(*p, "tx"));
   }

@@ -28,10 +28,11 @@
 #include <string>
 #include <thread>
 
-#include "dataplane/config/config.h"
 #include "ctl/events/webhooks.h"
-#include "ctl/gatewayd/daemon.h"
 #include "ctl/gatewayd/base/dataplane_link.h"
+#include "ctl/gatewayd/daemon.h"
+#include "dataplane/config/config.h"
+#include "dataplane/config/shm_placement.h"
 #ifdef GW_HAVE_XDP
 #include "ctl/gatewayd/base/xdp_link.h"
 #endif
@@ -314,13 +315,20 @@ int run(const std::string& config_arg, bool foreground) {
     return 1;
 #endif
   } else {
-    auto region = gw::shm::Region::open(active->instance, geometry_of(*active));
+    auto region = gw::shm::Region::open(active->instance, geometry_of(*active),
+                                        gw::conf::placement_of(*active));
     if (!region) {
       log_line(region.error());
       return 1;
     }
-    log_line(std::string("shared memory /dev/shm") + gw::shm::object_name(active->instance) +
-             " " + (region->created() ? "created" : "attached"));
+    log_line("shared memory " + region->path() + " " +
+             (region->created() ? "created" : "attached") + " (" +
+             std::string(gw::shm::backing_kind(region->backing())) + ", " +
+             gw::shm::bytes_text(region->page_size()) + " pages)");
+    // Logged by whichever process created the object; gatewayd's status reports it either way.
+    if (const std::string w = region->warning(); region->created() && !w.empty()) {
+      log_line("warning: shared memory: " + w + " [" + region->fallback_detail() + "]");
+    }
     link_owner = std::make_unique<ShmLink>(std::move(*region));
   }
   DataplaneLink& link = *link_owner;

@@ -46,6 +46,18 @@ ConfigError::ConfigError(std::string file, int line, int column, std::string key
       key_(std::move(key)),
       message_(std::move(message)) {}
 
+std::string_view shared_memory_backing_name(SharedMemoryBacking b) noexcept {
+  switch (b) {
+    case SharedMemoryBacking::Hugepages:
+      return "hugepages";
+    case SharedMemoryBacking::Tmpfs:
+      return "tmpfs";
+    case SharedMemoryBacking::Auto:
+      break;
+  }
+  return "auto";
+}
+
 std::string_view engine_name(Engine e) noexcept { return e == Engine::Xdp ? "xdp" : "dpdk"; }
 std::string_view idle_policy_name(IdlePolicy p) noexcept {
   return p == IdlePolicy::Adaptive ? "adaptive" : "busy";

@@ -4,8 +4,8 @@
 // comment, so its users check nothing again.
 //
 // Where each part lives: values.h (durations, host:port, selectors... without yaml-cpp; library
-// gw_config_values), reader.h (the typed YAML reader), rules.cc (the sections, behind
-// load_config_string), emit.cc (canonical_yaml), config.cc (the model's helpers and file
+// gw_config_values), reader.h (the typed YAML reader), rules.cc and sections.h (the sections,
+// behind load_config_string), emit.cc (canonical_yaml), config.cc (the model's helpers and file
 // loading); all but values.* form the library gw_config.
 //
 // Zone: slow path (gateway-dataplane start-up, gatewayd, gatewayctl).
@@ -109,6 +109,21 @@ struct IcmpTooBigConfig {
   bool operator==(const IcmpTooBigConfig&) const = default;
 };
 
+// Key shared_memory: where the per-instance shared-memory object (the connection tables) lives
+// (dataplane/shm/backing.h). auto: on a hugetlbfs mount when there is one whose pool has the
+// pages, else on tmpfs (/dev/shm) with a warning; hugepages: on hugetlbfs or not at all (start-up
+// fails, naming why); tmpfs: on /dev/shm. `hugetlbfs`: a directory on a hugetlbfs mount, absolute;
+// empty = the first hugetlbfs mount in /proc/mounts. Whoever creates the object (gateway-dataplane
+// or gatewayd) decides; the other attaches to it wherever it is.
+enum class SharedMemoryBacking : uint8_t { Auto, Hugepages, Tmpfs };
+std::string_view shared_memory_backing_name(SharedMemoryBacking b) noexcept;
+struct SharedMemoryConfig {
+  SharedMemoryBacking backing = SharedMemoryBacking::Auto;
+  std::string hugetlbfs;
+
+  bool operator==(const SharedMemoryConfig&) const = default;
+};
+
 struct DataplaneConfig {
   Engine engine = Engine::Dpdk;
   std::vector<std::string> eal;   // rte_eal_init arguments; dpdk only
@@ -122,6 +137,7 @@ struct DataplaneConfig {
   uint16_t tx_descriptors = 1024;  // power of two, 64..16384
   uint16_t burst = 32;             // 1..256
   IcmpTooBigConfig icmp_too_big;   // key icmp_too_big: {rate, burst}
+  SharedMemoryConfig shared_memory;  // key shared_memory: {backing, hugetlbfs}
 
   bool operator==(const DataplaneConfig&) const = default;
 };

@@ -128,6 +128,12 @@ void emit_dataplane(YAML::Emitter& out, const DataplaneConfig& d) {
   emit_kv(out, "rate", d.icmp_too_big.rate);
   emit_kv(out, "burst", d.icmp_too_big.burst);
   out << YAML::EndMap;
+  begin_map(out, "shared_memory", YAML::Flow);
+  emit_kv(out, "backing", shared_memory_backing_name(d.shared_memory.backing));
+  if (!d.shared_memory.hugetlbfs.empty()) {
+    emit_kv(out, "hugetlbfs", d.shared_memory.hugetlbfs);
+  }
+  out << YAML::EndMap;
   out << YAML::EndMap;
 }
 

@@ -19,6 +19,7 @@
 //               bare number refused with a hint, > 0, at most 7 days; addresses, prefixes,
 //               host:port and MAC that parse; enums (engine, idle, protocol, on_disable,
 //               health_check.type, persistence.type, host mode) from their fixed sets
+//               (shared_memory: sections.cc)
 //   names       instance [a-z0-9][a-z0-9_-]{0,31}; services, groups, hosts, tokens
 //               [A-Za-z0-9][A-Za-z0-9._-]{0,63}; tag keys and values as selectors accept them
 //   dataplane   lcores non-empty and unique (dpdk; none with xdp); ports non-empty, devices and own addresses unique;
@@ -57,6 +58,7 @@
 #include "dataplane/config/config.h"
 #include "dataplane/config/reader.h"
 #include "dataplane/config/secret.h"
+#include "dataplane/config/sections.h"
 
 namespace gw::conf {
 
@@ -126,8 +128,9 @@ Config Rules::load(std::string_view text) const {
 }
 
 DataplaneConfig Rules::dataplane(const Val& v) const {
-  const Fields f = fields(v, {"engine", "eal", "lcores", "ports", "conn_table", "idle", "mbufs",
-                              "rx_descriptors", "tx_descriptors", "burst", "icmp_too_big"});
+  const Fields f =
+      fields(v, {"engine", "eal", "lcores", "ports", "conn_table", "idle", "mbufs",
+                 "rx_descriptors", "tx_descriptors", "burst", "icmp_too_big", "shared_memory"});
   DataplaneConfig d;
   d.engine = choice<Engine>(require(f, "engine"), {{"dpdk", Engine::Dpdk}, {"xdp", Engine::Xdp}});
   if (auto e = f.get("eal")) {
@@ -195,6 +198,7 @@ DataplaneConfig Rules::dataplane(const Val& v) const {
     integer_if(tf, "rate", d.icmp_too_big.rate, 0, 1'000'000);
     integer_if(tf, "burst", d.icmp_too_big.burst, 1, 1'000'000);
   }
+  d.shared_memory = shared_memory(*this, f.get("shared_memory"));  // sections.h
   return d;
 }
 

@@ -1,4 +1,5 @@
-/* The layout of the shared-memory object /dev/shm/gateway.<instance>.
+/* The layout of the shared-memory object gateway.<instance>: /dev/shm/gateway.<instance> (tmpfs)
+ * or <hugetlbfs mount>/gateway.<instance> (huge pages; dataplane/shm/backing.h).
  *
  * Zone: shared layout. Plain fixed-width structs, no pointers (offsets from the start of the
  * object only), every size pinned below. This header is C11 and C++20 so that bpf/ can use the
@@ -38,10 +39,11 @@
 
 #define GW_SHM_MAGIC 0x314d485357544147ull /* "GATWSHM1" little-endian */
 #define GW_SHM_LAYOUT_VERSION                                  \
-  4u /* 2: gw_worker.degraded; gw_conn session_ms, gen, flags; \
+  5u /* 2: gw_worker.degraded; gw_conn session_ms, gen, flags; \
         gw_host.disabled_gen. 3: gw_worker.lifetimes.          \
         4: gw_worker.conn_syn_*, icmp_too_big_sent;            \
-        gw_conn_bucket.sig bit 0 marks SYN state */
+        gw_conn_bucket.sig bit 0 marks SYN state.              \
+        5: gw_shm_header backing, fallback, page_size */
 
 #define GW_MAX_WORKERS 64u
 #define GW_MAX_PORTS 8u
@@ -268,6 +270,16 @@ struct gw_session_bucket {       /* 256 bytes: four cache lines */
 
 /* ---- header -------------------------------------------------------------------------------- */
 
+/* gw_shm_header.backing [create] */
+#define GW_SHM_BACKING_TMPFS 1u     /* /dev/shm: 4 KiB pages */
+#define GW_SHM_BACKING_HUGETLBFS 2u /* a hugetlbfs mount: huge pages, reserved at creation */
+
+/* gw_shm_header.fallback [create]: why backing auto put the object on tmpfs */
+#define GW_SHM_FALLBACK_NONE 0u     /* it did not fall back (or backing was tmpfs by choice) */
+#define GW_SHM_FALLBACK_NO_MOUNT 1u /* no hugetlbfs mount found (or the directory is not one) */
+#define GW_SHM_FALLBACK_POOL 2u     /* too few free huge pages (ENOMEM / ENOSPC) */
+#define GW_SHM_FALLBACK_FAILED 3u   /* another failure making the file (fallback_errno) */
+
 struct gw_shm_header {
   uint64_t magic;                /* [create] stored last, with release order */
   uint32_t layout_version;       /* [create] */
@@ -289,7 +301,16 @@ struct gw_shm_header {
   uint64_t conn_table_stride;    /* buckets then entries (entries at + conn_buckets*64) */
   uint64_t off_sessions;
   uint64_t created_ms;           /* [create] CLOCK_REALTIME ms */
-  uint8_t reserved1[48];
+  /* backing [create]: where the pages come from, and why backing auto ended on tmpfs, so that
+   * the process that attaches (gatewayd, when the data plane created it) reports the same
+   * warning as the creator logged (shm::backing_warning) */
+  uint32_t backing;              /* GW_SHM_BACKING_* */
+  uint32_t fallback;             /* GW_SHM_FALLBACK_*; NONE when backing was not a fallback */
+  uint64_t page_size;            /* bytes of the pages behind the object (4096 on tmpfs) */
+  int32_t fallback_errno;        /* errno of the hugetlbfs step that failed (POOL, FAILED) */
+  uint32_t reserved_b;
+  uint64_t fallback_page_size;   /* huge page size of the mount tried; 0 when none was found */
+  uint8_t reserved1[16];
   /* line: publication [ctl] */
   uint64_t published;            /* generation << 1 | snapshot index; 0 = nothing published */
   uint64_t ctl_pid;              /* [ctl] */
@@ -314,6 +335,8 @@ GW_STATIC_ASSERT(sizeof(struct gw_conn_bucket) == 64, "gw_conn_bucket is one cac
 GW_STATIC_ASSERT(sizeof(struct gw_session) == 32, "gw_session");
 GW_STATIC_ASSERT(sizeof(struct gw_session_bucket) == 256, "gw_session_bucket");
 GW_STATIC_ASSERT(sizeof(struct gw_shm_header) == 320, "gw_shm_header");
+GW_STATIC_ASSERT(offsetof(struct gw_shm_header, backing) == 144, "backing after created_ms");
+GW_STATIC_ASSERT(offsetof(struct gw_shm_header, fallback_page_size) == 168, "backing fields");
 GW_STATIC_ASSERT(offsetof(struct gw_shm_header, published) == 192, "publication line");
 GW_STATIC_ASSERT(offsetof(struct gw_shm_header, dp_pid) == 256, "data-plane line");
 GW_STATIC_ASSERT(offsetof(struct gw_snapshot, service_slots) == 64, "snapshot head");

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "dataplane/shm/layout.h"
 #include "dataplane/shm/shm.h"
@@ -26,20 +27,30 @@ struct flock life_range(short type) {
   return fl;
 }
 
-Result<int> open_object(const std::string& instance, const char* why) {
-  const std::string name = object_name(instance);
-  const int fd = shm_open(name.c_str(), O_RDWR, 0);
+Result<int> open_object(const std::string& path, const char* why) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    return make_error(std::string("cannot open shared memory ") + name + " " + why + ": " +
+    return make_error(std::string("cannot open shared memory ") + path + " " + why + ": " +
                       std::strerror(errno));
   }
   return fd;
 }
 
+// Where the object of `instance` is; its tmpfs path when it is nowhere (the open then fails
+// and says so).
+std::string object_path(const std::string& instance) {
+  const std::vector<std::string> found = existing_paths(instance, Placement{});
+  return found.empty() ? tmpfs_path(instance) : found.front();
+}
+
 }  // namespace
 
 Result<LifeLock> LifeLock::acquire(const std::string& instance) {
-  auto fd = open_object(instance, "to lock it");
+  return acquire_at(object_path(instance));
+}
+
+Result<LifeLock> LifeLock::acquire_at(const std::string& path) {
+  auto fd = open_object(path, "to lock it");
   if (!fd) {
     return make_error(fd.error());
   }
@@ -54,8 +65,7 @@ Result<LifeLock> LifeLock::acquire(const std::string& instance) {
   if (err == EAGAIN || err == EACCES) {
     return LifeLock{};
   }
-  return make_error("cannot lock shared memory " + object_name(instance) + ": " +
-                    std::strerror(err));
+  return make_error("cannot lock shared memory " + path + ": " + std::strerror(err));
 }
 
 LifeLock::LifeLock(LifeLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
@@ -77,7 +87,11 @@ LifeLock::~LifeLock() {
 }
 
 Result<bool> life_lock_held(const std::string& instance) {
-  auto fd = open_object(instance, "to test its data plane's lock");
+  return life_lock_held_at(object_path(instance));
+}
+
+Result<bool> life_lock_held_at(const std::string& path) {
+  auto fd = open_object(path, "to test its data plane's lock");
   if (!fd) {
     return make_error(fd.error());
   }
@@ -86,8 +100,7 @@ Result<bool> life_lock_held(const std::string& instance) {
   const int err = errno;
   close(*fd);
   if (rc != 0) {
-    return make_error("cannot test the lock of shared memory " + object_name(instance) + ": " +
-                      std::strerror(err));
+    return make_error("cannot test the lock of shared memory " + path + ": " + std::strerror(err));
   }
   return fl.l_type != F_UNLCK;
 }

@@ -1,7 +1,8 @@
 // The data plane's life lock: how every process tells whether a gateway-dataplane runs on an
 // instance.
 //
-// Zone: slow path (one open and one fcntl per call).
+// Zone: slow path (one open and one fcntl per call). The instance forms look the object up
+// wherever it is (backing.h, default places); the _at forms take its path.
 //
 // The running data-plane process holds an open-file-description (OFD) write lock on the
 // header's dp_pid word of its instance's shared-memory object, for its whole life. The kernel
@@ -24,6 +25,8 @@ class LifeLock {
   // Takes the lock of `instance`'s object (which must exist). An empty LifeLock (held() false)
   // when another open file description holds it; an error on any other failure.
   static Result<LifeLock> acquire(const std::string& instance);
+  // The same on the object's file at `path` (Region::path()).
+  static Result<LifeLock> acquire_at(const std::string& path);
 
   LifeLock() = default;
   LifeLock(LifeLock&& o) noexcept;
@@ -42,5 +45,6 @@ class LifeLock {
 // (the object is gone: no data plane can run on it then either, so callers may read that as
 // false).
 Result<bool> life_lock_held(const std::string& instance);
+Result<bool> life_lock_held_at(const std::string& path);
 
 }  // namespace gw::shm

@@ -8,7 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "dataplane/shm/atomics.h"
 #include "dataplane/shm/check.h"
@@ -31,7 +33,7 @@ uint32_t next_pow2(uint64_t v) {
   return static_cast<uint32_t>(p);
 }
 
-std::string errno_text(const char* what, const std::string& name) {
+std::string errno_text(const char* what, const std::string& name) {  // uses errno
   return std::string(what) + " " + name + ": " + std::strerror(errno);
 }
 
@@ -88,7 +90,112 @@ Plan plan(const Geometry& g) noexcept {
   return p;
 }
 
-Result<Region> Region::open(const std::string& instance, const Geometry& g, uint32_t wait_ms) {
+namespace {
+
+// Rounds of look-up-then-create or attach: each further round follows a file that appeared or
+// vanished under a concurrent creator, so a handful suffice.
+constexpr int kMaxRounds = 20;
+
+struct Mapping {
+  uint8_t* base = nullptr;
+  size_t size = 0;
+};
+
+enum class Made { Ok, Exists, Failed };
+
+// Why auto ended on tmpfs; reason GW_SHM_FALLBACK_NONE when it did not.
+struct Fallback {
+  uint32_t reason = GW_SHM_FALLBACK_NONE;
+  int err = 0;
+  uint64_t page_size = 0;
+  std::string detail;  // the full story, for the creator's log and for hugepages' error
+};
+
+uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+uint64_t small_page_size() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
+
+// Creates `path` (O_EXCL), `size` bytes, and maps it shared. On hugetlbfs every page is
+// allocated here (fallocate, then MAP_POPULATE; the mapping also reserves): a short pool fails
+// now with ENOSPC/ENOMEM, not as a SIGBUS on a worker's first touch. On failure, `err` and
+// `what` say which step failed and `made` whether the file exists (the caller removes it).
+Made make_file(const std::string& path, bool huge, uint64_t size, Mapping& m, int& err,
+               std::string& what, bool& made) {
+  made = false;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+  if (fd < 0) {
+    err = errno;
+    what = "cannot create shared memory";
+    return err == EEXIST ? Made::Exists : Made::Failed;
+  }
+  made = true;
+  auto fail = [&](const char* step) {
+    err = errno;
+    what = step;
+    close(fd);
+    return Made::Failed;
+  };
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    return fail("cannot size shared memory");
+  }
+  if (huge && fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0 && errno != EOPNOTSUPP) {
+    return fail("cannot allocate the huge pages of shared memory");
+  }
+  void* a =
+      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (huge ? MAP_POPULATE : 0), fd, 0);
+  if (a == MAP_FAILED) {
+    return fail("cannot map shared memory");
+  }
+  close(fd);
+  m = {static_cast<uint8_t*>(a), size};
+  return Made::Ok;
+}
+
+void init_header(gw_shm_header* h, const std::string& instance, const Geometry& g, const Plan& p,
+                 uint64_t size, uint32_t backing, uint64_t page_size, const Fallback& fb) {
+  h->layout_version = GW_SHM_LAYOUT_VERSION;
+  h->header_size = sizeof(gw_shm_header);
+  h->total_size = size;
+  std::memcpy(h->instance, instance.data(), instance.size());
+  h->n_workers = g.n_workers;
+  h->conn_buckets = g.conn_buckets();
+  h->conn_capacity = g.conn_capacity;
+  h->session_buckets = g.session_buckets();
+  h->session_capacity = g.session_capacity;
+  h->off_snapshots[0] = p.off_snapshots[0];
+  h->off_snapshots[1] = p.off_snapshots[1];
+  h->off_workers = p.off_workers;
+  h->worker_stride = p.worker_stride;
+  h->off_conn_tables = p.off_conn_tables;
+  h->conn_table_stride = p.conn_table_stride;
+  h->off_sessions = p.off_sessions;
+  h->created_ms = realtime_ms();
+  h->backing = backing;
+  h->page_size = page_size;
+  h->fallback = fb.reason;
+  h->fallback_errno = fb.err;
+  h->fallback_page_size = fb.page_size;
+  // Until the magic is stored, an attacher waits.
+  std::atomic_ref<uint64_t>(h->magic).store(GW_SHM_MAGIC, std::memory_order_release);
+}
+
+// What to do when backing hugepages cannot be had, by the reason.
+std::string hugepages_hint(const Fallback& fb) {
+  switch (fb.reason) {
+    case GW_SHM_FALLBACK_NO_MOUNT:
+      return "mount hugetlbfs (mount -t hugetlbfs none /dev/hugepages) or point "
+             "dataplane.shared_memory.hugetlbfs at a directory on it";
+    case GW_SHM_FALLBACK_POOL:
+      return "reserve more huge pages (vm.nr_hugepages, HugePages_Free in /proc/meminfo)";
+    default:
+      return "correct that";
+  }
+}
+
+}  // namespace
+
+Result<Region> Region::open(const std::string& instance, const Geometry& g, const Placement& where,
+                            uint32_t wait_ms) {
   if (g.n_workers == 0 || g.n_workers > GW_MAX_WORKERS) {
     return make_error("shared memory: " + std::to_string(g.n_workers) + " workers (1.." +
                       std::to_string(GW_MAX_WORKERS) + " supported)");
@@ -96,130 +203,249 @@ Result<Region> Region::open(const std::string& instance, const Geometry& g, uint
   if (instance.empty() || instance.size() >= sizeof(gw_shm_header::instance)) {
     return make_error("shared memory: bad instance name '" + instance + "'");
   }
-  const std::string name = object_name(instance);
+  const std::string tmpfs = tmpfs_path(instance);
   const Plan p = plan(g);
-  int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0660);
-  if (fd >= 0) {
-    // We create it. Until the magic is stored, an attacher waits.
-    if (ftruncate(fd, static_cast<off_t>(p.total_size)) != 0) {
-      auto err = errno_text("cannot size shared memory", name);
-      close(fd);
-      shm_unlink(name.c_str());
-      return make_error(err);
+  const uint64_t deadline = monotonic_ms() + wait_ms;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    bool none = false;
+    auto found = attach_any(instance, where, deadline, none);
+    if (!none) {
+      if (!found) {
+        return found;
+      }
+      const Geometry have = found->geometry();
+      if (!(have == g)) {
+        return make_error("shared memory " + found->path() + " was built for " +
+                          geometry_text(have) + ", this configuration needs " + geometry_text(g) +
+                          "; stop gateway-dataplane and gatewayd and remove " + found->path() +
+                          " to change it (established flows are then forgotten)");
+      }
+      if (where.backing == Backing::Hugepages && found->backing() != GW_SHM_BACKING_HUGETLBFS) {
+        return make_error("shared memory " + found->path() +
+                          " is on tmpfs, dataplane.shared_memory.backing hugepages wants huge "
+                          "pages; stop gateway-dataplane and gatewayd and remove " +
+                          found->path() +
+                          " to make it again (established flows are then forgotten)");
+      }
+      return found;
     }
-    void* m = mmap(nullptr, p.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) {
-      auto err = errno_text("cannot map shared memory", name);
-      shm_unlink(name.c_str());
-      return make_error(err);
+
+    // Nothing anywhere: we create it, where `where` says.
+    Fallback fb;
+    std::string partial;  // a hugetlbfs file we made but could not fill: removed below
+    if (where.backing != Backing::Tmpfs) {
+      std::string dir = where.hugetlbfs;
+      if (dir.empty()) {
+        const std::vector<std::string> mounts = hugetlbfs_mounts(where.mounts);
+        dir = mounts.empty() ? "" : mounts.front();
+      }
+      auto page = dir.empty() ? Result<uint64_t>(uint64_t{0}) : hugetlbfs_page_size(dir);
+      if (dir.empty()) {
+        fb = {GW_SHM_FALLBACK_NO_MOUNT, 0, 0, "no hugetlbfs mount is listed in " + where.mounts};
+      } else if (!page) {
+        fb = {GW_SHM_FALLBACK_NO_MOUNT, 0, 0, page.error()};
+      } else if (*page == 0) {
+        fb = {GW_SHM_FALLBACK_NO_MOUNT, 0, 0, dir + " is not on a hugetlbfs mount"};
+      } else {
+        while (dir.size() > 1 && dir.back() == '/') {
+          dir.pop_back();
+        }
+        const std::string path = dir + "/gateway." + instance;
+        const uint64_t size = round_up(p.total_size, *page);
+        Mapping m;
+        int err = 0;
+        std::string what;
+        bool made = false;
+        const Made how = make_file(path, true, size, m, err, what, made);
+        if (how == Made::Exists) {
+          continue;  // a concurrent creator's: attach to it
+        }
+        if (how == Made::Ok) {
+          // A creator that fell back makes its tmpfs object before it removes its hugetlbfs
+          // file: if we took that file's name after it, the tmpfs object is there, and wins.
+          if (access(tmpfs.c_str(), F_OK) == 0) {
+            munmap(m.base, m.size);
+            ::unlink(path.c_str());
+            continue;
+          }
+          Region fresh;
+          fresh.base_ = m.base;
+          fresh.size_ = m.size;
+          fresh.created_ = true;
+          fresh.path_ = path;
+          init_header(fresh.header(), instance, g, p, size, GW_SHM_BACKING_HUGETLBFS, *page, fb);
+          return fresh;
+        }
+        const bool short_pool = err == ENOMEM || err == ENOSPC;
+        fb = {short_pool ? GW_SHM_FALLBACK_POOL : GW_SHM_FALLBACK_FAILED, err, *page,
+              what + " " + path + " (" + bytes_text(size) + ", " + std::to_string(size / *page) +
+                  " pages of " + bytes_text(*page) + "): " + std::strerror(err)};
+        if (made) {
+          partial = path;
+        }
+      }
+      if (where.backing == Backing::Hugepages) {
+        if (!partial.empty()) {
+          ::unlink(partial.c_str());
+        }
+        return make_error("shared memory: dataplane.shared_memory.backing is hugepages, but " +
+                          fb.detail + "; " + hugepages_hint(fb) + ", or choose backing auto " +
+                          "or tmpfs");
+      }
     }
-    Region r;
-    r.base_ = static_cast<uint8_t*>(m);
-    r.size_ = p.total_size;
-    r.created_ = true;
-    gw_shm_header* h = r.header();
-    h->layout_version = GW_SHM_LAYOUT_VERSION;
-    h->header_size = sizeof(gw_shm_header);
-    h->total_size = p.total_size;
-    std::memcpy(h->instance, instance.data(), instance.size());
-    h->n_workers = g.n_workers;
-    h->conn_buckets = g.conn_buckets();
-    h->conn_capacity = g.conn_capacity;
-    h->session_buckets = g.session_buckets();
-    h->session_capacity = g.session_capacity;
-    h->off_snapshots[0] = p.off_snapshots[0];
-    h->off_snapshots[1] = p.off_snapshots[1];
-    h->off_workers = p.off_workers;
-    h->worker_stride = p.worker_stride;
-    h->off_conn_tables = p.off_conn_tables;
-    h->conn_table_stride = p.conn_table_stride;
-    h->off_sessions = p.off_sessions;
-    h->created_ms = realtime_ms();
-    std::atomic_ref<uint64_t>(h->magic).store(GW_SHM_MAGIC, std::memory_order_release);
-    return r;
+
+    const uint64_t page = small_page_size();
+    const uint64_t size = round_up(p.total_size, page);
+    Mapping m;
+    int err = 0;
+    std::string what;
+    bool made = false;
+    const Made how = make_file(tmpfs, false, size, m, err, what, made);
+    if (!partial.empty()) {
+      ::unlink(partial.c_str());  // only now: see the hugetlbfs creator's check above
+    }
+    if (how == Made::Exists) {
+      continue;
+    }
+    if (how == Made::Failed) {
+      if (made) {
+        ::unlink(tmpfs.c_str());
+      }
+      return make_error(what + " " + tmpfs + ": " + std::strerror(err));
+    }
+    Region fresh;
+    fresh.base_ = m.base;
+    fresh.size_ = m.size;
+    fresh.created_ = true;
+    fresh.path_ = tmpfs;
+    fresh.fallback_detail_ = fb.detail;
+    init_header(fresh.header(), instance, g, p, size, GW_SHM_BACKING_TMPFS, page, fb);
+    return fresh;
   }
-  if (errno != EEXIST) {
-    return make_error(errno_text("cannot create shared memory", name));
-  }
-  auto r = attach_existing(instance, wait_ms);
-  if (!r) {
-    return r;
-  }
-  const Geometry have = r->geometry();
-  if (!(have == g)) {
-    return make_error("shared memory " + name + " was built for " + geometry_text(have) +
-                      ", this configuration needs " + geometry_text(g) +
-                      "; stop gateway-dataplane and gatewayd and remove /dev/shm" + name +
-                      " to change it (established flows are then forgotten)");
-  }
-  return r;
+  return make_error("shared memory of instance " + instance + ": its file appeared and vanished " +
+                    std::to_string(kMaxRounds) + " times under concurrent creators");
 }
 
-Result<Region> Region::attach_existing(const std::string& instance, uint32_t wait_ms) {
-  const std::string name = object_name(instance);
-  int fd = shm_open(name.c_str(), O_RDWR, 0);
-  if (fd < 0) {
-    return make_error(errno_text("cannot open shared memory", name));
+Result<Region> Region::attach_existing(const std::string& instance, const Placement& where,
+                                       uint32_t wait_ms) {
+  bool none = false;
+  return attach_any(instance, where, monotonic_ms() + wait_ms, none);
+}
+
+Result<Region> Region::attach_any(const std::string& instance, const Placement& where,
+                                  uint64_t deadline, bool& none) {
+  none = false;
+  for (int round = 0; round < kMaxRounds;) {
+    const std::vector<std::string> found = existing_paths(instance, where);
+    if (found.empty()) {
+      none = true;
+      std::string looked;
+      for (const std::string& c : candidate_paths(instance, where)) {
+        looked += (looked.empty() ? "" : ", ") + c;
+      }
+      return make_error("cannot open shared memory " + object_name(instance) +
+                        ": no such object (looked at " + looked + ")");
+    }
+    if (found.size() > 1) {
+      // A creator that fell back to tmpfs removes its hugetlbfs file just after: wait for it.
+      if (monotonic_ms() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      return make_error("shared memory of instance " + instance + " exists twice, " + found[0] +
+                        " and " + found[1] +
+                        ": stop gateway-dataplane and gatewayd and remove the one not in use "
+                        "(or both: established flows are then forgotten)");
+    }
+    bool gone = false;
+    auto r = attach_at(found[0], deadline, gone);
+    if (!gone) {
+      return r;
+    }
+    ++round;
   }
-  // A concurrent creator may not have sized and initialised it yet.
-  const uint64_t deadline = monotonic_ms() + wait_ms;
+  return make_error("shared memory of instance " + instance + ": its file vanished " +
+                    std::to_string(kMaxRounds) + " times while attaching");
+}
+
+Result<Region> Region::attach_at(const std::string& path, uint64_t deadline, bool& gone) {
+  gone = false;
+  int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    gone = errno == ENOENT;
+    return make_error(errno_text("cannot open shared memory", path));
+  }
+  // A concurrent creator may not have sized and initialised it yet, or may remove it (its
+  // hugetlbfs pool was short). The magic is read with pread, not through a mapping: mapping a
+  // hugetlbfs file reserves its pages, which a half-made file may not have.
   struct stat st {};
+  uint64_t magic = 0;
   for (;;) {
     if (fstat(fd, &st) != 0) {
-      auto err = errno_text("cannot stat shared memory", name);
+      auto err = errno_text("cannot stat shared memory", path);
       close(fd);
       return make_error(err);
     }
-    if (static_cast<size_t>(st.st_size) >= sizeof(gw_shm_header)) {
+    if (st.st_nlink == 0) {
+      close(fd);
+      gone = true;
+      return make_error("shared memory " + path + " was removed while attaching");
+    }
+    const bool sized = static_cast<size_t>(st.st_size) >= sizeof(gw_shm_header);
+    if (sized && pread(fd, &magic, sizeof(magic), 0) == static_cast<ssize_t>(sizeof(magic)) &&
+        magic != 0) {
       break;
     }
     if (monotonic_ms() >= deadline) {
-      close(fd);
-      return make_error("shared memory " + name + " exists but is " + std::to_string(st.st_size) +
-                        " bytes: its creator did not finish; remove /dev/shm" + name);
+      if (!sized) {
+        close(fd);
+        return make_error("shared memory " + path + " exists but is " + std::to_string(st.st_size) +
+                          " bytes: its creator did not finish; remove " + path);
+      }
+      break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (magic != GW_SHM_MAGIC) {
+    close(fd);
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "magic 0x%016llx, expected 0x%016llx",
+                  static_cast<unsigned long long>(magic),
+                  static_cast<unsigned long long>(GW_SHM_MAGIC));
+    return make_error("shared memory " + path + " is not a gateway object or was never " +
+                      "initialised (" + buf + "); remove " + path);
   }
   const size_t size = static_cast<size_t>(st.st_size);
   void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   close(fd);
   if (m == MAP_FAILED) {
-    return make_error(errno_text("cannot map shared memory", name));
+    return make_error(errno_text("cannot map shared memory", path));
   }
   Region r;
   r.base_ = static_cast<uint8_t*>(m);
   r.size_ = size;
+  r.path_ = path;
+  // The magic's release store pairs with this: the header's other fields are complete.
   gw_shm_header* h = r.header();
-  for (;;) {
-    const uint64_t magic = std::atomic_ref<uint64_t>(h->magic).load(std::memory_order_acquire);
-    if (magic == GW_SHM_MAGIC) {
-      break;
-    }
-    if (magic != 0 || monotonic_ms() >= deadline) {
-      char buf[96];
-      std::snprintf(buf, sizeof(buf), "magic 0x%016llx, expected 0x%016llx",
-                    static_cast<unsigned long long>(magic),
-                    static_cast<unsigned long long>(GW_SHM_MAGIC));
-      return make_error("shared memory " + name + " is not a gateway object or was never " +
-                        "initialised (" + buf + ")");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  (void)std::atomic_ref<uint64_t>(h->magic).load(std::memory_order_acquire);
   if (h->layout_version != GW_SHM_LAYOUT_VERSION || h->header_size != sizeof(gw_shm_header)) {
     return make_error(
-        "shared memory " + name + " has layout version " + std::to_string(h->layout_version) +
+        "shared memory " + path + " has layout version " + std::to_string(h->layout_version) +
         " (header " + std::to_string(h->header_size) + " bytes), this build uses " +
         std::to_string(GW_SHM_LAYOUT_VERSION) + " (" + std::to_string(sizeof(gw_shm_header)) +
-        " bytes); stop both processes and remove /dev/shm" + name);
+        " bytes); stop both processes and remove " + path);
   }
   const Geometry g = r.geometry();
   const Plan p = plan(g);
-  if (h->total_size != size || p.total_size != size || h->off_sessions != p.off_sessions ||
-      h->n_workers == 0 || h->n_workers > GW_MAX_WORKERS) {
-    return make_error("shared memory " + name + " is " + std::to_string(size) +
-                      " bytes, its header says " + std::to_string(h->total_size) +
-                      " and its geometry needs " + std::to_string(p.total_size));
+  // The file is the plan rounded up to the page size of its backing.
+  const uint64_t page = h->page_size;
+  const bool page_ok = page >= kAlign && (page & (page - 1)) == 0;
+  if (!page_ok || h->total_size != size || round_up(p.total_size, page) != size ||
+      h->off_sessions != p.off_sessions || h->n_workers == 0 || h->n_workers > GW_MAX_WORKERS) {
+    return make_error("shared memory " + path + " is " + std::to_string(size) +
+                      " bytes, its header says " + std::to_string(h->total_size) + " (pages of " +
+                      std::to_string(page) + " bytes) and its geometry needs " +
+                      std::to_string(p.total_size));
   }
   // Every accessor adds these header fields to the mapping's base: they must be the plan's, or a
   // corrupt header would send the workers' counters and tables outside the object.
@@ -227,17 +453,26 @@ Result<Region> Region::attach_existing(const std::string& instance, uint32_t wai
       h->off_workers != p.off_workers || h->worker_stride != p.worker_stride ||
       h->off_conn_tables != p.off_conn_tables || h->conn_table_stride != p.conn_table_stride ||
       h->conn_buckets != g.conn_buckets() || h->session_buckets != g.session_buckets()) {
-    return make_error("shared memory " + name +
+    return make_error("shared memory " + path +
                       " has region offsets or table sizes in its header " + "that its geometry (" +
                       geometry_text(g) + ") does not give: the object " +
-                      "is corrupt; stop both processes and remove /dev/shm" + name);
+                      "is corrupt; stop both processes and remove " + path);
   }
   return r;
 }
 
-void Region::unlink(const std::string& instance) { shm_unlink(object_name(instance).c_str()); }
+void Region::unlink(const std::string& instance, const Placement& where) {
+  for (const std::string& path : existing_paths(instance, where)) {
+    ::unlink(path.c_str());
+  }
+}
 
-Region::Region(Region&& o) noexcept : base_(o.base_), size_(o.size_), created_(o.created_) {
+Region::Region(Region&& o) noexcept
+    : base_(o.base_),
+      size_(o.size_),
+      created_(o.created_),
+      path_(std::move(o.path_)),
+      fallback_detail_(std::move(o.fallback_detail_)) {
   o.base_ = nullptr;
   o.size_ = 0;
 }
@@ -250,6 +485,8 @@ Region& Region::operator=(Region&& o) noexcept {
     base_ = o.base_;
     size_ = o.size_;
     created_ = o.created_;
+    path_ = std::move(o.path_);
+    fallback_detail_ = std::move(o.fallback_detail_);
     o.base_ = nullptr;
     o.size_ = 0;
   }
@@ -309,7 +546,6 @@ Result<gw_snapshot*> SnapshotWriter::begin(uint32_t wait_ms, uint32_t liveness_m
   const uint64_t gen = p >> 1;
   const unsigned next = p == 0 ? 0u : static_cast<unsigned>((p & 1) ^ 1);
   const uint64_t deadline = monotonic_ms() + wait_ms;
-  const std::string instance(h->instance, strnlen(h->instance, sizeof(h->instance)));
   bool process_alive = false;
   uint64_t lock_tested_ms = 0;
   for (unsigned w = 0; w < h->n_workers; ++w) {
@@ -328,7 +564,7 @@ Result<gw_snapshot*> SnapshotWriter::begin(uint32_t wait_ms, uint32_t liveness_m
       // most every 10 ms, so a process that dies meanwhile stops the wait.
       const uint64_t pid = std::atomic_ref<uint64_t>(h->dp_pid).load(std::memory_order_acquire);
       if (pid != 0 && now >= lock_tested_ms + 10) {
-        auto held = life_lock_held(instance);
+        auto held = life_lock_held_at(region_->path());
         process_alive = held && *held;
         lock_tested_ms = now;
       }

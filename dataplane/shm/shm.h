@@ -10,6 +10,7 @@
 #include <string>
 
 #include "dataplane/shm/atomics.h"
+#include "dataplane/shm/backing.h"
 #include "dataplane/shm/layout.h"
 #include "dataplane/shm/result.h"
 
@@ -31,19 +32,34 @@ struct Geometry {
 uint64_t monotonic_ms() noexcept;
 uint64_t realtime_ms() noexcept;
 
-// "/gateway.<instance>", the POSIX shm name; the file is /dev/shm/gateway.<instance>.
+// "/gateway.<instance>", the POSIX shm name; on tmpfs the file is /dev/shm/gateway.<instance>,
+// on hugetlbfs <directory>/gateway.<instance> (backing.h).
 std::string object_name(const std::string& instance);
 
 class Region {
  public:
-  // Creates the object if it does not exist, else attaches to it (waiting up to wait_ms for a
-  // concurrent creator to finish), checking magic, layout version, size and geometry.
+  // Attaches to the object if it exists anywhere (backing.h: existing_paths), waiting up to
+  // wait_ms for a concurrent creator to finish, checking magic, layout version, size and
+  // geometry; backing hugepages also refuses an object on tmpfs. Else creates it where `where`
+  // says: on hugetlbfs with every page reserved at creation (a short pool fails here, never
+  // with SIGBUS later), or on tmpfs, recording in the header why auto fell back (warning()).
+  // Nothing is left behind on failure.
   static Result<Region> open(const std::string& instance, const Geometry& geometry,
-                             uint32_t wait_ms = 2000);
-  // Attaches to an existing object only, taking its geometry as it is (tools, gatewayctl).
-  static Result<Region> attach_existing(const std::string& instance, uint32_t wait_ms = 0);
-  // Removes the object's name; mappings stay valid until unmapped.
-  static void unlink(const std::string& instance);
+                             const Placement& where, uint32_t wait_ms = 2000);
+  // The same on tmpfs (tests, benches).
+  static Result<Region> open(const std::string& instance, const Geometry& geometry,
+                             uint32_t wait_ms = 2000) {
+    return open(instance, geometry, Placement{}, wait_ms);
+  }
+  // Attaches to an existing object only, wherever it is, taking its geometry as it is (tools,
+  // gatewayctl). `where` adds its hugetlbfs directory to the places looked at.
+  static Result<Region> attach_existing(const std::string& instance, const Placement& where,
+                                        uint32_t wait_ms = 0);
+  static Result<Region> attach_existing(const std::string& instance, uint32_t wait_ms = 0) {
+    return attach_existing(instance, Placement{}, wait_ms);
+  }
+  // Removes the object's name wherever it is; mappings stay valid until unmapped.
+  static void unlink(const std::string& instance, const Placement& where = {});
 
   Region(Region&& o) noexcept;
   Region& operator=(Region&& o) noexcept;
@@ -53,7 +69,14 @@ class Region {
 
   bool created() const noexcept { return created_; }  // this call made the object
   Geometry geometry() const noexcept;
-  size_t size() const noexcept { return size_; }
+  size_t size() const noexcept { return size_; }                   // bytes mapped: the file's size
+  const std::string& path() const noexcept { return path_; }       // the file, as opened
+  uint32_t backing() const noexcept { return header()->backing; }  // GW_SHM_BACKING_*
+  uint64_t page_size() const noexcept { return header()->page_size; }
+  // backing_warning() of this object: why auto left it on tmpfs; "" when it did not.
+  std::string warning() const { return backing_warning(*header(), path_); }
+  // For the creator's log: what failed on hugetlbfs, in full ("" when nothing did).
+  const std::string& fallback_detail() const noexcept { return fallback_detail_; }
 
   gw_shm_header* header() const noexcept { return reinterpret_cast<gw_shm_header*>(base_); }
   gw_snapshot* snapshot(unsigned index) const noexcept;
@@ -64,9 +87,16 @@ class Region {
 
  private:
   Region() = default;
+  // The one object of `instance` found by existing_paths (none: an error, and `none` set).
+  static Result<Region> attach_any(const std::string& instance, const Placement& where,
+                                   uint64_t deadline_ms, bool& none);
+  // The object at `path`; `gone` set when the file went away meanwhile (look again).
+  static Result<Region> attach_at(const std::string& path, uint64_t deadline_ms, bool& gone);
   uint8_t* base_ = nullptr;
   size_t size_ = 0;
   bool created_ = false;
+  std::string path_;
+  std::string fallback_detail_;
 };
 
 // The layout of an object with this geometry: offsets and total size.

@@ -54,7 +54,9 @@ teardown() {
   "$GW_ROOT/tools/topology" down -p "$P" >/dev/null 2>&1
   # engine xdp: a stopped (not shut down) gatewayd leaves its pins, by design.
   rm -rf "/sys/fs/bpf/gateway/$P"
-  rm -f "/dev/shm/gateway.$P" "$CFG" "$RUN".*.log
+  # The shared-memory object is on /dev/shm or, with backing auto, on a hugetlbfs mount.
+  rm -f "/dev/shm/gateway.$P" $(awk -v f="gateway.$P" '$3 == "hugetlbfs" {print $2 "/" f}' \
+    /proc/mounts) "$CFG" "$RUN".*.log
   rm -rf "/run/gateway-topology/$P"
   exit $rc
 }

@@ -55,7 +55,8 @@ teardown() {
   "$GW_ROOT/tools/topology" fleet-down -p "$P" >/dev/null 2>&1
   for m in a b; do
     rm -rf "/dev/shm/gateway.$P$m" "/var/run/dpdk/$P$m" "$(member_cfg $m)" \
-      "/sys/fs/bpf/gateway/$P$m"
+      "/sys/fs/bpf/gateway/$P$m" \
+      $(awk -v f="gateway.$P$m" '$3 == "hugetlbfs" {print $2 "/" f}' /proc/mounts)
   done
   rm -f "$RUN".*.log "$RUN".*.json "$RUN".*.err "$RUN".*.ready
   rm -rf "$RUN"

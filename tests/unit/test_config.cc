@@ -224,6 +224,27 @@ TEST(ConfigLoad, IcmpTooBigRateAndBurstAreReadAndWrittenBack) {
   }
 }
 
+TEST(ConfigLoad, SharedMemoryBackingIsReadAndWrittenBack) {
+  const std::string head =
+      "instance: t\ndataplane:\n  engine: dpdk\n  lcores: [0]\n  ports:\n"
+      "    - {device: net_null0, address: 192.0.2.2/24, next_hop: 192.0.2.1}\n";
+  const Config absent = load_config_string(head, "t.yaml");
+  EXPECT_EQ(absent.dataplane.shared_memory.backing, SharedMemoryBacking::Auto);
+  EXPECT_EQ(absent.dataplane.shared_memory.hugetlbfs, "");
+  EXPECT_THAT(canonical_yaml(absent), HasSubstr("  shared_memory: {backing: auto}\n"));
+  for (const auto& [word, backing] : {std::pair{"auto", SharedMemoryBacking::Auto},
+                                      std::pair{"hugepages", SharedMemoryBacking::Hugepages},
+                                      std::pair{"tmpfs", SharedMemoryBacking::Tmpfs}}) {
+    const Config c = load_config_string(
+        head + "  shared_memory: {backing: " + word + ", hugetlbfs: /mnt/huge1G}\n", "t.yaml");
+    EXPECT_EQ(c.dataplane.shared_memory, (SharedMemoryConfig{backing, "/mnt/huge1G"})) << word;
+    const std::string y = canonical_yaml(c);
+    EXPECT_THAT(y, HasSubstr("  shared_memory: {backing: " + std::string(word) +
+                             ", hugetlbfs: /mnt/huge1G}\n"));
+    EXPECT_EQ(load_config_string(y, "t.yaml"), c);
+  }
+}
+
 TEST(ConfigLoad, StringSourceName) {
   const Config c = load_config_string(
       "instance: s\ndataplane: {engine: xdp, ports: [{device: lb0, "
@@ -355,6 +376,9 @@ constexpr BadCase kBadCases[] = {
     {"bad_idle.yaml", 10, 9, "dataplane.idle", "expected one of busy, adaptive, got 'lazy'"},
     {"bad_protocol.yaml", 14, 15, "services[0].protocol", "expected one of tcp, udp, got 'sctp'"},
     {"bad_persistence_type.yaml", 16, 25, "services[0].persistence.type", "expected one of source_ip, got 'cookie'"},
+    {"shared_memory_bad_backing.yaml", 10, 28, "dataplane.shared_memory.backing", "expected one of auto, hugepages, tmpfs, got 'hugetlb'"},
+    {"shared_memory_unknown_key.yaml", 10, 35, "dataplane.shared_memory.size", "unknown key 'size'"},
+    {"shared_memory_relative.yaml", 10, 45, "dataplane.shared_memory.hugetlbfs", "must be an absolute path, got 'dev/hugepages'"},
     {"bad_on_disable.yaml", 18, 17, "backend_groups[0].on_disable", "expected one of reschedule, drop, got 'keep'"},
     // ranges
     {"port_too_big.yaml", 13, 11, "services[0].port", "must be between 1 and 65535, got 65536"},

@@ -46,7 +46,9 @@ const std::string status_body = R"({"instance": "gw1", "version": "0.1.0", "conf
                "workers": [{"index": 0, "lcore": 1, "alive": true, "heartbeat_age_ms": 3,
                             "generation": 17}],
                "conn_table": {"entries": 12, "capacity": 1048576, "stateless": 0},
-               "packets": {"rx": 100, "tx": 98}, "drops": {"no_service": 2}}})";
+               "packets": {"rx": 100, "tx": 98}, "drops": {"no_service": 2},
+               "shared_memory": {"backing": "hugetlbfs", "path": "/dev/hugepages/gateway.gw1",
+                                 "page_size": 2097152, "size": 1216348160}}})";
 
 // A group whose first host drains with `conns` connections and `sessions` sessions.
 std::string group(int conns, int sessions, const std::string& eta = "240", bool stalled = false) {
@@ -271,8 +273,23 @@ TEST(GatewayctlRun, StatusForPeople) {
             "dataplane   alive, pid 1234, heartbeat 12 ms ago, restarts 0\n"
             "  worker 0  lcore 1, alive, heartbeat 3 ms ago, generation 17\n"
             "conn table  12 of 1048576 entries (0.0 %), 0 stateless\n"
+            "memory      hugetlbfs /dev/hugepages/gateway.gw1, 2 MiB pages, 1160.0 MiB\n"
             "packets     rx 100, tx 98\n"
             "drops       no_service 2\n");
+}
+
+TEST(GatewayctlRun, StatusWarnsWhenSharedMemoryFellBackToTmpfs) {
+  FakeTransport t;
+  t.then("GET", "/v1/status", 200,
+         R"({"instance": "gw1", "dataplane": {"attached": true, "alive": true, "pid": 1,
+             "heartbeat_age_ms": 1, "restarts": 0, "workers": [],
+             "shared_memory": {"backing": "tmpfs", "path": "/dev/shm/gateway.gw1",
+                               "page_size": 4096, "size": 1048576,
+                               "warning": "backing auto found no hugetlbfs mount"}}})");
+  const Outcome o = run_cli({"status"}, t);
+  EXPECT_EQ(o.code, 0);
+  EXPECT_THAT(o.out, HasSubstr("memory     tmpfs /dev/shm/gateway.gw1, 4 KiB pages, 1.0 MiB\n"
+                               "  WARNING  backing auto found no hugetlbfs mount\n"));
 }
 
 TEST(GatewayctlRun, StatusOfADataPlaneThatNeverReported) {

@@ -100,6 +100,19 @@ TEST_F(GatewaydApi, Status) {
   EXPECT_EQ(d["conn_table"], json::parse(R"({"entries":12,"capacity":1024,"stateless":0})"));
   EXPECT_EQ(d["packets"], json::parse(R"({"rx":100,"tx":98})"));
   EXPECT_EQ(d["drops"], json::parse(R"({"no_service":2})"));
+  EXPECT_FALSE(d.contains("shared_memory")) << "the link reported no object";
+
+  // The object's backing, and the warning only when backing auto fell back.
+  link_.dp.shared_memory =
+      DataplaneInfo::SharedMemory{"hugetlbfs", "/dev/hugepages/gateway.gw1", 2097152, 4194304, ""};
+  EXPECT_EQ(call("GET", "/v1/status").body["dataplane"]["shared_memory"],
+            json::parse(R"({"backing":"hugetlbfs","path":"/dev/hugepages/gateway.gw1",
+                            "page_size":2097152,"size":4194304})"));
+  link_.dp.shared_memory =
+      DataplaneInfo::SharedMemory{"tmpfs", "/dev/shm/gateway.gw1", 4096, 8192, "no mount"};
+  EXPECT_EQ(call("GET", "/v1/status").body["dataplane"]["shared_memory"],
+            json::parse(R"({"backing":"tmpfs","path":"/dev/shm/gateway.gw1",
+                            "page_size":4096,"size":8192,"warning":"no mount"})"));
 
   // A data plane whose heartbeat stopped.
   clock_.advance_ms(10'000);

@@ -3,6 +3,7 @@
 // handler returns; counters a worker writes show in GET /v1/backend-groups/{g}; connections a
 // worker's table holds are listed from the live table; a live worker that does not acknowledge
 // makes the change fail with nothing changed.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -132,6 +133,23 @@ TEST_F(GatewaydShm, StartPublishesAndWritesTheControlLine) {
   EXPECT_EQ(s.config_generation, 1u);
   EXPECT_EQ(s.n_services, 1u);
   EXPECT_TRUE(in_table(s, "b1", 0));
+}
+
+TEST_F(GatewaydShm, StatusReportsTheObjectsBacking) {
+  // The object was made on tmpfs by choice (Region::open's default): no warning.
+  const json sm = json::parse(call("GET", "/v1/status").body)["dataplane"]["shared_memory"];
+  EXPECT_EQ(sm["backing"], "tmpfs");
+  EXPECT_EQ(sm["path"], "/dev/shm/gateway." + instance_);
+  EXPECT_EQ(sm["page_size"], static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
+  EXPECT_EQ(sm["size"], region().size());
+  EXPECT_FALSE(sm.contains("warning"));
+  // What the creator recorded in the header reaches gatewayd's status, whoever created it.
+  gw_shm_header* h = region().header();
+  h->fallback = GW_SHM_FALLBACK_NO_MOUNT;
+  const json fell = json::parse(call("GET", "/v1/status").body)["dataplane"]["shared_memory"];
+  EXPECT_EQ(fell["warning"], region().warning());
+  EXPECT_THAT(fell["warning"].get<std::string>(), ::testing::HasSubstr("no hugetlbfs mount"));
+  h->fallback = GW_SHM_FALLBACK_NONE;
 }
 
 TEST_F(GatewaydShm, ModeChangeIsPublishedBeforeTheAnswer) {

@@ -24,7 +24,7 @@ namespace {
 
 using dp::find_service;  // the fast path's reader of the index index_services writes
 
-// Every field gatewayd and the data plane exchange sits where layout version 4 says. A change
+// Every field gatewayd and the data plane exchange sits where layout version 5 says. A change
 // here is a layout change: bump GW_SHM_LAYOUT_VERSION and this table together.
 TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(gw_shm_header, magic), 0u);
@@ -33,6 +33,12 @@ TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(gw_shm_header, instance), 24u);
   EXPECT_EQ(offsetof(gw_shm_header, n_workers), 56u);
   EXPECT_EQ(offsetof(gw_shm_header, off_snapshots), 80u);
+  EXPECT_EQ(offsetof(gw_shm_header, created_ms), 136u);
+  EXPECT_EQ(offsetof(gw_shm_header, backing), 144u);
+  EXPECT_EQ(offsetof(gw_shm_header, fallback), 148u);
+  EXPECT_EQ(offsetof(gw_shm_header, page_size), 152u);
+  EXPECT_EQ(offsetof(gw_shm_header, fallback_errno), 160u);
+  EXPECT_EQ(offsetof(gw_shm_header, fallback_page_size), 168u);
   EXPECT_EQ(offsetof(gw_shm_header, published), 192u);
   EXPECT_EQ(offsetof(gw_shm_header, dp_pid), 256u);
   EXPECT_EQ(offsetof(gw_snapshot, generation), 0u);
@@ -73,7 +79,7 @@ TEST(Layout, OffsetsArePinned) {
   EXPECT_EQ(offsetof(FlowKey, family), offsetof(gw_conn, family));
   EXPECT_GE(static_cast<size_t>(GW_MAX_DROP_REASONS), kDropReasonCount);
   EXPECT_GE(static_cast<size_t>(GW_MAX_DEGRADED), kDegradedCount);
-  EXPECT_EQ(GW_SHM_LAYOUT_VERSION, 4u);
+  EXPECT_EQ(GW_SHM_LAYOUT_VERSION, 5u);
 }
 
 class ShmTest : public ::testing::Test {

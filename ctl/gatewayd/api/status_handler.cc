@@ -65,6 +65,18 @@ http::Response StatusHandler::get_status() {
                       {"capacity", d.conn_capacity_total()},
                       {"stateless", stateless}};
   dp["packets"] = {{"rx", rx}, {"tx", tx}};
+  if (d.shared_memory) {
+    const DataplaneInfo::SharedMemory& sm = *d.shared_memory;
+    ojson smj;
+    smj["backing"] = sm.backing;
+    smj["path"] = sm.path;
+    smj["page_size"] = sm.page_size;
+    smj["size"] = sm.size;
+    if (!sm.warning.empty()) {
+      smj["warning"] = sm.warning;
+    }
+    dp["shared_memory"] = std::move(smj);
+  }
   ojson drops = ojson::object();
   for (size_t r = 1; r < d.drops.size() && r < kDropReasonCount; ++r) {
     if (d.drops[r] != 0) {

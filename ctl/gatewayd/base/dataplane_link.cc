@@ -122,6 +122,9 @@ DataplaneInfo ShmLink::info() const {
   d.heartbeat_ms = load(h->dp_heartbeat_ms);
   d.restarts = load(h->dp_restarts);
   d.conn_capacity = h->conn_capacity;
+  d.shared_memory =
+      DataplaneInfo::SharedMemory{std::string(shm::backing_kind(h->backing)), region_.path(),
+                                  h->page_size, region_.size(), region_.warning()};
   d.drops.assign(GW_MAX_DROP_REASONS, 0);
   d.degraded.assign(GW_MAX_DEGRADED, 0);
   d.ports.assign(GW_MAX_PORTS, PortCounters{});

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,6 +80,15 @@ struct DataplaneInfo {
     std::string mode;  // "native" (driver) or "generic" (skb)
   };
   std::vector<XdpPort> xdp_ports;
+  // engine dpdk: the shared-memory object, as its header says (dataplane/shm/backing.h).
+  struct SharedMemory {
+    std::string backing;  // "hugetlbfs" or "tmpfs"
+    std::string path;     // the file
+    uint64_t page_size = 0;
+    uint64_t size = 0;    // bytes, the file's
+    std::string warning;  // why backing auto left it on tmpfs; "" when it did not
+  };
+  std::optional<SharedMemory> shared_memory;
 };
 
 class DataplaneLink {
