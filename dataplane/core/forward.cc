@@ -427,9 +427,10 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
   return encap_to(p, pr, snap, host, h, ctx);
 }
 
-// si / vip_known: classify()'s service match of a TCP/UDP packet under ctx.snap.
+// si / vip_known: classify()'s service match of a TCP/UDP packet under ctx.snap; warm / seq:
+// its peek of the packet's entry (read only when si names a service).
 Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason status, uint16_t si,
-                   bool vip_known, WorkerCtx& ctx) noexcept {
+                   bool vip_known, const gw_conn* warm, uint32_t seq, WorkerCtx& ctx) noexcept {
   if (status != DropReason::None) {
     return drop(status);
   }
@@ -481,7 +482,7 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   const bool syn = key.proto == kProtoTcp && (pr.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
   ConnTable& ct = *ctx.conns;
 
-  gw_conn* e = ct.lookup(key, hash, ctx.now_ms);
+  gw_conn* e = ct.lookup_peeked(key, hash, ctx.now_ms, warm, seq);
   if (e != nullptr && e->host >= GW_MAX_HOSTS) {
     // Shared memory is an input: an entry naming no host is removed (uncounted, see
     // ConnTable::remove) and the packet handled as a miss.
@@ -597,10 +598,13 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
     }
   }
   // The entry loads, back to back: read-only, so decide() stays the one place that changes the
-  // table (a packet earlier in the burst may insert or remove the entry another one finds).
+  // table (a packet earlier in the burst may insert or remove the entry another one finds: the
+  // bucket seq kept with each peek tells decide() when that happened).
   if (ctx.conns != nullptr) {
     for (uint16_t i = 0; i < n; ++i) {
-      s.warm[i] = s.hash[i] != 0 ? ctx.conns->peek(s.parsed[i].key, s.hash[i]) : nullptr;
+      s.warm[i] = s.service[i] != GW_NO_SERVICE
+                      ? ctx.conns->peek(s.parsed[i].key, s.hash[i], s.warm_seq[i])
+                      : nullptr;
     }
   }
 }
@@ -608,7 +612,7 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
 void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
     out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], s.service[i],
-                        s.vip_known[i], ctx);
+                        s.vip_known[i], s.warm[i], s.warm_seq[i], ctx);
     if (out[i].action == Action::Drop) {
       shm::add_relaxed(ctx.stats->drops[static_cast<size_t>(out[i].reason)]);
     }

@@ -7,7 +7,8 @@
 //
 // Two phases per burst (STYLE.md): classify() parses, hashes and prefetches the connection-table
 // bucket of every packet, then reads every packet's entry back to back (so their cache misses
-// overlap); decide() then looks up (now from cache), selects and rewrites.
+// overlap); decide() then takes that entry (looking up again only where an earlier packet of the
+// burst changed its bucket), selects and rewrites.
 #pragma once
 
 #include <algorithm>
@@ -161,7 +162,11 @@ struct Scratch {
   DropReason status[kMaxBurst];
   uint16_t service[kMaxBurst];     // classify()'s service match (TCP/UDP), or GW_NO_SERVICE
   bool vip_known[kMaxBurst];       // with GW_NO_SERVICE: the destination is a VIP all the same
-  const gw_conn* warm[kMaxBurst];  // classify()'s read-only look-ups; decide() looks up again
+  // classify()'s read-only look-ups (ConnTable::peek) of the packets to a service and their
+  // buckets' seq then: decide() takes the entry from there (ConnTable::lookup_peeked) unless an
+  // earlier packet of the burst changed that bucket.
+  const gw_conn* warm[kMaxBurst];
+  uint32_t warm_seq[kMaxBurst];
 };
 
 void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept;
