@@ -600,7 +600,16 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
   // The entry loads, back to back: read-only, so decide() stays the one place that changes the
   // table (a packet earlier in the burst may insert or remove the entry another one finds: the
   // bucket seq kept with each peek tells decide() when that happened).
+  // Before them, the entry lines: the table keeps entries apart from the bucket lines (signatures
+  // only), so each bucket prefetched above is read for its matching signatures and the entry
+  // lines they name are prefetched; the peek pass then finds them on the way instead of asking
+  // for each one only when it reaches that packet.
   if (ctx.conns != nullptr) {
+    for (uint16_t i = 0; i < n; ++i) {
+      if (s.service[i] != GW_NO_SERVICE) {
+        ctx.conns->prefetch_entry(s.hash[i]);
+      }
+    }
     for (uint16_t i = 0; i < n; ++i) {
       s.warm[i] = s.service[i] != GW_NO_SERVICE
                       ? ctx.conns->peek(s.parsed[i].key, s.hash[i], s.warm_seq[i])

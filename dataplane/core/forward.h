@@ -6,8 +6,8 @@
 // applies each Outcome (transmit, free); tests drive the same function over plain buffers.
 //
 // Two phases per burst (STYLE.md): classify() parses, hashes and prefetches the connection-table
-// bucket of every packet, then reads every packet's entry back to back (so their cache misses
-// overlap); decide() then takes that entry (looking up again only where an earlier packet of the
+// bucket of every packet, then prefetches the entry lines those buckets name, then reads every
+// packet's entry back to back (so their cache misses overlap); decide() then takes that entry (looking up again only where an earlier packet of the
 // burst changed its bucket), selects and rewrites.
 #pragma once
 
