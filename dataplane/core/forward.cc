@@ -232,6 +232,9 @@ inline Admit admit_entry(const gw_snapshot& s, const gw_conn& e, const gw_servic
 struct Choice {
   uint16_t host;
   DropReason reason;
+  // The Maglev slot the flow's hash picked (the table's pick, before a session's), so that
+  // insert_syn's question about the `established` table does not hash the flow again.
+  uint32_t slot = 0;
 };
 
 // A flow without a usable connection entry. new_flow: TCP SYN or a UDP packet; otherwise the
@@ -245,23 +248,25 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   // Maglev slots hold host ids or GW_NO_HOST (> every id); `>=` keeps any other value from
   // indexing the snapshot at the cost of the comparison that was there anyway.
   if ((svc.flags & GW_SERVICE_PERSIST) == 0) {
-    const uint16_t h = table[flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE];
+    const uint32_t slot = flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE;
+    const uint16_t h = table[slot];
     if (h >= GW_MAX_HOSTS) {
-      return {GW_NO_HOST, DropReason::NoHost};
+      return {GW_NO_HOST, DropReason::NoHost, slot};
     }
-    return {h, DropReason::None};
+    return {h, DropReason::None, slot};
   }
   // Source-IP persistence: a live session wins while its host admits sessions; otherwise the
   // client's address picks the host (so even without a session a client keeps its host while
   // the table does not change), and the session is created or moved.
   const uint64_t sh = source_hash64(key.family, key.src, kSessionSeed);
-  uint16_t by_table = table[static_cast<uint32_t>(sh >> 32) % GW_MAGLEV_SIZE];
+  const uint32_t slot = static_cast<uint32_t>(sh >> 32) % GW_MAGLEV_SIZE;
+  uint16_t by_table = table[slot];
   if (by_table >= GW_MAX_HOSTS) {
     by_table = GW_NO_HOST;
   }
   SessionTable* st = ctx.sessions;
   if (st == nullptr) {
-    return {by_table, by_table == GW_NO_HOST ? DropReason::NoHost : DropReason::None};
+    return {by_table, by_table == GW_NO_HOST ? DropReason::NoHost : DropReason::None, slot};
   }
   const uint16_t timeout_s =
       static_cast<uint16_t>(std::min<uint32_t>(svc.persist_timeout_s, 65535));
@@ -275,16 +280,16 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
       count_degraded(ctx, Degraded::SessionHostOutOfRange);
     } else if (admit_host(snap, hit.host, svc, Situation::Session) == Admit::Keep) {
       st->refresh(hit, ctx.now_ms);
-      return {hit.host, DropReason::None};
+      return {hit.host, DropReason::None, slot};
     }
     if (by_table == GW_NO_HOST) {
-      return {GW_NO_HOST, DropReason::NoHost};
+      return {GW_NO_HOST, DropReason::NoHost, slot};
     }
     (void)st->reassign(hit, by_table, ctx.now_ms);
-    return {by_table, DropReason::None};
+    return {by_table, DropReason::None, slot};
   }
   if (by_table == GW_NO_HOST) {
-    return {GW_NO_HOST, DropReason::NoHost};
+    return {GW_NO_HOST, DropReason::NoHost, slot};
   }
   const SessionInsert ins = st->insert(sk, skh, by_table, timeout_s, ctx.now_ms);
   switch (ins.status) {
@@ -295,7 +300,7 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
       if (ins.hit.host >= GW_MAX_HOSTS) {
         count_degraded(ctx, Degraded::SessionHostOutOfRange);
       } else if (admit_host(snap, ins.hit.host, svc, Situation::Session) == Admit::Keep) {
-        return {ins.hit.host, DropReason::None};
+        return {ins.hit.host, DropReason::None, slot};
       }
       break;
     case SessionStatus::Full:
@@ -305,7 +310,7 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
       count_degraded(ctx, Degraded::SessionContended);
       break;
   }
-  return {by_table, DropReason::None};
+  return {by_table, DropReason::None, slot};
 }
 
 // Persistence lives from the client's last packet to the service (gw_service.persist_timeout_s),
@@ -342,13 +347,9 @@ inline ConnState initial_state(const Parsed& pr) noexcept {
 // `new` table while a host of the group drains or is unhealthy. A SYN sent to `host` by the
 // `new` table then needs its entry (ConnTable, "Half-open share": a pinned SYN). With
 // persistence the client's session normally answers first; the address's slot is the fallback.
+// slot: choose_host()'s Choice::slot for the flow (the same slot indexes both tables).
 inline bool next_packet_goes_elsewhere(const gw_snapshot& snap, const gw_service& svc,
-                                       const FlowKey& key, uint16_t host) noexcept {
-  const uint32_t slot =
-      (svc.flags & GW_SERVICE_PERSIST) == 0
-          ? flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE
-          : static_cast<uint32_t>(source_hash64(key.family, key.src, kSessionSeed) >> 32) %
-                GW_MAGLEV_SIZE;
+                                       uint32_t slot, uint16_t host) noexcept {
   return table_of(snap, svc.group, true)[slot] != host;
 }
 
@@ -556,7 +557,7 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
       syn && state == ConnState::Syn
           ? ct.insert_syn(
                 key, hash, c.host, si, ctx.now_ms, ctx.now_s, snap->generation,
-                [&]() noexcept { return next_packet_goes_elsewhere(*snap, svc, key, c.host); })
+                [&]() noexcept { return next_packet_goes_elsewhere(*snap, svc, c.slot, c.host); })
           : ct.insert(key, hash, c.host, si, state, ctx.now_ms, ctx.now_s, snap->generation);
   if (created == nullptr) {
     shm::add_relaxed(ctx.stats->conn_stateless);
