@@ -66,6 +66,7 @@ struct PortSetup {
   bool rss = false;
   uint64_t rss_hf = 0;   // RTE_ETH_RSS_* in use
   bool mtu_set = false;  // false: the driver cannot set an MTU (virtual devices); warned
+  bool rx_ip4_csum = false;  // RTE_ETH_RX_OFFLOAD_IPV4_CKSUM on: mbufs carry the verdict
 };
 
 // Configures the port (queues, RSS, MTU, offloads) without starting it.

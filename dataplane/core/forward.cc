@@ -580,7 +580,7 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
   const gw_snapshot* snap = ctx.snap;
   for (uint16_t i = 0; i < n; ++i) {
     Parsed& pr = s.parsed[i];
-    s.status[i] = parse_packet(pkts[i].data, pkts[i].len, pr);
+    s.status[i] = parse_packet(pkts[i].data, pkts[i].len, pr, pkts[i].ip4_csum);
     s.hash[i] = 0;
     s.service[i] = GW_NO_SERVICE;
     s.vip_known[i] = false;

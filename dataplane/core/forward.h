@@ -74,6 +74,9 @@ struct Pkt {
   uint32_t len;       // frame bytes
   uint32_t headroom;  // writable bytes before data
   uint16_t port;      // index into WorkerCtx::ports
+  // The receiving device's IPv4 header checksum verdict (mbuf ol_flags), which the parser takes
+  // in place of its own sum; Unknown where no device gave one (tests, net_ring, no offload).
+  RxCsum ip4_csum = RxCsum::Unknown;
 };
 
 enum class Action : uint8_t {
