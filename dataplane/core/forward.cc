@@ -357,27 +357,28 @@ Outcome encap_to(const Pkt& p, const Parsed& pr, const gw_snapshot& snap, uint16
                  uint64_t hash, WorkerCtx& ctx) noexcept {
   const gw_host& h = snap.hosts[host];
   const PortInfo& port = ctx.ports[p.port];
-  EncapParams ep;
-  if (port.neighbor == nullptr || !port.neighbor->get(ep.dst_mac)) {
+  const uint64_t nw = port.neighbor != nullptr ? port.neighbor->word() : 0;
+  if (!Neighbor::valid(nw)) {
     return drop(DropReason::NoNextHop);
   }
-  ep.src_mac = port.mac;
-  if (pr.vlan_count > 0) {
-    ep.vlan = true;
-    ep.vlan_tci = pr.vlan_tci[0];
+  // The (port, host) template, rebuilt when what it was built from changed (the host's address
+  // in this snapshot, the next hop's MAC) or another pair held its slot. The VLAN tag is the
+  // packet's (the first of its tags), the MTU the port's now.
+  const auto port_index = static_cast<uint8_t>(p.port);
+  EncapTemplate& t = ctx.encap.slot(port_index, host);
+  if (!t.matches(port_index, host, nw, h.family, h.addr)) {
+    MacAddr dst_mac;
+    Neighbor::decode(nw, dst_mac);
+    build_encap_template(t, port_index, host, nw, dst_mac, port.mac, port.addr4, port.addr6,
+                         h.family, h.addr);
   }
-  ep.own_v4 = port.addr4;
-  ep.own_v6 = port.addr6;
-  ep.mtu = port.mtu;
-  IpAddress dst;
-  dst.family = static_cast<Family>(h.family);
-  std::memcpy(dst.addr.b, h.addr, 16);
-  const EncapResult r =
-      encapsulate(p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len, pr.key.family, dst,
-                  static_cast<uint32_t>(hash), ctx.ip_id++, ep);
+  const EncapResult r = encapsulate_template(
+      t, p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len, pr.key.family,
+      pr.vlan_count > 0, pr.vlan_tci[0], static_cast<uint32_t>(hash), ctx.ip_id++, port.mtu);
   if (!r.ok()) {
     if (r.drop == DropReason::TooBig) {
-      return answer_too_big(p, pr, port, port.mtu - encap_header_len(dst.family), ctx);
+      return answer_too_big(p, pr, port, port.mtu - encap_header_len(static_cast<Family>(h.family)),
+                            ctx);
     }
     return drop(r.drop);
   }
@@ -621,8 +622,8 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
 
 void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
-    out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], s.service[i],
-                        s.vip_known[i], s.warm[i], s.warm_seq[i], ctx);
+    out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], s.service[i], s.vip_known[i],
+                        s.warm[i], s.warm_seq[i], ctx);
     if (out[i].action == Action::Drop) {
       shm::add_relaxed(ctx.stats->drops[static_cast<size_t>(out[i].reason)]);
     }

@@ -7,8 +7,9 @@
 //
 // Two phases per burst (STYLE.md): classify() parses, hashes and prefetches the connection-table
 // bucket of every packet, then prefetches the entry lines those buckets name, then reads every
-// packet's entry back to back (so their cache misses overlap); decide() then takes that entry (looking up again only where an earlier packet of the
-// burst changed its bucket), selects and rewrites.
+// packet's entry back to back (so their cache misses overlap); decide() then takes that entry
+// (looking up again only where an earlier packet of the burst changed its bucket), selects and
+// rewrites.
 #pragma once
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <cstdint>
 
 #include "dataplane/core/drop_reason.h"
+#include "dataplane/core/encap_template.h"
 #include "dataplane/core/flow.h"
 #include "dataplane/core/headers.h"
 #include "dataplane/core/parse.h"
@@ -37,9 +39,13 @@ inline constexpr uint32_t kSessionSeed = 0x7365u;
 // address. Written by whichever worker sees the next hop's ARP/NA (relaxed), read by all.
 class Neighbor {
  public:
-  bool get(MacAddr& out) const noexcept {
-    const uint64_t v = word_.load(std::memory_order_relaxed);
-    if ((v >> 63) == 0) {
+  bool get(MacAddr& out) const noexcept { return decode(word(), out); }
+  // The word itself (one load): what a cache of headers built from the MAC compares to see it
+  // change (EncapTemplate::neighbor).
+  uint64_t word() const noexcept { return word_.load(std::memory_order_relaxed); }
+  static bool valid(uint64_t v) noexcept { return (v >> 63) != 0; }
+  static bool decode(uint64_t v, MacAddr& out) noexcept {
+    if (!valid(v)) {
       return false;
     }
     for (int i = 0; i < 6; ++i) out.b[i] = static_cast<uint8_t>(v >> (40 - 8 * i));
@@ -59,6 +65,7 @@ class Neighbor {
 };
 
 // One port of the balancer as the fast path needs it; built at start-up from the configuration.
+// mac, addr4 and addr6 do not change afterwards (the worker's encapsulation templates hold them).
 struct PortInfo {
   MacAddr mac{};
   IpAddress addr4{};  // own IPv4 address (Family::None if none)
@@ -156,15 +163,17 @@ struct WorkerCtx {
   uint16_t ip_id = 0;  // outer IPv4 identification, advanced per packet
   // Answers to packets too big for the port once encapsulated (dataplane.icmp_too_big).
   TokenBucket too_big_answers;
+  // Outer headers per (port, host), built by the packets that need them (encap_template.h).
+  EncapCache encap;
 };
 
 // Per-packet scratch between the two phases.
 struct Scratch {
   Parsed parsed[kMaxBurst];
-  uint64_t hash[kMaxBurst];        // flow hash of a TCP/UDP packet to a service, else 0
+  uint64_t hash[kMaxBurst];  // flow hash of a TCP/UDP packet to a service, else 0
   DropReason status[kMaxBurst];
-  uint16_t service[kMaxBurst];     // classify()'s service match (TCP/UDP), or GW_NO_SERVICE
-  bool vip_known[kMaxBurst];       // with GW_NO_SERVICE: the destination is a VIP all the same
+  uint16_t service[kMaxBurst];  // classify()'s service match (TCP/UDP), or GW_NO_SERVICE
+  bool vip_known[kMaxBurst];    // with GW_NO_SERVICE: the destination is a VIP all the same
   // classify()'s read-only look-ups (ConnTable::peek) of the packets to a service and their
   // buckets' seq then: decide() takes the entry from there (ConnTable::lookup_peeked) unless an
   // earlier packet of the burst changed that bucket.

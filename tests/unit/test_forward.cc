@@ -518,6 +518,23 @@ TEST_F(ForwardTest, LearnsTheNextHopFromArpAndDropsUntilThen) {
   EXPECT_EQ(std::memcmp(&again.bytes[0], router2.b, 6), 0);
 }
 
+// The outer headers come from a per-(port, host) template: a next hop that answers from a new
+// MAC is used from the next packet on (the template is stamped with the MAC it was built from).
+TEST_F(ForwardTest, ANewNextHopMacReachesTheNextPacketsHeader) {
+  const auto first = send(tcp("198.51.100.7", 4100, kTcpSyn));
+  ASSERT_EQ(first.out.action, Action::Forward);
+  const MacAddr router3{{0x02, 0xdd, 0, 0, 0, 0x03}};
+  EXPECT_NE(std::memcmp(&first.bytes[0], router3.b, 6), 0);
+  send(PacketBuilder()
+           .eth(router3, kPortMac)
+           .arp_reply(router3, "10.99.1.1", kPortMac, "10.99.1.2"));
+  const auto again = send(tcp("198.51.100.7", 4100, kTcpAck));
+  ASSERT_EQ(again.out.action, Action::Forward);
+  EXPECT_EQ(std::memcmp(&again.bytes[0], router3.b, 6), 0);
+  EXPECT_EQ(std::memcmp(&again.bytes[6], kPortMac.b, 6), 0);
+  EXPECT_EQ(std::memcmp(&again.bytes[14 + 12], &first.bytes[14 + 12], 8), 0) << "same addresses";
+}
+
 TEST_F(ForwardTest, IcmpErrorsAboutAFlowReachItsHost) {
   uint16_t port = 6000;
   std::string h;
