@@ -465,10 +465,10 @@ struct Options {
   bool scale_insert = true;
   uint32_t flows_override = 0;  // --flows: every selected scenario uses this many flows
   // Experiment: the harness hashes every packet's key and prefetches its bucket, then (second
-  // pass) the matching entry with ConnTable::prefetch_entry, which process_burst itself never
-  // calls: right before the burst (1), or one burst ahead (2: buckets of the next burst while
-  // this one runs, entries of this burst first). Shows what such prefetching in the data plane
-  // would buy; the harness's hashing is inside the measured time.
+  // pass) the matching entry with ConnTable::prefetch_entry (which classify() now also calls
+  // within the burst): right before the burst (1), or one burst ahead (2: buckets of the next
+  // burst while this one runs, entries of this burst first). Shows what such prefetching would
+  // buy; the harness's hashing is inside the measured time.
   int prefetch_entries = 0;  // 1: within the burst; 2 (=ahead): one burst ahead; 3 (=lookup)
   bool latency = false;      // --latency: dependent-load latency of this machine's memory
 };

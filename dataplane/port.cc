@@ -145,6 +145,13 @@ Result<PortSetup> configure_port(const PortRequest& req) {
                   " queues only the workers its own distribution feeds will see traffic");
     }
   }
+  if ((info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) != 0) {
+    // The device checks IPv4 header checksums and says so in each mbuf's ol_flags: the worker
+    // passes the verdict to the parser, which then skips its own sum (dp::RxCsum). A device
+    // without it leaves the flags UNKNOWN and the parser sums as before.
+    conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+    out.rx_ip4_csum = true;
+  }
   if ((info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE) != 0) {
     // Every mbuf a queue transmits comes from one pool with reference count 1.
     conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;

@@ -64,8 +64,9 @@ struct PortSetup {
   uint16_t rx_descriptors = 0;  // as the driver adjusted them
   uint16_t tx_descriptors = 0;
   bool rss = false;
-  uint64_t rss_hf = 0;   // RTE_ETH_RSS_* in use
-  bool mtu_set = false;  // false: the driver cannot set an MTU (virtual devices); warned
+  uint64_t rss_hf = 0;       // RTE_ETH_RSS_* in use
+  bool mtu_set = false;      // false: the driver cannot set an MTU (virtual devices); warned
+  bool rx_ip4_csum = false;  // RTE_ETH_RX_OFFLOAD_IPV4_CKSUM on: mbufs carry the verdict
 };
 
 // Configures the port (queues, RSS, MTU, offloads) without starting it.

@@ -361,7 +361,8 @@ ConnCounts count_conns(const gw_conn_bucket* buckets, const gw_conn* entries, ui
 // The writer side. One object per worker over that worker's table; only the worker calls it.
 //
 // Two-phase bursts: phase 1 hashes every packet of the burst and calls prefetch(hash) (bucket
-// line); phase 2 calls lookup() / insert() and uses the entry. Optionally, prefetch_entry(hash)
+// line) and, optionally, peek() (entry line); phase 2 calls lookup() (lookup_peeked() after a
+// peek()) / insert() and uses the entry. Optionally, prefetch_entry(hash)
 // reads the bucket's signatures and prefetches the entries they match; it loads the bucket line, so
 // it pays only once that line has arrived (a few packets after its prefetch). A pointer returned by
 // lookup()/insert() designates that flow until the entry is removed (by remove(), or by expiry in
@@ -390,12 +391,23 @@ class ConnTable {
 
   // The entry of key if one is there (expired or not), or nullptr; changes nothing. A burst's
   // warm-up pass: the entry loads of consecutive packets overlap when issued back to back,
-  // where they would not among the work of decide() (bench/RESULTS.md).
-  const gw_conn* peek(const FlowKey& key, uint64_t hash) const noexcept;
+  // where they would not among the work of decide() (bench/RESULTS.md). seq: the key's bucket
+  // seq as it was read, for lookup_peeked().
+  const gw_conn* peek(const FlowKey& key, uint64_t hash, uint32_t& seq) const noexcept;
 
   // The live entry of key, or nullptr. An expired entry found here is removed (counted as every
   // removal) and reported as a miss.
   gw_conn* lookup(const FlowKey& key, uint64_t hash, uint32_t now_ms) noexcept;
+
+  // lookup(), given what peek() found for the same key earlier (peeked, nullptr for none) under
+  // the bucket seq it returned. Every change to a bucket's ways other than touch() and
+  // note_session_refresh() (insert, eviction, removal, expiry, state, host, tombstone) moves its
+  // seq, and only this worker writes the table: while the seq is the same, the bucket holds what
+  // peek() saw, so its answer stands and only lookup()'s expiry check (on the entry's current
+  // last_ms) is left. A seq that moved (an earlier packet of the burst inserted, removed or
+  // replaced a way of this bucket, or changed an entry of it) looks the key up again.
+  gw_conn* lookup_peeked(const FlowKey& key, uint64_t hash, uint32_t now_ms, const gw_conn* peeked,
+                         uint32_t seq) noexcept;
 
   // Creates the entry of key in `state` (SYN, ESTABLISHED, CLOSING or UDP). Precondition: key has
   // no live entry (the caller's lookup missed, or it removed the entry). nullptr when the bucket is
@@ -553,8 +565,10 @@ inline void ConnTable::prefetch_entry(uint64_t hash) const noexcept {
   }
 }
 
-inline const gw_conn* ConnTable::peek(const FlowKey& key, uint64_t hash) const noexcept {
+inline const gw_conn* ConnTable::peek(const FlowKey& key, uint64_t hash,
+                                      uint32_t& seq) const noexcept {
   const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  seq = buckets_[b].seq;
   uint32_t m = detail::sig_match(buckets_[b], sig_of(hash));
   const gw_conn* base = entries_ + size_t{b} * GW_CONN_WAYS;
   while (m != 0) {
@@ -584,6 +598,25 @@ inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t no
     }
   }
   return nullptr;
+}
+
+inline gw_conn* ConnTable::lookup_peeked(const FlowKey& key, uint64_t hash, uint32_t now_ms,
+                                         const gw_conn* peeked, uint32_t seq) noexcept {
+  const uint32_t b = static_cast<uint32_t>(hash) & mask_;
+  if (buckets_[b].seq != seq) {
+    return lookup(key, hash, now_ms);
+  }
+  if (peeked == nullptr) {
+    return nullptr;
+  }
+  const auto i = static_cast<size_t>(peeked - entries_);
+  GW_DCHECK(peeked >= entries_ && i / GW_CONN_WAYS == b, "peeked entry of another bucket");
+  gw_conn* e = entries_ + i;
+  if (expired(*e, now_ms)) {
+    remove_ways(b, 1u << (i % GW_CONN_WAYS), true);
+    return nullptr;
+  }
+  return e;
 }
 
 inline gw_conn ConnTable::make_conn(const FlowKey& key, uint16_t host, uint16_t service,

@@ -232,6 +232,9 @@ inline Admit admit_entry(const gw_snapshot& s, const gw_conn& e, const gw_servic
 struct Choice {
   uint16_t host;
   DropReason reason;
+  // The Maglev slot the flow's hash picked (the table's pick, before a session's), so that
+  // insert_syn's question about the `established` table does not hash the flow again.
+  uint32_t slot = 0;
 };
 
 // A flow without a usable connection entry. new_flow: TCP SYN or a UDP packet; otherwise the
@@ -245,23 +248,25 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
   // Maglev slots hold host ids or GW_NO_HOST (> every id); `>=` keeps any other value from
   // indexing the snapshot at the cost of the comparison that was there anyway.
   if ((svc.flags & GW_SERVICE_PERSIST) == 0) {
-    const uint16_t h = table[flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE];
+    const uint32_t slot = flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE;
+    const uint16_t h = table[slot];
     if (h >= GW_MAX_HOSTS) {
-      return {GW_NO_HOST, DropReason::NoHost};
+      return {GW_NO_HOST, DropReason::NoHost, slot};
     }
-    return {h, DropReason::None};
+    return {h, DropReason::None, slot};
   }
   // Source-IP persistence: a live session wins while its host admits sessions; otherwise the
   // client's address picks the host (so even without a session a client keeps its host while
   // the table does not change), and the session is created or moved.
   const uint64_t sh = source_hash64(key.family, key.src, kSessionSeed);
-  uint16_t by_table = table[static_cast<uint32_t>(sh >> 32) % GW_MAGLEV_SIZE];
+  const uint32_t slot = static_cast<uint32_t>(sh >> 32) % GW_MAGLEV_SIZE;
+  uint16_t by_table = table[slot];
   if (by_table >= GW_MAX_HOSTS) {
     by_table = GW_NO_HOST;
   }
   SessionTable* st = ctx.sessions;
   if (st == nullptr) {
-    return {by_table, by_table == GW_NO_HOST ? DropReason::NoHost : DropReason::None};
+    return {by_table, by_table == GW_NO_HOST ? DropReason::NoHost : DropReason::None, slot};
   }
   const uint16_t timeout_s =
       static_cast<uint16_t>(std::min<uint32_t>(svc.persist_timeout_s, 65535));
@@ -275,16 +280,16 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
       count_degraded(ctx, Degraded::SessionHostOutOfRange);
     } else if (admit_host(snap, hit.host, svc, Situation::Session) == Admit::Keep) {
       st->refresh(hit, ctx.now_ms);
-      return {hit.host, DropReason::None};
+      return {hit.host, DropReason::None, slot};
     }
     if (by_table == GW_NO_HOST) {
-      return {GW_NO_HOST, DropReason::NoHost};
+      return {GW_NO_HOST, DropReason::NoHost, slot};
     }
     (void)st->reassign(hit, by_table, ctx.now_ms);
-    return {by_table, DropReason::None};
+    return {by_table, DropReason::None, slot};
   }
   if (by_table == GW_NO_HOST) {
-    return {GW_NO_HOST, DropReason::NoHost};
+    return {GW_NO_HOST, DropReason::NoHost, slot};
   }
   const SessionInsert ins = st->insert(sk, skh, by_table, timeout_s, ctx.now_ms);
   switch (ins.status) {
@@ -295,7 +300,7 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
       if (ins.hit.host >= GW_MAX_HOSTS) {
         count_degraded(ctx, Degraded::SessionHostOutOfRange);
       } else if (admit_host(snap, ins.hit.host, svc, Situation::Session) == Admit::Keep) {
-        return {ins.hit.host, DropReason::None};
+        return {ins.hit.host, DropReason::None, slot};
       }
       break;
     case SessionStatus::Full:
@@ -305,7 +310,7 @@ Choice choose_host(const gw_snapshot& snap, const gw_service& svc, const FlowKey
       count_degraded(ctx, Degraded::SessionContended);
       break;
   }
-  return {by_table, DropReason::None};
+  return {by_table, DropReason::None, slot};
 }
 
 // Persistence lives from the client's last packet to the service (gw_service.persist_timeout_s),
@@ -342,13 +347,9 @@ inline ConnState initial_state(const Parsed& pr) noexcept {
 // `new` table while a host of the group drains or is unhealthy. A SYN sent to `host` by the
 // `new` table then needs its entry (ConnTable, "Half-open share": a pinned SYN). With
 // persistence the client's session normally answers first; the address's slot is the fallback.
+// slot: choose_host()'s Choice::slot for the flow (the same slot indexes both tables).
 inline bool next_packet_goes_elsewhere(const gw_snapshot& snap, const gw_service& svc,
-                                       const FlowKey& key, uint16_t host) noexcept {
-  const uint32_t slot =
-      (svc.flags & GW_SERVICE_PERSIST) == 0
-          ? flow_hash(key, kMaglevSeed) % GW_MAGLEV_SIZE
-          : static_cast<uint32_t>(source_hash64(key.family, key.src, kSessionSeed) >> 32) %
-                GW_MAGLEV_SIZE;
+                                       uint32_t slot, uint16_t host) noexcept {
   return table_of(snap, svc.group, true)[slot] != host;
 }
 
@@ -356,27 +357,28 @@ Outcome encap_to(const Pkt& p, const Parsed& pr, const gw_snapshot& snap, uint16
                  uint64_t hash, WorkerCtx& ctx) noexcept {
   const gw_host& h = snap.hosts[host];
   const PortInfo& port = ctx.ports[p.port];
-  EncapParams ep;
-  if (port.neighbor == nullptr || !port.neighbor->get(ep.dst_mac)) {
+  const uint64_t nw = port.neighbor != nullptr ? port.neighbor->word() : 0;
+  if (!Neighbor::valid(nw)) {
     return drop(DropReason::NoNextHop);
   }
-  ep.src_mac = port.mac;
-  if (pr.vlan_count > 0) {
-    ep.vlan = true;
-    ep.vlan_tci = pr.vlan_tci[0];
+  // The (port, host) template, rebuilt when what it was built from changed (the host's address
+  // in this snapshot, the next hop's MAC) or another pair held its slot. The VLAN tag is the
+  // packet's (the first of its tags), the MTU the port's now.
+  const auto port_index = static_cast<uint8_t>(p.port);
+  EncapTemplate& t = ctx.encap.slot(port_index, host);
+  if (!t.matches(port_index, host, nw, h.family, h.addr)) {
+    MacAddr dst_mac;
+    Neighbor::decode(nw, dst_mac);
+    build_encap_template(t, port_index, host, nw, dst_mac, port.mac, port.addr4, port.addr6,
+                         h.family, h.addr);
   }
-  ep.own_v4 = port.addr4;
-  ep.own_v6 = port.addr6;
-  ep.mtu = port.mtu;
-  IpAddress dst;
-  dst.family = static_cast<Family>(h.family);
-  std::memcpy(dst.addr.b, h.addr, 16);
-  const EncapResult r =
-      encapsulate(p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len, pr.key.family, dst,
-                  static_cast<uint32_t>(hash), ctx.ip_id++, ep);
+  const EncapResult r = encapsulate_template(
+      t, p.data + pr.l3_offset, p.headroom + pr.l3_offset, pr.ip_len, pr.key.family,
+      pr.vlan_count > 0, pr.vlan_tci[0], static_cast<uint32_t>(hash), ctx.ip_id++, port.mtu);
   if (!r.ok()) {
     if (r.drop == DropReason::TooBig) {
-      return answer_too_big(p, pr, port, port.mtu - encap_header_len(dst.family), ctx);
+      return answer_too_big(p, pr, port, port.mtu - encap_header_len(static_cast<Family>(h.family)),
+                            ctx);
     }
     return drop(r.drop);
   }
@@ -427,9 +429,10 @@ Outcome route_icmp_error(const Pkt& p, const Parsed& pr, const gw_snapshot& snap
   return encap_to(p, pr, snap, host, h, ctx);
 }
 
-// si / vip_known: classify()'s service match of a TCP/UDP packet under ctx.snap.
+// si / vip_known: classify()'s service match of a TCP/UDP packet under ctx.snap; warm / seq:
+// its peek of the packet's entry (read only when si names a service).
 Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason status, uint16_t si,
-                   bool vip_known, WorkerCtx& ctx) noexcept {
+                   bool vip_known, const gw_conn* warm, uint32_t seq, WorkerCtx& ctx) noexcept {
   if (status != DropReason::None) {
     return drop(status);
   }
@@ -481,7 +484,7 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
   const bool syn = key.proto == kProtoTcp && (pr.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
   ConnTable& ct = *ctx.conns;
 
-  gw_conn* e = ct.lookup(key, hash, ctx.now_ms);
+  gw_conn* e = ct.lookup_peeked(key, hash, ctx.now_ms, warm, seq);
   if (e != nullptr && e->host >= GW_MAX_HOSTS) {
     // Shared memory is an input: an entry naming no host is removed (uncounted, see
     // ConnTable::remove) and the packet handled as a miss.
@@ -555,7 +558,7 @@ Outcome decide_one(const Pkt& p, const Parsed& pr, uint64_t hash, DropReason sta
       syn && state == ConnState::Syn
           ? ct.insert_syn(
                 key, hash, c.host, si, ctx.now_ms, ctx.now_s, snap->generation,
-                [&]() noexcept { return next_packet_goes_elsewhere(*snap, svc, key, c.host); })
+                [&]() noexcept { return next_packet_goes_elsewhere(*snap, svc, c.slot, c.host); })
           : ct.insert(key, hash, c.host, si, state, ctx.now_ms, ctx.now_s, snap->generation);
   if (created == nullptr) {
     shm::add_relaxed(ctx.stats->conn_stateless);
@@ -578,7 +581,7 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
   const gw_snapshot* snap = ctx.snap;
   for (uint16_t i = 0; i < n; ++i) {
     Parsed& pr = s.parsed[i];
-    s.status[i] = parse_packet(pkts[i].data, pkts[i].len, pr);
+    s.status[i] = parse_packet(pkts[i].data, pkts[i].len, pr, pkts[i].ip4_csum);
     s.hash[i] = 0;
     s.service[i] = GW_NO_SERVICE;
     s.vip_known[i] = false;
@@ -597,18 +600,30 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
     }
   }
   // The entry loads, back to back: read-only, so decide() stays the one place that changes the
-  // table (a packet earlier in the burst may insert or remove the entry another one finds).
+  // table (a packet earlier in the burst may insert or remove the entry another one finds: the
+  // bucket seq kept with each peek tells decide() when that happened).
+  // Before them, the entry lines: the table keeps entries apart from the bucket lines (signatures
+  // only), so each bucket prefetched above is read for its matching signatures and the entry
+  // lines they name are prefetched; the peek pass then finds them on the way instead of asking
+  // for each one only when it reaches that packet.
   if (ctx.conns != nullptr) {
     for (uint16_t i = 0; i < n; ++i) {
-      s.warm[i] = s.hash[i] != 0 ? ctx.conns->peek(s.parsed[i].key, s.hash[i]) : nullptr;
+      if (s.service[i] != GW_NO_SERVICE) {
+        ctx.conns->prefetch_entry(s.hash[i]);
+      }
+    }
+    for (uint16_t i = 0; i < n; ++i) {
+      s.warm[i] = s.service[i] != GW_NO_SERVICE
+                      ? ctx.conns->peek(s.parsed[i].key, s.hash[i], s.warm_seq[i])
+                      : nullptr;
     }
   }
 }
 
 void decide(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outcome* out) noexcept {
   for (uint16_t i = 0; i < n; ++i) {
-    out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], s.service[i],
-                        s.vip_known[i], ctx);
+    out[i] = decide_one(pkts[i], s.parsed[i], s.hash[i], s.status[i], s.service[i], s.vip_known[i],
+                        s.warm[i], s.warm_seq[i], ctx);
     if (out[i].action == Action::Drop) {
       shm::add_relaxed(ctx.stats->drops[static_cast<size_t>(out[i].reason)]);
     }
@@ -638,56 +653,6 @@ void process_burst(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s, Outc
   }
   classify(pkts, n, ctx, s);
   decide(pkts, n, ctx, s, out);
-}
-
-uint32_t build_arp_request(uint8_t* buf, const MacAddr& own_mac, const uint8_t* own_ip4,
-                           const uint8_t* target_ip4) noexcept {
-  std::memset(buf, 0, 60);
-  auto* eth = reinterpret_cast<EthHdr*>(buf);
-  std::memset(eth->dst.b, 0xff, 6);
-  eth->src = own_mac;
-  eth->type = Be16::from_host(kEtherTypeArp);
-  auto* arp = reinterpret_cast<ArpHdr*>(buf + sizeof(EthHdr));
-  arp->htype = Be16::from_host(1);
-  arp->ptype = Be16::from_host(kEtherTypeIpv4);
-  arp->hlen = 6;
-  arp->plen = 4;
-  arp->op = Be16::from_host(1);
-  arp->sha = own_mac;
-  std::memcpy(arp->spa, own_ip4, 4);
-  std::memcpy(arp->tpa, target_ip4, 4);
-  return 60;  // minimum Ethernet frame without FCS
-}
-
-uint32_t build_neighbor_solicit(uint8_t* buf, const MacAddr& own_mac, const uint8_t* own_ip6,
-                                const uint8_t* target_ip6) noexcept {
-  // Solicited-node multicast ff02::1:ffXX:XXXX and its MAC 33:33:ff:XX:XX:XX.
-  uint8_t dst[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, 0, 0, 0};
-  std::memcpy(dst + 13, target_ip6 + 13, 3);
-  auto* eth = reinterpret_cast<EthHdr*>(buf);
-  const MacAddr mdst{{0x33, 0x33, 0xff, target_ip6[13], target_ip6[14], target_ip6[15]}};
-  eth->dst = mdst;
-  eth->src = own_mac;
-  eth->type = Be16::from_host(kEtherTypeIpv6);
-  auto* ip = reinterpret_cast<Ipv6Hdr*>(buf + sizeof(EthHdr));
-  constexpr uint32_t kLen = 32;
-  ip->ver_tc_flow = Be32::from_host(6u << 28);
-  ip->payload_len = Be16::from_host(kLen);
-  ip->next_header = kProtoIcmpv6;
-  ip->hop_limit = 255;
-  std::memcpy(ip->src, own_ip6, 16);
-  std::memcpy(ip->dst, dst, 16);
-  uint8_t* icmp = buf + sizeof(EthHdr) + sizeof(Ipv6Hdr);
-  std::memset(icmp, 0, kLen);
-  icmp[0] = kIcmp6NeighborSolicit;
-  std::memcpy(icmp + 8, target_ip6, 16);
-  icmp[24] = 1;  // source link-layer address
-  icmp[25] = 1;
-  std::memcpy(icmp + 26, own_mac.b, 6);
-  const uint32_t ps = pseudo_sum_v6(ip->src, ip->dst, kProtoIcmpv6, kLen);
-  const uint16_t c = csum_fold(csum_partial(icmp, kLen, ps));
-  std::memcpy(icmp + 2, &c, 2);
-  return sizeof(EthHdr) + sizeof(Ipv6Hdr) + kLen;
 }
 
 }  // namespace gw::dp

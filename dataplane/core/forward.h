@@ -6,8 +6,10 @@
 // applies each Outcome (transmit, free); tests drive the same function over plain buffers.
 //
 // Two phases per burst (STYLE.md): classify() parses, hashes and prefetches the connection-table
-// bucket of every packet, then reads every packet's entry back to back (so their cache misses
-// overlap); decide() then looks up (now from cache), selects and rewrites.
+// bucket of every packet, then prefetches the entry lines those buckets name, then reads every
+// packet's entry back to back (so their cache misses overlap); decide() then takes that entry
+// (looking up again only where an earlier packet of the burst changed its bucket), selects and
+// rewrites.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <cstdint>
 
 #include "dataplane/core/drop_reason.h"
+#include "dataplane/core/encap_template.h"
 #include "dataplane/core/flow.h"
 #include "dataplane/core/headers.h"
 #include "dataplane/core/parse.h"
@@ -36,9 +39,13 @@ inline constexpr uint32_t kSessionSeed = 0x7365u;
 // address. Written by whichever worker sees the next hop's ARP/NA (relaxed), read by all.
 class Neighbor {
  public:
-  bool get(MacAddr& out) const noexcept {
-    const uint64_t v = word_.load(std::memory_order_relaxed);
-    if ((v >> 63) == 0) {
+  bool get(MacAddr& out) const noexcept { return decode(word(), out); }
+  // The word itself (one load): what a cache of headers built from the MAC compares to see it
+  // change (EncapTemplate::neighbor).
+  uint64_t word() const noexcept { return word_.load(std::memory_order_relaxed); }
+  static bool valid(uint64_t v) noexcept { return (v >> 63) != 0; }
+  static bool decode(uint64_t v, MacAddr& out) noexcept {
+    if (!valid(v)) {
       return false;
     }
     for (int i = 0; i < 6; ++i) out.b[i] = static_cast<uint8_t>(v >> (40 - 8 * i));
@@ -58,6 +65,7 @@ class Neighbor {
 };
 
 // One port of the balancer as the fast path needs it; built at start-up from the configuration.
+// mac, addr4 and addr6 do not change afterwards (the worker's encapsulation templates hold them).
 struct PortInfo {
   MacAddr mac{};
   IpAddress addr4{};  // own IPv4 address (Family::None if none)
@@ -73,6 +81,9 @@ struct Pkt {
   uint32_t len;       // frame bytes
   uint32_t headroom;  // writable bytes before data
   uint16_t port;      // index into WorkerCtx::ports
+  // The receiving device's IPv4 header checksum verdict (mbuf ol_flags), which the parser takes
+  // in place of its own sum; Unknown where no device gave one (tests, net_ring, no offload).
+  RxCsum ip4_csum = RxCsum::Unknown;
 };
 
 enum class Action : uint8_t {
@@ -152,16 +163,22 @@ struct WorkerCtx {
   uint16_t ip_id = 0;  // outer IPv4 identification, advanced per packet
   // Answers to packets too big for the port once encapsulated (dataplane.icmp_too_big).
   TokenBucket too_big_answers;
+  // Outer headers per (port, host), built by the packets that need them (encap_template.h).
+  EncapCache encap;
 };
 
 // Per-packet scratch between the two phases.
 struct Scratch {
   Parsed parsed[kMaxBurst];
-  uint64_t hash[kMaxBurst];        // flow hash of a TCP/UDP packet to a service, else 0
+  uint64_t hash[kMaxBurst];  // flow hash of a TCP/UDP packet to a service, else 0
   DropReason status[kMaxBurst];
-  uint16_t service[kMaxBurst];     // classify()'s service match (TCP/UDP), or GW_NO_SERVICE
-  bool vip_known[kMaxBurst];       // with GW_NO_SERVICE: the destination is a VIP all the same
-  const gw_conn* warm[kMaxBurst];  // classify()'s read-only look-ups; decide() looks up again
+  uint16_t service[kMaxBurst];  // classify()'s service match (TCP/UDP), or GW_NO_SERVICE
+  bool vip_known[kMaxBurst];    // with GW_NO_SERVICE: the destination is a VIP all the same
+  // classify()'s read-only look-ups (ConnTable::peek) of the packets to a service and their
+  // buckets' seq then: decide() takes the entry from there (ConnTable::lookup_peeked) unless an
+  // earlier packet of the burst changed that bucket.
+  const gw_conn* warm[kMaxBurst];
+  uint32_t warm_seq[kMaxBurst];
 };
 
 void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept;

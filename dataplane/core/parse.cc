@@ -153,7 +153,7 @@ DropReason parse_l4(Cursor& c, Parsed& out) noexcept {
   return DropReason::None;  // other protocols: the fast path decides, ports stay 0
 }
 
-DropReason parse_ipv4(const uint8_t* frame, Cursor& c, Parsed& out) noexcept {
+DropReason parse_ipv4(const uint8_t* frame, Cursor& c, Parsed& out, RxCsum rx_csum) noexcept {
   const Ipv4Hdr* ip = c.peek<Ipv4Hdr>();
   if (ip == nullptr) {
     return DropReason::Ipv4Truncated;
@@ -168,8 +168,9 @@ DropReason parse_ipv4(const uint8_t* frame, Cursor& c, Parsed& out) noexcept {
   if (hdr_len > c.remaining()) {
     return DropReason::Ipv4Truncated;
   }
-  // Before the lengths: a corrupted length field is a checksum failure, not a length error.
-  if (csum(ip, hdr_len) != 0) {
+  // Before the lengths: a corrupted length field is a checksum failure, not a length error. The
+  // device's verdict, when it gave one, stands for the sum (the most expensive check here).
+  if (rx_csum == RxCsum::Bad || (rx_csum == RxCsum::Unknown && csum(ip, hdr_len) != 0)) {
     return DropReason::Ipv4BadChecksum;
   }
   const size_t total = ip->total_len.host();
@@ -260,7 +261,7 @@ DropReason parse_arp(Cursor& c) noexcept {
 
 }  // namespace
 
-DropReason parse_packet(const uint8_t* frame, uint32_t len, Parsed& out) noexcept {
+DropReason parse_packet(const uint8_t* frame, uint32_t len, Parsed& out, RxCsum ip4_csum) noexcept {
   out = Parsed{};
   Cursor c(frame, len);
   const EthHdr* eth = c.take<EthHdr>();
@@ -283,7 +284,7 @@ DropReason parse_packet(const uint8_t* frame, uint32_t len, Parsed& out) noexcep
   switch (type) {
     case kEtherTypeIpv4:
       out.l3_offset = l3_offset;
-      return parse_ipv4(frame, c, out);
+      return parse_ipv4(frame, c, out, ip4_csum);
     case kEtherTypeIpv6:
       out.l3_offset = l3_offset;
       return parse_ipv6(frame, c, out);

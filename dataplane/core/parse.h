@@ -74,11 +74,24 @@ struct Parsed {
 };
 static_assert(sizeof(Parsed) == 64, "Parsed is one cache line of per-packet scratch");
 
+// The receiving device's verdict on a frame's IPv4 header checksum (DPDK's
+// RTE_MBUF_F_RX_IP_CKSUM_GOOD / _BAD, mapped by the worker). Unknown: no verdict (no offload, a
+// device that did not look, or one that vouches for the header while its checksum field is not
+// correct, RTE_MBUF_F_RX_IP_CKSUM_NONE), and the parser sums the header itself.
+enum class RxCsum : uint8_t {
+  Unknown = 0,
+  Good = 1,  // the header's checksum was verified: the parser does not sum it again
+  Bad = 2,   // the header's checksum is wrong: dropped as the parser's own check would
+};
+
 // Parses one frame starting at its Ethernet header. Returns DropReason::None for a packet the
 // fast path may look at further, DropReason::Fragment for an IP fragment (addresses and protocol
 // filled, see Parsed), and the reason of the first defect otherwise. Reads only [frame, frame +
-// len); frame may be null when len is 0.
-DropReason parse_packet(const uint8_t* frame, uint32_t len, Parsed& out) noexcept;
+// len); frame may be null when len is 0. ip4_csum: the device's verdict on the IPv4 header
+// checksum, taken in place of the parser's own check at the same point of the checks (so the
+// verdicts and their order are the same either way).
+DropReason parse_packet(const uint8_t* frame, uint32_t len, Parsed& out,
+                        RxCsum ip4_csum = RxCsum::Unknown) noexcept;
 
 // For an ICMP/ICMPv6 error that parse_packet accepted (outer.inner_offset != 0, same frame and
 // len), parses the quoted packet: IP header (IPv4 options and IPv6 extension headers walked, as

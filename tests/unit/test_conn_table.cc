@@ -133,6 +133,53 @@ TEST(ConnTable, InsertLookupRemove) {
   EXPECT_EQ(f.read().total, 0u);
 }
 
+// decide() takes the entry classify() peeked unless the bucket changed in between (an earlier
+// packet of the burst inserted, removed or replaced a way of it): then it looks up again.
+TEST(ConnTable, LookupPeekedTrustsThePeekOnlyWhileTheBucketIsUnchanged) {
+  Fixture f(64);
+  const FlowKey k = make_key(7);
+  const FlowKey k2 = make_key(8);
+  const uint64_t h = hash_of(5, 0x100);
+  const uint64_t h2 = hash_of(5, 0x200);  // same bucket, another signature
+  uint32_t seq = 0;
+  // A miss that stays a miss; a miss the burst then filled.
+  ASSERT_EQ(f.table.peek(k, h, seq), nullptr);
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 1000, nullptr, seq), nullptr);
+  gw_conn* e = f.table.insert(k, h, 3, 9, ConnState::Established, 1000, 1);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 1000, nullptr, seq), e) << "inserted after the peek";
+  // A hit; touch() (outside seq) keeps it, and the expiry check reads the current last_ms.
+  ASSERT_EQ(f.table.peek(k, h, seq), e);
+  f.table.touch(e, 250'000);
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 302'000, e, seq), e);
+  // Removed after the peek and its way reused by another flow of the bucket: not k's entry.
+  ASSERT_EQ(f.table.peek(k, h, seq), e);
+  f.table.remove(e);
+  gw_conn* e2 = f.table.insert(k2, h2, 4, 9, ConnState::Established, 1000, 1);
+  ASSERT_EQ(e2, e) << "the freed way is the first free one";
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 1000, e, seq), nullptr);
+  // Another flow of the bucket changed (state): k2 looked up again, still found.
+  ASSERT_EQ(f.table.peek(k2, h2, seq), e2);
+  f.table.transition(e2, kTcpFin);
+  EXPECT_EQ(f.table.lookup_peeked(k2, h2, 1000, e2, seq), e2);
+}
+
+// The idle expiry lookup() applies also holds for a peeked entry: removed, counted, a miss.
+TEST(ConnTable, LookupPeekedExpiresAnIdleEntryAsLookupDoes) {
+  Fixture f(64);
+  const FlowKey k = make_key(7);
+  const uint64_t h = test_hash(k);
+  gw_conn* e = f.table.insert(k, h, 3, 9, ConnState::Syn, 1000, 1);
+  ASSERT_NE(e, nullptr);
+  uint32_t seq = 0;
+  ASSERT_EQ(f.table.peek(k, h, seq), e) << "peek() reports an expired entry too";
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 1000 + kTimeouts.syn_ms, e, seq), nullptr);
+  EXPECT_EQ(f.table.size(), 0u);
+  EXPECT_EQ(f.c(3).open_conns, 0);
+  EXPECT_EQ(f.worker->conn_syn_entries, 0u);
+  EXPECT_EQ(f.table.lookup(k, h, 1000 + kTimeouts.syn_ms), nullptr);
+}
+
 TEST(ConnTable, SameSignatureDifferentKeys) {
   Fixture f(4);
   const uint64_t h = hash_of(1, 0xabcdef);

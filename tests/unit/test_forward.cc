@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "dataplane/config/config.h"
@@ -517,6 +518,23 @@ TEST_F(ForwardTest, LearnsTheNextHopFromArpAndDropsUntilThen) {
   EXPECT_EQ(std::memcmp(&again.bytes[0], router2.b, 6), 0);
 }
 
+// The outer headers come from a per-(port, host) template: a next hop that answers from a new
+// MAC is used from the next packet on (the template is stamped with the MAC it was built from).
+TEST_F(ForwardTest, ANewNextHopMacReachesTheNextPacketsHeader) {
+  const auto first = send(tcp("198.51.100.7", 4100, kTcpSyn));
+  ASSERT_EQ(first.out.action, Action::Forward);
+  const MacAddr router3{{0x02, 0xdd, 0, 0, 0, 0x03}};
+  EXPECT_NE(std::memcmp(&first.bytes[0], router3.b, 6), 0);
+  send(PacketBuilder()
+           .eth(router3, kPortMac)
+           .arp_reply(router3, "10.99.1.1", kPortMac, "10.99.1.2"));
+  const auto again = send(tcp("198.51.100.7", 4100, kTcpAck));
+  ASSERT_EQ(again.out.action, Action::Forward);
+  EXPECT_EQ(std::memcmp(&again.bytes[0], router3.b, 6), 0);
+  EXPECT_EQ(std::memcmp(&again.bytes[6], kPortMac.b, 6), 0);
+  EXPECT_EQ(std::memcmp(&again.bytes[14 + 12], &first.bytes[14 + 12], 8), 0) << "same addresses";
+}
+
 TEST_F(ForwardTest, IcmpErrorsAboutAFlowReachItsHost) {
   uint16_t port = 6000;
   std::string h;
@@ -618,6 +636,41 @@ TEST_F(ForwardTest, AOnePortBurstIsCountedWhole) {
   EXPECT_EQ(worker_->ports[0].rx_packets - before.rx_packets, 3u);
   EXPECT_EQ(worker_->ports[0].rx_bytes - before.rx_bytes, bytes);
   EXPECT_EQ(worker_->ports[1].rx_packets, 0u);
+}
+
+// The worker passes the device's IPv4 checksum verdict (mbuf ol_flags) with each packet: Good
+// skips the parser's sum, Bad drops with the sum's reason, Unknown sums as before.
+TEST_F(ForwardTest, TheDevicesChecksumVerdictStandsForTheParsersSum) {
+  const std::vector<uint8_t> good = tcp("198.51.100.7", 1, kTcpSyn).build();
+  const std::vector<uint8_t> bad = PacketBuilder()
+                                       .eth(test::kMacSrc, kPortMac)
+                                       .ipv4("198.51.100.8", "10.99.0.10")
+                                       .bad_checksum()
+                                       .tcp(2, 80, kTcpSyn)
+                                       .build();
+  const std::vector<std::pair<const std::vector<uint8_t>*, RxCsum>> cases = {
+      {&good, RxCsum::Good}, {&good, RxCsum::Bad}, {&good, RxCsum::Unknown},
+      {&bad, RxCsum::Good},  {&bad, RxCsum::Bad},  {&bad, RxCsum::Unknown}};
+  constexpr uint32_t kHeadroom = 128;
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<Pkt> pkts;
+  for (const auto& [frame, verdict] : cases) {
+    bufs.emplace_back(kHeadroom, 0);
+    bufs.back().insert(bufs.back().end(), frame->begin(), frame->end());
+  }
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    pkts.push_back(Pkt{bufs[i].data() + kHeadroom, static_cast<uint32_t>(cases[i].first->size()),
+                       kHeadroom, 0, cases[i].second});
+  }
+  Outcome out[6];
+  rig_.run(pkts.data(), 6, out);
+  EXPECT_EQ(out[0].action, Action::Forward);
+  EXPECT_EQ(out[1].reason, DropReason::Ipv4BadChecksum);
+  EXPECT_EQ(out[2].action, Action::Forward);
+  EXPECT_EQ(out[3].action, Action::Forward) << "the device vouched for the header";
+  EXPECT_EQ(out[4].reason, DropReason::Ipv4BadChecksum);
+  EXPECT_EQ(out[5].reason, DropReason::Ipv4BadChecksum);
+  EXPECT_EQ(drops(DropReason::Ipv4BadChecksum), 3u);
 }
 
 TEST_F(ForwardTest, TooBigForThePathIsDroppedAndCounted) {

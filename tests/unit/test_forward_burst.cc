@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <vector>
@@ -356,6 +357,88 @@ TEST_F(BurstTest, FinAndANewSynOnThePortInOneBurstStartANewConnection) {
   EXPECT_NE(host_of(b.out[1]), "b1") << "the SYN after it is a new connection";
   EXPECT_EQ(counters("web", "b1").open_conns, 0);
   EXPECT_EQ(static_cast<int64_t>(rig_.stats().conn_entries), sum_open());
+}
+
+// decide() takes the entry classify() read unless an earlier packet of the burst changed its
+// bucket. Each case below has that earlier packet change the bucket of a later one.
+
+TEST_F(BurstTest, SynOnAClosingEntryAndItsAckInOneBurstUseTheNewEntry) {
+  const std::string h = send(tcp("198.51.100.7", 5300, kTcpSyn));
+  ASSERT_FALSE(h.empty());
+  send(tcp("198.51.100.7", 5300, kTcpAck));
+  send(tcp("198.51.100.7", 5300, kTcpFin | kTcpAck));
+  ASSERT_EQ(counters("web", h).open_closing, 1);
+  const Burst b = run({tcp("198.51.100.7", 5300, kTcpSyn), tcp("198.51.100.7", 5300, kTcpAck)});
+  EXPECT_EQ(host_of(b.out[0]), h) << "no mode changed: the new connection goes where the old did";
+  EXPECT_EQ(host_of(b.out[1]), h);
+  EXPECT_EQ(rig_.stats().conn_entries, 1u);
+  EXPECT_EQ(counters("web", h).open_closing, 0) << "the SYN closed the old entry";
+  EXPECT_EQ(counters("web", h).open_established, 1) << "the ACK found the SYN's new entry";
+  EXPECT_EQ(counters("web", h).new_conns, 2u);
+}
+
+TEST_F(BurstTest, SynOnATombstoneAndItsAckInOneBurstUseTheNewEntry) {
+  uint16_t port = 5400;
+  while (send(tcp("198.51.100.7", ++port, kTcpSyn, kDropper)) != "d1") {
+  }
+  send(tcp("198.51.100.7", port, kTcpAck, kDropper));
+  set_mode("dropper", "d1", HostMode::Disabled);
+  ASSERT_EQ(send1(tcp("198.51.100.7", port, kTcpAck, kDropper)).reason, DropReason::HostDisabled);
+  ASSERT_EQ(rig_.conns().tombstones(), 1u);
+  const uint64_t entries_before = rig_.stats().conn_entries;  // the search's flows on d2
+  const int64_t established_before = counters("dropper", "d2").open_established;
+  const Burst b = run({tcp("198.51.100.7", port, kTcpSyn, kDropper),
+                       tcp("198.51.100.7", port, kTcpAck, kDropper)});
+  EXPECT_EQ(host_of(b.out[0]), "d2");
+  EXPECT_EQ(host_of(b.out[1]), "d2") << "not dropped by the tombstone the SYN removed";
+  EXPECT_EQ(rig_.conns().tombstones(), 0u);
+  EXPECT_EQ(counters("dropper", "d2").open_established, established_before + 1);
+  EXPECT_EQ(rig_.stats().conn_entries, entries_before + 1);
+  EXPECT_EQ(entry_of(tcp("198.51.100.7", port, kTcpAck, kDropper))->state, GW_CONN_ESTABLISHED);
+}
+
+TEST_F(BurstTest, AnEntryFoundIdleIsAMissAndTheBurstsNextPacketSeesItsReplacement) {
+  const std::string h = send(tcp("198.51.100.7", 5500, kTcpSyn));
+  ASSERT_FALSE(h.empty());
+  send(tcp("198.51.100.7", 5500, kTcpAck));
+  const auto lifetimes = [&] {
+    const gw_host_lifetimes& l = rig_.stats().lifetimes[id("web", h)];
+    return std::accumulate(std::begin(l.n), std::end(l.n), uint64_t{0});
+  };
+  const uint64_t lifetimes_before = lifetimes();
+  rig_.advance_ms(301'000);  // past the established timeout, no sweep in between
+  const Burst b = run({tcp("198.51.100.7", 5500, kTcpAck), tcp("198.51.100.7", 5500, kTcpAck)});
+  EXPECT_EQ(host_of(b.out[0]), h) << "rescheduled by the `established` table";
+  EXPECT_EQ(host_of(b.out[1]), h);
+  EXPECT_EQ(lifetimes(), lifetimes_before + 1)
+      << "the idle entry ended as an expiry";
+  EXPECT_EQ(rig_.stats().conn_entries, 1u) << "one fresh entry, found by the second ACK";
+  const gw_conn* e = entry_of(tcp("198.51.100.7", 5500, kTcpAck));
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->last_ms, static_cast<uint32_t>(now()));
+}
+
+TEST_F(BurstTest, ANewFlowInTheBucketOfAnEstablishedOneInOneBurst) {
+  const uint32_t mask = rig_.conns().n_buckets() - 1;
+  const auto bucket = [&](uint16_t port) {
+    const FlowKey k = key_of(tcp("198.51.100.7", port, kTcpSyn));
+    return static_cast<uint32_t>(flow_hash64(k, kConnSeed)) & mask;
+  };
+  uint16_t other = 5601;
+  while (bucket(other) != bucket(5600)) ++other;
+  const std::string h = send(tcp("198.51.100.7", 5600, kTcpSyn));
+  send(tcp("198.51.100.7", 5600, kTcpAck));
+  // The SYN inserts into the bucket after the ACK's entry was peeked; the ACK (looked up again)
+  // still finds its own entry, and the SYN's ACK later in the burst finds the SYN's.
+  const Burst b = run({tcp("198.51.100.7", other, kTcpSyn), tcp("198.51.100.7", 5600, kTcpAck),
+                       tcp("198.51.100.7", other, kTcpAck)});
+  EXPECT_EQ(host_of(b.out[1]), h);
+  EXPECT_EQ(host_of(b.out[2]), host_of(b.out[0]));
+  EXPECT_EQ(rig_.stats().conn_entries, 2u);
+  EXPECT_EQ(sum_open(), 2);
+  int64_t established = 0;
+  for (const char* n : {"b1", "b2", "b3"}) established += counters("web", n).open_established;
+  EXPECT_EQ(established, 2);
 }
 
 TEST_F(BurstTest, OnePersistentClientsTwoConnectionsInOneBurstShareOneSession) {

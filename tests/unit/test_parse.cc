@@ -455,6 +455,37 @@ TEST(ParseIpv4Errors, BadChecksum) {
   }
 }
 
+// The receiving device's verdict stands for the parser's sum: Good skips it, Bad drops as the sum
+// would, Unknown sums. The checks before the sum (version, header length, truncation) and after
+// it (total length) run whatever the verdict, in the same order.
+TEST(ParseIpv4Errors, DeviceChecksumVerdictStandsForTheSum) {
+  const Frame good = PacketBuilder().eth().ipv4(kClient, kVip).udp(1, 2).build();
+  const Frame bad = PacketBuilder().eth().ipv4(kClient, kVip).bad_checksum().udp(1, 2).build();
+  const auto parse_with = [](const Frame& f, RxCsum v, Parsed& out) {
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[f.size()]);
+    std::memcpy(copy.get(), f.data(), f.size());
+    return parse_packet(copy.get(), static_cast<uint32_t>(f.size()), out, v);
+  };
+  Parsed p;
+  EXPECT_EQ(parse_with(good, RxCsum::Unknown, p), DropReason::None);
+  EXPECT_EQ(parse_with(bad, RxCsum::Unknown, p), DropReason::Ipv4BadChecksum);
+  EXPECT_EQ(parse_with(good, RxCsum::Good, p), DropReason::None);
+  EXPECT_EQ(p.key, key_of(kClient, kVip, kProtoUdp, 1, 2)) << "parsed as without the verdict";
+  EXPECT_EQ(parse_with(bad, RxCsum::Good, p), DropReason::None) << "the device vouched for it";
+  EXPECT_EQ(parse_with(good, RxCsum::Bad, p), DropReason::Ipv4BadChecksum);
+  EXPECT_EQ(p.l3, L3Kind::None) << "nothing of the IP layer accepted, as with the sum";
+  EXPECT_EQ(parse_with(bad, RxCsum::Bad, p), DropReason::Ipv4BadChecksum);
+  // The order of the checks does not move: a bad version still wins over a bad checksum, and a
+  // bad total length is still found after a good one.
+  const Frame v6 = PacketBuilder().eth().ipv4(kClient, kVip, {.version = 6}).udp(1, 2).build();
+  EXPECT_EQ(parse_with(v6, RxCsum::Bad, p), DropReason::Ipv4BadVersion);
+  const Frame len = PacketBuilder().eth().ipv4(kClient, kVip).length(39).udp(1, 2).build();
+  EXPECT_EQ(parse_with(len, RxCsum::Good, p), DropReason::Ipv4BadTotalLength);
+  // IPv6 has no header checksum: the verdict is not consulted.
+  const Frame six = PacketBuilder().eth().ipv6(kClient6, kVip6).udp(1, 2).build();
+  EXPECT_EQ(parse_with(six, RxCsum::Bad, p), DropReason::None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // L4 errors (same for both families)
 
