@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -86,23 +87,40 @@ BENCHMARK(BM_MaglevBuildCold)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 // ---- snapshot build + publish
 // ----------------------------------------------------------------------
+// The bench configuration plus `groups` groups of `per_group` hosts, its ids, and a new
+// shared-memory object (its name unlinked at once; the mapping stays valid). open() skips the
+// benchmark with the reason and returns false on an error.
+struct PublishSetup {
+  conf::Config config;
+  ctl::IdMap ids;
+  std::optional<shm::Region> region;
+
+  bool open(benchmark::State& state, uint32_t groups, uint32_t per_group) {
+    config = bench_config(10, groups, per_group);
+    if (auto r = ids.assign(config); !r) {
+      state.SkipWithError(r.error().c_str());
+      return false;
+    }
+    shm::Region::unlink(instance_name());
+    auto r = shm::Region::open(instance_name(), shm::Geometry{1, 4096, 4096});
+    if (!r) {
+      state.SkipWithError(r.error().c_str());
+      return false;
+    }
+    region.emplace(std::move(*r));
+    shm::Region::unlink(instance_name());
+    return true;
+  }
+};
+
 void BM_SnapshotBuildPublish(benchmark::State& state) {
   const auto groups = static_cast<uint32_t>(state.range(0));
   const auto per_group = static_cast<uint32_t>(state.range(1));
-  const conf::Config c = bench_config(10, groups, per_group);
-  ctl::IdMap ids;
-  if (auto r = ids.assign(c); !r) {
-    state.SkipWithError(r.error().c_str());
-    return;
-  }
-  shm::Region::unlink(instance_name());
-  auto region = shm::Region::open(instance_name(), shm::Geometry{1, 4096, 4096});
-  if (!region) {
-    state.SkipWithError(region.error().c_str());
-    return;
-  }
-  shm::Region::unlink(instance_name());  // the mapping stays valid
-  shm::SnapshotWriter writer(*region);
+  PublishSetup setup;
+  if (!setup.open(state, groups, per_group)) return;
+  const conf::Config& c = setup.config;
+  const ctl::IdMap& ids = setup.ids;
+  shm::SnapshotWriter writer(*setup.region);
   MaglevBuilder mb(GW_MAGLEV_SIZE);
   ctl::RuntimeMap runtime;
   uint64_t gen = 0;
@@ -129,28 +147,20 @@ BENCHMARK(BM_SnapshotBuildPublish)
     ->Args({40, 100})
     ->Unit(benchmark::kMillisecond);
 
-// One host's mode changes (ACTIVE <-> NO_NEW_SESSIONS) per iteration and the snapshot is built and
-// published as gatewayd's Publication does (run-time map from overrides and health included): arg 0 = whole rebuild (ctl::build_snapshot, what
-// every publication did before the incremental builder), 1 = ctl::SnapshotBuilder. Reports
-// the tables built, copied and kept per publication.
+// One host's mode changes (ACTIVE <-> NO_NEW_SESSIONS) per iteration and the snapshot is built
+// and published as gatewayd's Publication does (run-time map from overrides and health
+// included): arg 0 = whole rebuild (ctl::build_snapshot, what every publication did before the
+// incremental builder), 1 = ctl::SnapshotBuilder. Reports the tables built and copied per
+// publication.
 void BM_ModeChangePublish(benchmark::State& state) {
   const bool incremental = state.range(0) != 0;
   const auto groups = static_cast<uint32_t>(state.range(1));
   const auto per_group = static_cast<uint32_t>(state.range(2));
-  const conf::Config c = bench_config(10, groups, per_group);
-  ctl::IdMap ids;
-  if (auto r = ids.assign(c); !r) {
-    state.SkipWithError(r.error().c_str());
-    return;
-  }
-  shm::Region::unlink(instance_name());
-  auto region = shm::Region::open(instance_name(), shm::Geometry{1, 4096, 4096});
-  if (!region) {
-    state.SkipWithError(region.error().c_str());
-    return;
-  }
-  shm::Region::unlink(instance_name());  // the mapping stays valid
-  shm::SnapshotWriter writer(*region);
+  PublishSetup setup;
+  if (!setup.open(state, groups, per_group)) return;
+  const conf::Config& c = setup.config;
+  const ctl::IdMap& ids = setup.ids;
+  shm::SnapshotWriter writer(*setup.region);
   MaglevBuilder mb(GW_MAGLEV_SIZE);
   ctl::SnapshotBuilder builder;
   // gatewayd's inputs: the operator's overrides and the health verdicts, turned into the
