@@ -9,7 +9,9 @@
 //                             Region (instance bench-<pid>, unlinked at exit) for the bench
 //                             configuration plus G groups of H hosts, one service each
 //   BM_ModeChangePublish/I/G/H  one host's mode changes, then build + publish as gatewayd does it:
-//                             I = 0 whole rebuild (build_snapshot), 1 incremental (SnapshotBuilder)
+//                             I = 0 whole rebuild (build_snapshot), 1 incremental (SnapshotBuilder),
+//                             2 incremental plus the fleet tables digest
+//   BM_TablesDigest/G/H       the fleet tables digest of every table from scratch
 //   BM_ModeChange/W           W worker threads run a busy loop like the lcore loop (enter,
 //                             process_burst over 32 frames, quiescent); the benchmark thread
 //                             flips one host between ACTIVE and NO_NEW_SESSIONS and publishes;
@@ -150,10 +152,12 @@ BENCHMARK(BM_SnapshotBuildPublish)
 // One host's mode changes (ACTIVE <-> NO_NEW_SESSIONS) per iteration and the snapshot is built
 // and published as gatewayd's Publication does (run-time map from overrides and health
 // included): arg 0 = whole rebuild (ctl::build_snapshot, what every publication did before the
-// incremental builder), 1 = ctl::SnapshotBuilder. Reports the tables built and copied per
-// publication.
+// incremental builder), 1 = ctl::SnapshotBuilder, 2 = the same plus the tables digest a fleet
+// member publishes. Reports the tables built and copied per publication.
 void BM_ModeChangePublish(benchmark::State& state) {
+  // 2: incremental, and the tables digested as a fleet member does on every publication.
   const bool incremental = state.range(0) != 0;
+  const bool fleet = state.range(0) == 2;
   const auto groups = static_cast<uint32_t>(state.range(1));
   const auto per_group = static_cast<uint32_t>(state.range(2));
   PublishSetup setup;
@@ -195,6 +199,7 @@ void BM_ModeChangePublish(benchmark::State& state) {
       state.SkipWithError(r.error().c_str());
       return false;
     }
+    if (fleet) benchmark::DoNotOptimize(builder.tables_digest(c, ids, **slot));
     const uint64_t gen = writer.publish(*slot);
     if (incremental) builder.published(*slot, gen);
     return true;
@@ -217,7 +222,29 @@ void BM_ModeChangePublish(benchmark::State& state) {
 BENCHMARK(BM_ModeChangePublish)
     ->Args({0, 40, 100})
     ->Args({1, 40, 100})
+    ->Args({2, 40, 100})
     ->Unit(benchmark::kMillisecond);
+
+// A fleet member digests its Maglev tables on every publication (Publication::tables_digest):
+// the cost for G groups of H hosts.
+void BM_TablesDigest(benchmark::State& state) {
+  PublishSetup setup;
+  if (!setup.open(state, static_cast<uint32_t>(state.range(0)),
+                  static_cast<uint32_t>(state.range(1)))) {
+    return;
+  }
+  auto snap = std::make_unique<gw_snapshot>();
+  MaglevBuilder mb(GW_MAGLEV_SIZE);
+  const ctl::RuntimeMap runtime;
+  if (auto r = ctl::build_snapshot({&setup.config, &setup.ids, &runtime, 1, 0}, mb, *snap); !r) {
+    state.SkipWithError(r.error().c_str());
+    return;
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(ctl::maglev_tables_digest(setup.config, setup.ids, *snap));
+  }
+}
+BENCHMARK(BM_TablesDigest)->Args({40, 100})->Unit(benchmark::kMillisecond);
 
 // ---- mode-change propagation
 // -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bitset>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <set>
@@ -31,6 +32,67 @@ uint64_t name_hash(std::string_view name) noexcept {
   h ^= h >> 27;
   h *= 0x94d049bb133111ebull;
   return h ^ (h >> 31);
+}
+
+constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ull;
+constexpr uint64_t kFnvPrime = 0x100000001b3ull;
+
+// id_hash: host id -> name hash (0 for ids not of the group; kNoHost entries digest as 0).
+uint64_t table_digest(const uint16_t* table, const std::vector<uint64_t>& id_hash) noexcept {
+  uint64_t h = kFnvBasis;
+  for (uint32_t i = 0; i < GW_MAGLEV_SIZE; ++i) {
+    const uint16_t id = table[i];
+    h = (h ^ (id < GW_MAX_HOSTS ? id_hash[id] : 0)) * kFnvPrime;
+  }
+  return h;
+}
+
+// Sets id_hash[id] for the hosts of g (the vector has GW_MAX_HOSTS entries, all 0 before);
+// clear_group_hashes() sets them back.
+void set_group_hashes(const conf::BackendGroupConfig& g, const IdMap& ids,
+                      std::vector<uint64_t>& id_hash) {
+  for (const auto& h : g.hosts) {
+    const uint16_t id = ids.host(g.name, h.name);
+    if (id < GW_MAX_HOSTS) {
+      id_hash[id] = name_hash(h.name);
+    }
+  }
+}
+
+void clear_group_hashes(const conf::BackendGroupConfig& g, const IdMap& ids,
+                        std::vector<uint64_t>& id_hash) {
+  for (const auto& h : g.hosts) {
+    const uint16_t id = ids.host(g.name, h.name);
+    if (id < GW_MAX_HOSTS) {
+      id_hash[id] = 0;
+    }
+  }
+}
+
+// The digest of all groups from each configured group's two table digests.
+template <typename TableDigest>
+std::string combine_digests(const conf::Config& cfg, const IdMap& ids, TableDigest&& of) {
+  uint64_t h = kFnvBasis;
+  auto mix = [&h](uint8_t b) { h = (h ^ b) * kFnvPrime; };
+  for (const conf::BackendGroupConfig& g : cfg.backend_groups) {
+    const uint16_t gid = ids.group(g.name);
+    if (gid >= GW_MAX_GROUPS) {
+      continue;
+    }
+    for (const char c : g.name) {
+      mix(static_cast<uint8_t>(c));
+    }
+    mix(0);
+    for (unsigned w = 0; w < 2; ++w) {
+      const uint64_t d = of(g, gid, w);
+      for (unsigned b = 0; b < 8; ++b) {
+        mix(static_cast<uint8_t>(d >> (8 * b)));
+      }
+    }
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 // Ids not yet taken, lowest first, from one pass over a map's values.
@@ -314,8 +376,15 @@ Result<void> SnapshotBuilder::write_table(SlotMemo& memo, const SlotMemo* pub_me
     src = out.maglev[group][0];
   }
   memo.known[group][which] = false;
+  memo.digest_known[group][which] = false;
   if (src != nullptr) {
     std::memcpy(dst, src, sizeof(out.maglev[group][which]));
+    // The copy's digest is its source's, when that was known.
+    const bool from_published = src != out.maglev[group][0];
+    const unsigned w = from_published && src == published->maglev[group][1] ? 1 : 0;
+    const SlotMemo& from = from_published ? *pub_memo : memo;
+    memo.digest[group][which] = from.digest[group][w];
+    memo.digest_known[group][which] = from.digest_known[group][w];
     ++work_.copied;
   } else {
     hosts_.clear();
@@ -363,6 +432,39 @@ Result<void> SnapshotBuilder::build(const SnapshotInputs& in, gw_snapshot& out,
   memo.valid = true;
   memo.generation = out.generation;
   return {};
+}
+
+std::string SnapshotBuilder::tables_digest(const conf::Config& cfg, const IdMap& ids,
+                                           const gw_snapshot& slot) {
+  SlotMemo* memo = memo_of(&slot, false);
+  const bool usable = memo != nullptr && memo->valid && memo->generation == slot.generation;
+  id_hash_.assign(GW_MAX_HOSTS, 0);
+  return combine_digests(cfg, ids, [&](const conf::BackendGroupConfig& g, uint16_t gid,
+                                       unsigned w) {
+    if (usable && memo->known[gid][w] && memo->digest_known[gid][w]) {
+      return memo->digest[gid][w];
+    }
+    set_group_hashes(g, ids, id_hash_);
+    const uint64_t d = table_digest(slot.maglev[gid][w], id_hash_);
+    clear_group_hashes(g, ids, id_hash_);
+    if (usable && memo->known[gid][w]) {
+      memo->digest[gid][w] = d;
+      memo->digest_known[gid][w] = true;
+    }
+    return d;
+  });
+}
+
+std::string maglev_tables_digest(const conf::Config& cfg, const IdMap& ids,
+                                 const gw_snapshot& snap) {
+  std::vector<uint64_t> id_hash(GW_MAX_HOSTS, 0);
+  return combine_digests(cfg, ids, [&](const conf::BackendGroupConfig& g, uint16_t gid,
+                                       unsigned w) {
+    set_group_hashes(g, ids, id_hash);
+    const uint64_t d = table_digest(snap.maglev[gid][w], id_hash);
+    clear_group_hashes(g, ids, id_hash);
+    return d;
+  });
 }
 
 void SnapshotBuilder::published(const gw_snapshot* slot, uint64_t generation) {

@@ -74,6 +74,14 @@ struct TableMember {
 };
 using TableMembers = std::vector<TableMember>;
 
+// A digest of the Maglev tables of every group of cfg, in cfg's order, by host name: members of a
+// fleet with the same configuration, modes and health get the same one whatever their host ids
+// (a flow ECMP moves between them keeps its host). 16 hex digits. Each table is digested on its
+// own (its entries as the name hashes of their hosts), then the group names and the tables'
+// digests are combined, so an unchanged table's digest can be kept (SnapshotBuilder).
+std::string maglev_tables_digest(const conf::Config& cfg, const IdMap& ids,
+                                 const gw_snapshot& snap);
+
 // build_snapshot for a writer that publishes into the two slots of one object, rewriting only
 // the Maglev tables whose members changed: a mode change rebuilds at most the one table of the
 // host's group that it changes, not 64 groups' 16 MiB.
@@ -96,6 +104,10 @@ class SnapshotBuilder {
   // After SnapshotWriter::publish(slot) returned generation.
   void published(const gw_snapshot* slot, uint64_t generation);
 
+  // maglev_tables_digest(cfg, ids, slot) for the slot this builder last built from cfg and ids,
+  // with each table's digest computed once and kept or copied with the table.
+  std::string tables_digest(const conf::Config& cfg, const IdMap& ids, const gw_snapshot& slot);
+
   // Tables of the last build, by what it took to have them (bench and tests).
   struct Work {
     uint32_t kept = 0;
@@ -111,6 +123,8 @@ class SnapshotBuilder {
     bool valid = false;                     // the last build into slot succeeded
     TableMembers tables[GW_MAX_GROUPS][2];  // [group][0: new, 1: established]
     bool known[GW_MAX_GROUPS][2] = {};      // tables[g][w] is what slot->maglev[g][w] holds
+    uint64_t digest[GW_MAX_GROUPS][2] = {};  // table_digest() of slot->maglev[g][w], when
+    bool digest_known[GW_MAX_GROUPS][2] = {};
   };
   SlotMemo* memo_of(const gw_snapshot* slot, bool claim);
   Result<void> write_table(SlotMemo& memo, const SlotMemo* pub_memo, const gw_snapshot* published,
@@ -121,6 +135,7 @@ class SnapshotBuilder {
   SlotMemo memo_[2];
   TableMembers want_;              // scratch of write_table
   std::vector<MaglevHost> hosts_;  // scratch of write_table
+  std::vector<uint64_t> id_hash_;  // scratch of tables_digest: host id -> name hash
   Work work_;
 };
 

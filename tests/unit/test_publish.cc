@@ -3,9 +3,11 @@
 // does only the work a change needs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ctl/publish/publish.h"
 #include "dataplane/shm/shm.h"
@@ -74,6 +76,12 @@ class PublishRig {
       }
       return ::testing::AssertionFailure() << "snapshot header or hosts differ";
     }
+    // The digest kept with the tables is the one computed from scratch.
+    const std::string digest = builder_.tables_digest(c, ids_, out);
+    if (digest != maglev_tables_digest(c, ids_, out)) {
+      return ::testing::AssertionFailure() << "incremental tables digest differs";
+    }
+    digests_.push_back(digest);
     if (publish) {
       shm::carry_disabled_generations(published_ != nullptr ? published_->hosts : nullptr,
                                       out.hosts, ++generation_);
@@ -86,6 +94,7 @@ class PublishRig {
   }
 
   const SnapshotBuilder::Work& work() const { return builder_.last_work(); }
+  const std::vector<std::string>& digests() const { return digests_; }
   SnapshotBuilder& builder() { return builder_; }
   gw_snapshot& unpublished() { return slots_[next_]; }
 
@@ -98,6 +107,7 @@ class PublishRig {
   const gw_snapshot* published_ = nullptr;
   unsigned next_ = 0;
   uint64_t generation_ = 0;
+  std::vector<std::string> digests_;
 };
 
 constexpr uint32_t kTables = 2 * GW_MAX_GROUPS;
@@ -226,6 +236,39 @@ TEST(SnapshotBuilder, ASlotWrittenBySomeoneElseIsRebuiltWhole) {
   s.generation = 999;
   ASSERT_TRUE(rig.step(c, rt));
   EXPECT_EQ(rig.work().kept, 0u);
+}
+
+TEST(TablesDigest, NamesHostsByNameAndFollowsTheTables) {
+  const conf::Config c = make_config(3, 10);
+  RuntimeMap rt;
+  PublishRig rig;
+  ASSERT_TRUE(rig.step(c, rt));
+  ASSERT_TRUE(rig.step(c, rt));
+  rt[{"g1", "h4"}].mode = HostMode::NoNewSessions;
+  ASSERT_TRUE(rig.step(c, rt));
+  ASSERT_TRUE(rig.step(c, rt));
+  rt[{"g1", "h4"}].mode = HostMode::Active;
+  ASSERT_TRUE(rig.step(c, rt));
+  const auto& d = rig.digests();
+  EXPECT_EQ(d[0], d[1]);
+  EXPECT_NE(d[1], d[2]);  // a drain changes a table
+  EXPECT_EQ(d[2], d[3]);
+  EXPECT_EQ(d[4], d[0]);  // back to the first tables
+
+  // Another member: other host ids for the same names (hosts met in another order), same
+  // digest; the same member with another mode, another digest.
+  conf::Config reversed = c;
+  for (auto& g : reversed.backend_groups) std::reverse(g.hosts.begin(), g.hosts.end());
+  IdMap other_ids;
+  ASSERT_TRUE(other_ids.assign(reversed).ok());
+  IdMap ids;
+  ASSERT_TRUE(ids.assign(c).ok());
+  ASSERT_NE(other_ids.host("g0", "h0"), ids.host("g0", "h0"));
+  MaglevBuilder mb(GW_MAGLEV_SIZE);
+  auto snap = std::make_unique<gw_snapshot>();
+  const RuntimeMap none;
+  ASSERT_TRUE(build_snapshot({&c, &other_ids, &none, 1, 0}, mb, *snap).ok());
+  EXPECT_EQ(maglev_tables_digest(c, other_ids, *snap), d[0]);
 }
 
 }  // namespace

@@ -44,8 +44,9 @@ class Publication {
                            const Commit& commit = {}, bool* inputs_unfit = nullptr);
 
   // A fleet proves its members run identical Maglev tables (DESIGN.md, "Fleet"): once enabled,
-  // every publication digests its tables by host name, so members with different host ids but
-  // the same configuration, modes and health agree. 16 hex digits; empty until enabled.
+  // every publication digests its tables by host name (ctl::maglev_tables_digest), so members
+  // with different host ids but the same configuration, modes and health agree. 16 hex digits;
+  // empty until enabled.
   void enable_tables_digest() { digest_enabled_ = true; }
   const std::string& tables_digest() const { return digest_; }
 
@@ -57,10 +58,5 @@ class Publication {
   bool digest_enabled_ = false;
   std::string digest_;
 };
-
-// FNV-1a over every group of cfg in order: its name, then each slot of its `new` and
-// `established` tables as the host's position in the group (0xffff: none).
-std::string maglev_tables_digest(const conf::Config& cfg, const ctl::IdMap& ids,
-                                 const gw_snapshot& snap);
 
 }  // namespace gw::gatewayd
