@@ -20,12 +20,15 @@ namespace {
 using GroupTables =
     std::function<Result<void>(uint16_t group, std::span<const MaglevServiceHost> hosts)>;
 
+constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ull;
+constexpr uint64_t kFnvPrime = 0x100000001b3ull;
+
 // FNV-1a, then a 64-bit finalizer (mix13) so that names differing in one byte differ in
 // every bit: a table member's name in SnapshotBuilder's memo.
 uint64_t name_hash(std::string_view name) noexcept {
-  uint64_t h = 0xcbf29ce484222325ull;
+  uint64_t h = kFnvBasis;
   for (const char c : name) {
-    h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
+    h = (h ^ static_cast<uint8_t>(c)) * kFnvPrime;
   }
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ull;
@@ -33,9 +36,6 @@ uint64_t name_hash(std::string_view name) noexcept {
   h *= 0x94d049bb133111ebull;
   return h ^ (h >> 31);
 }
-
-constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ull;
-constexpr uint64_t kFnvPrime = 0x100000001b3ull;
 
 // id_hash: host id -> name hash (0 for ids not of the group; kNoHost entries digest as 0).
 uint64_t table_digest(const uint16_t* table, const std::vector<uint64_t>& id_hash) noexcept {
@@ -47,23 +47,32 @@ uint64_t table_digest(const uint16_t* table, const std::vector<uint64_t>& id_has
   return h;
 }
 
-// Sets id_hash[id] for the hosts of g (the vector has GW_MAX_HOSTS entries, all 0 before);
-// clear_group_hashes() sets them back.
-void set_group_hashes(const conf::BackendGroupConfig& g, const IdMap& ids,
-                      std::vector<uint64_t>& id_hash) {
-  for (const auto& h : g.hosts) {
-    const uint16_t id = ids.host(g.name, h.name);
-    if (id < GW_MAX_HOSTS) {
-      id_hash[id] = name_hash(h.name);
+// The digests of table `which` (0: new, 1: established) of every group in `todo`, a bit per
+// group id; id_hash has GW_MAX_HOSTS entries, all 0, and is left so. Each group's ids are
+// resolved and named once for both of its tables.
+template <typename Todo, typename Store>
+void digest_tables(const conf::Config& cfg, const IdMap& ids, const gw_snapshot& snap,
+                   std::vector<uint64_t>& id_hash, Todo&& todo, Store&& store) {
+  std::vector<uint16_t> group_ids;
+  for (const conf::BackendGroupConfig& g : cfg.backend_groups) {
+    const uint16_t gid = ids.group(g.name);
+    if (gid >= GW_MAX_GROUPS || !(todo(gid, 0) || todo(gid, 1))) {
+      continue;
     }
-  }
-}
-
-void clear_group_hashes(const conf::BackendGroupConfig& g, const IdMap& ids,
-                        std::vector<uint64_t>& id_hash) {
-  for (const auto& h : g.hosts) {
-    const uint16_t id = ids.host(g.name, h.name);
-    if (id < GW_MAX_HOSTS) {
+    group_ids.clear();
+    for (const auto& h : g.hosts) {
+      const uint16_t id = ids.host(g.name, h.name);
+      if (id < GW_MAX_HOSTS) {
+        id_hash[id] = name_hash(h.name);
+        group_ids.push_back(id);
+      }
+    }
+    for (unsigned w = 0; w < 2; ++w) {
+      if (todo(gid, w)) {
+        store(gid, w, table_digest(snap.maglev[gid][w], id_hash));
+      }
+    }
+    for (const uint16_t id : group_ids) {
       id_hash[id] = 0;
     }
   }
@@ -84,7 +93,7 @@ std::string combine_digests(const conf::Config& cfg, const IdMap& ids, TableDige
     }
     mix(0);
     for (unsigned w = 0; w < 2; ++w) {
-      const uint64_t d = of(g, gid, w);
+      const uint64_t d = of(gid, w);
       for (unsigned b = 0; b < 8; ++b) {
         mix(static_cast<uint8_t>(d >> (8 * b)));
       }
@@ -438,33 +447,35 @@ std::string SnapshotBuilder::tables_digest(const conf::Config& cfg, const IdMap&
                                            const gw_snapshot& slot) {
   SlotMemo* memo = memo_of(&slot, false);
   const bool usable = memo != nullptr && memo->valid && memo->generation == slot.generation;
+  // Tables not digested since they were last written; a table the memo does not know is
+  // digested for this call only.
+  uint64_t fresh[GW_MAX_GROUPS][2] = {};
+  const auto kept = [&](uint16_t gid, unsigned w) {
+    return usable && memo->known[gid][w] && memo->digest_known[gid][w];
+  };
   id_hash_.assign(GW_MAX_HOSTS, 0);
-  return combine_digests(cfg, ids, [&](const conf::BackendGroupConfig& g, uint16_t gid,
-                                       unsigned w) {
-    if (usable && memo->known[gid][w] && memo->digest_known[gid][w]) {
-      return memo->digest[gid][w];
-    }
-    set_group_hashes(g, ids, id_hash_);
-    const uint64_t d = table_digest(slot.maglev[gid][w], id_hash_);
-    clear_group_hashes(g, ids, id_hash_);
-    if (usable && memo->known[gid][w]) {
-      memo->digest[gid][w] = d;
-      memo->digest_known[gid][w] = true;
-    }
-    return d;
+  digest_tables(
+      cfg, ids, slot, id_hash_, [&](uint16_t gid, unsigned w) { return !kept(gid, w); },
+      [&](uint16_t gid, unsigned w, uint64_t d) {
+        fresh[gid][w] = d;
+        if (usable && memo->known[gid][w]) {
+          memo->digest[gid][w] = d;
+          memo->digest_known[gid][w] = true;
+        }
+      });
+  return combine_digests(cfg, ids, [&](uint16_t gid, unsigned w) {
+    return kept(gid, w) ? memo->digest[gid][w] : fresh[gid][w];
   });
 }
 
 std::string maglev_tables_digest(const conf::Config& cfg, const IdMap& ids,
                                  const gw_snapshot& snap) {
   std::vector<uint64_t> id_hash(GW_MAX_HOSTS, 0);
-  return combine_digests(cfg, ids, [&](const conf::BackendGroupConfig& g, uint16_t gid,
-                                       unsigned w) {
-    set_group_hashes(g, ids, id_hash);
-    const uint64_t d = table_digest(snap.maglev[gid][w], id_hash);
-    clear_group_hashes(g, ids, id_hash);
-    return d;
-  });
+  uint64_t d[GW_MAX_GROUPS][2] = {};
+  digest_tables(
+      cfg, ids, snap, id_hash, [](uint16_t, unsigned) { return true; },
+      [&](uint16_t gid, unsigned w, uint64_t v) { d[gid][w] = v; });
+  return combine_digests(cfg, ids, [&](uint16_t gid, unsigned w) { return d[gid][w]; });
 }
 
 void SnapshotBuilder::published(const gw_snapshot* slot, uint64_t generation) {
