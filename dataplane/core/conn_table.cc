@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "dataplane/core/conn_read.h"
+
 namespace gw::dp {
 
 namespace detail {
@@ -121,7 +123,7 @@ gw_conn* ConnTable::insert_syn_crowded(const FlowKey& key, uint64_t hash, uint16
   const bool room = free_ways != 0 && live_ < capacity_;
   const gw_conn v = make_conn(key, host, service, ConnState::Syn, now_ms, now_s, gen);
   const auto add = [&]() noexcept {
-    gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)), v, sig_of(hash));
+    gw_conn* e = put(b, pick_way(free_ways, hash), v, sig_of(hash));
     ++live_;
     count(host, GW_CONN_SYN, +1);
     publish_size();

@@ -36,6 +36,16 @@
 // (3/15 of the ways, some 37 % of the capacity with shm::Geometry's bucket count), but a bucket
 // never more than its share.
 //
+// Home way. Each key has a home way in its bucket (home_way(): its signature scaled to the 15
+// ways, so independent of the bucket index), and insert() puts it there when that way is free,
+// else in the first free way. An established packet's look-up then starts with the one
+// line its hash names: peek_home() reads the home entry, with no dependence on the bucket line,
+// and only a key that is not at home (its home way was taken when it came: about 1 in 8 at a
+// quarter of the ways used, 1 in 4 at full capacity) reads the bucket's signatures and then its
+// entry. Placement is the writer's choice alone: readers, the re-attach and a table written
+// before home ways existed find every key by its signature as before. The home look-up relies on
+// two invariants below: a free way's entry has state EMPTY, and a key has at most one live entry.
+//
 // Invariants (who writes what, and why the bucket seq covers what):
 //  - Single writer: the worker that owns the table writes every byte of its buckets and entries
 //    and the table's counters in its gw_worker (conn_entries, conn_syn_entries, conn_syn_refused,
@@ -270,34 +280,6 @@ inline void store_conn(gw_conn& dst, const gw_conn& v) noexcept {
   shm::store_relaxed(dst.gen, v.gen);
 }
 
-inline void load_conn(gw_conn& out, const gw_conn& src) noexcept {
-  std::memset(&out, 0, sizeof(out));
-  for (size_t i = 0; i < 2; ++i) {
-    uint64_t w = shm::load_word(src.src + 8 * i);
-    std::memcpy(out.src + 8 * i, &w, 8);
-    w = shm::load_word(src.dst + 8 * i);
-    std::memcpy(out.dst + 8 * i, &w, 8);
-  }
-  out.src_port = shm::load_relaxed(src.src_port);
-  out.dst_port = shm::load_relaxed(src.dst_port);
-  out.proto = shm::load_relaxed(src.proto);
-  out.family = shm::load_relaxed(src.family);
-  out.state = shm::load_relaxed(src.state);
-  out.flags = shm::load_relaxed(src.flags);
-  out.host = shm::load_relaxed(src.host);
-  out.service = shm::load_relaxed(src.service);
-  out.created_s = shm::load_relaxed(src.created_s);
-  out.last_ms = shm::load_relaxed(src.last_ms);
-  out.session_ms = shm::load_relaxed(src.session_ms);
-  out.gen = shm::load_relaxed(src.gen);
-}
-
-// Reader side: copies bucket b's live entries into out[] (state and host validated, tombstones
-// left out) and sets *n.
-// False when the writer was changing the bucket (seq odd or moved): the copy must be discarded.
-bool read_conn_bucket(const gw_conn_bucket& bucket, const gw_conn* ways, gw_conn* out,
-                      uint32_t* n) noexcept;
-
 }  // namespace detail
 
 // After a new snapshot generation, a worker's invalidation sweep (ConnTable::invalidate_step)
@@ -309,62 +291,14 @@ bool read_conn_bucket(const gw_conn_bucket& bucket, const gw_conn* ways, gw_conn
 // 300 KB/ms for a quarter of a second after each publish, and nothing between publishes.
 inline constexpr uint32_t kInvalidateDivisor = 250;
 
-// A reader gives up on a bucket after this many attempts (the writer died in mid-update, or keeps
-// rewriting it); for_each_conn() counts such buckets.
-inline constexpr uint32_t kConnReadAttempts = 1000;
-
-// Lock-free reader (gatewayd, tests): calls f(const gw_conn&) for every live entry, each a
-// consistent copy (see "Bucket seq" above). Each bucket is copied at one instant; the walk as a
-// whole is not a snapshot (a key lives in one bucket, so no flow is seen twice, but flows created
-// or removed while the walk runs may or may not appear). It never blocks the writer. Returns the
-// number of buckets skipped because no consistent copy was obtained in kConnReadAttempts
-// attempts.
-template <class F>
-uint32_t for_each_conn(const gw_conn_bucket* buckets, const gw_conn* entries, uint32_t n_buckets,
-                       F&& f) noexcept(noexcept(f(std::declval<const gw_conn&>()))) {
-  uint32_t skipped = 0;
-  gw_conn copy[GW_CONN_WAYS];
-  for (uint32_t b = 0; b < n_buckets; ++b) {
-    uint32_t n = 0;
-    uint32_t attempt = 0;
-    while (!detail::read_conn_bucket(buckets[b], entries + size_t{b} * GW_CONN_WAYS, copy, &n)) {
-      if (++attempt == kConnReadAttempts) {
-        break;
-      }
-      detail::cpu_relax();
-    }
-    if (attempt == kConnReadAttempts) {
-      ++skipped;
-      continue;
-    }
-    for (uint32_t i = 0; i < n; ++i) {
-      f(static_cast<const gw_conn&>(copy[i]));
-    }
-  }
-  return skipped;
-}
-
-// Live entries by state, as a reader sees them in one walk.
-struct ConnCounts {
-  uint64_t total = 0;
-  uint64_t syn = 0;
-  uint64_t established = 0;
-  uint64_t closing = 0;
-  uint64_t udp = 0;
-  uint32_t skipped_buckets = 0;
-};
-
-// Counts the live entries of `host`, or of every host when host == GW_NO_HOST.
-ConnCounts count_conns(const gw_conn_bucket* buckets, const gw_conn* entries, uint32_t n_buckets,
-                       uint16_t host = GW_NO_HOST) noexcept;
-
 // The writer side. One object per worker over that worker's table; only the worker calls it.
 //
-// Two-phase bursts: phase 1 hashes every packet of the burst and calls prefetch(hash) (bucket
-// line) and, optionally, peek() (entry line); phase 2 calls lookup() (lookup_peeked() after a
-// peek()) / insert() and uses the entry. Optionally, prefetch_entry(hash)
-// reads the bucket's signatures and prefetches the entries they match; it loads the bucket line, so
-// it pays only once that line has arrived (a few packets after its prefetch). A pointer returned by
+// Two-phase bursts: phase 1 hashes every packet of the burst and calls prefetch_home(hash) (the
+// home entry's line) and peek_home(); for the keys not at home, prefetch(hash) (bucket line) and
+// peek() (entry line); phase 2 calls lookup() (lookup_peeked() after a peek) / insert() and uses
+// the entry. Optionally, prefetch_entry(hash) reads the bucket's signatures and prefetches the
+// entries they match; it loads the bucket line, so it pays only once that line has arrived (a few
+// packets after its prefetch). A pointer returned by
 // lookup()/insert() designates that flow until the entry is removed (by remove(), or by expiry in
 // lookup() or expire_step()); the caller reads its fields directly but changes them only through
 // touch(), transition(), reassign() and remove().
@@ -388,6 +322,30 @@ class ConnTable {
 
   void prefetch(uint64_t hash) const noexcept { __builtin_prefetch(&buckets_[hash & mask_], 0, 3); }
   void prefetch_entry(uint64_t hash) const noexcept;
+  // The line of the key's home entry (see "Home way" at the top of this file).
+  void prefetch_home(uint64_t hash) const noexcept { __builtin_prefetch(home(hash), 0, 3); }
+
+  // The key's way in its bucket when free (see "Home way").
+  static uint32_t home_way(uint64_t hash) noexcept {
+    return static_cast<uint32_t>(((hash >> 32) * GW_CONN_WAYS) >> 32);
+  }
+
+  // The seq that peek_home() gives its hits for lookup_peeked(): odd, which a bucket's seq never
+  // is when the writer reads it (only the writer makes it odd, and only within a change). Such a
+  // hit is checked again on the entry itself: the key is still there and its way live.
+  static constexpr uint32_t kSeqHome = 0xffff'ffffu;
+
+  // The live entry of key in its home way (expired or not), or nullptr when the key is not there
+  // (it may be in another way of its bucket: peek() finds it). Reads the home entry's line only;
+  // changes nothing. seq is set to kSeqHome on a hit.
+  const gw_conn* peek_home(const FlowKey& key, uint64_t hash, uint32_t& seq) const noexcept {
+    const gw_conn* e = home(hash);
+    if (e->state != GW_CONN_EMPTY && detail::key_equal(*e, key)) {
+      seq = kSeqHome;
+      return e;
+    }
+    return nullptr;
+  }
 
   // The entry of key if one is there (expired or not), or nullptr; changes nothing. A burst's
   // warm-up pass: the entry loads of consecutive packets overlap when issued back to back,
@@ -400,11 +358,12 @@ class ConnTable {
   gw_conn* lookup(const FlowKey& key, uint64_t hash, uint32_t now_ms) noexcept;
 
   // lookup(), given what peek() found for the same key earlier (peeked, nullptr for none) under
-  // the bucket seq it returned. Every change to a bucket's ways other than touch() and
-  // note_session_refresh() (insert, eviction, removal, expiry, state, host, tombstone) moves its
-  // seq, and only this worker writes the table: while the seq is the same, the bucket holds what
-  // peek() saw, so its answer stands and only lookup()'s expiry check (on the entry's current
-  // last_ms) is left. A seq that moved (an earlier packet of the burst inserted, removed or
+  // the bucket seq it returned, or a hit of peek_home() (seq kSeqHome: the entry is used while
+  // it still holds the key, which no other entry can). Every change to a bucket's ways other than
+  // touch() and note_session_refresh() (insert, eviction, removal, expiry, state, host, tombstone)
+  // moves its seq, and only this worker writes the table: while the seq is the same, the bucket
+  // holds what peek() saw, so its answer stands and only lookup()'s expiry check (on the entry's
+  // current last_ms) is left. A seq that moved (an earlier packet of the burst inserted, removed or
   // replaced a way of this bucket, or changed an entry of it) looks the key up again.
   gw_conn* lookup_peeked(const FlowKey& key, uint64_t hash, uint32_t now_ms, const gw_conn* peeked,
                          uint32_t seq) noexcept;
@@ -497,6 +456,14 @@ class ConnTable {
   uint32_t n_buckets() const noexcept { return mask_ + 1; }
 
  private:
+  gw_conn* home(uint64_t hash) const noexcept {
+    return entries_ + size_t{static_cast<uint32_t>(hash) & mask_} * GW_CONN_WAYS + home_way(hash);
+  }
+  // The way an insert takes among free_ways (non-zero): the key's home way if free.
+  static uint32_t pick_way(uint32_t free_ways, uint64_t hash) noexcept {
+    const uint32_t h = home_way(hash);
+    return ((free_ways >> h) & 1) != 0 ? h : static_cast<uint32_t>(std::countr_zero(free_ways));
+  }
   // The key's signature, kSigSyn clear and never 0.
   static uint32_t sig_of(uint64_t hash) noexcept {
     const auto s = static_cast<uint32_t>(hash >> 32) & ~kSigSyn;
@@ -603,7 +570,14 @@ inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t no
 inline gw_conn* ConnTable::lookup_peeked(const FlowKey& key, uint64_t hash, uint32_t now_ms,
                                          const gw_conn* peeked, uint32_t seq) noexcept {
   const uint32_t b = static_cast<uint32_t>(hash) & mask_;
-  if (buckets_[b].seq != seq) {
+  if (seq == kSeqHome) {
+    // Only this worker writes the table: an entry that still holds the key and a live state is
+    // the key's entry, wherever it came from (an earlier packet of the burst may have removed it
+    // and inserted it again).
+    if (peeked == nullptr || peeked->state == GW_CONN_EMPTY || !detail::key_equal(*peeked, key)) {
+      return lookup(key, hash, now_ms);
+    }
+  } else if (buckets_[b].seq != seq) {
     return lookup(key, hash, now_ms);
   }
   if (peeked == nullptr) {
@@ -659,7 +633,7 @@ inline gw_conn* ConnTable::insert_syn(const FlowKey& key, uint64_t hash, uint16_
       static_cast<uint32_t>(std::popcount(detail::syn_match(buckets_[b]))) >= syn_ways_) {
     return insert_syn_crowded(key, hash, host, service, now_ms, now_s, gen, needs_entry());
   }
-  gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)),
+  gw_conn* e = put(b, pick_way(free_ways, hash),
                    make_conn(key, host, service, ConnState::Syn, now_ms, now_s, gen), sig_of(hash));
   ++live_;
   count(host, GW_CONN_SYN, +1);
@@ -682,7 +656,7 @@ inline gw_conn* ConnTable::insert(const FlowKey& key, uint64_t hash, uint16_t ho
   if (live_ >= capacity_ || free_ways == 0) {
     return nullptr;
   }
-  gw_conn* e = put(b, static_cast<uint32_t>(std::countr_zero(free_ways)),
+  gw_conn* e = put(b, pick_way(free_ways, hash),
                    make_conn(key, host, service, state, now_ms, now_s, gen), sig_of(hash));
   ++live_;
   count(host, static_cast<uint8_t>(state), +1);

@@ -595,27 +595,41 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
     if (s.service[i] != GW_NO_SERVICE) {
       s.hash[i] = flow_hash64(key, kConnSeed);
       if (ctx.conns != nullptr) {
-        ctx.conns->prefetch(s.hash[i]);
+        // The key's home entry, where an established flow's entry almost always is; a SYN's
+        // bucket too, which its insert writes.
+        ctx.conns->prefetch_home(s.hash[i]);
+        if (key.proto == kProtoTcp && (pr.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn) {
+          ctx.conns->prefetch(s.hash[i]);
+        }
       }
     }
   }
   // The entry loads, back to back: read-only, so decide() stays the one place that changes the
-  // table (a packet earlier in the burst may insert or remove the entry another one finds: the
-  // bucket seq kept with each peek tells decide() when that happened).
-  // Before them, the entry lines: the table keeps entries apart from the bucket lines (signatures
-  // only), so each bucket prefetched above is read for its matching signatures and the entry
-  // lines they name are prefetched; the peek pass then finds them on the way instead of asking
-  // for each one only when it reaches that packet.
+  // table (a packet earlier in the burst may insert or remove the entry another one finds:
+  // lookup_peeked() checks a home hit on the entry and any other peek on its bucket's seq).
+  // First the home entries, whose lines were requested above; the keys not at home (not in the
+  // table, or placed in another way of their bucket) then read their bucket lines for matching
+  // signatures, prefetch the entry lines those name, and peek.
   if (ctx.conns != nullptr) {
+    const ConnTable& ct = *ctx.conns;
+    uint16_t away[kMaxBurst];
+    uint16_t n_away = 0;
     for (uint16_t i = 0; i < n; ++i) {
+      s.warm[i] = nullptr;
       if (s.service[i] != GW_NO_SERVICE) {
-        ctx.conns->prefetch_entry(s.hash[i]);
+        s.warm[i] = ct.peek_home(s.parsed[i].key, s.hash[i], s.warm_seq[i]);
+        if (s.warm[i] == nullptr) {
+          ct.prefetch(s.hash[i]);
+          away[n_away++] = i;
+        }
       }
     }
-    for (uint16_t i = 0; i < n; ++i) {
-      s.warm[i] = s.service[i] != GW_NO_SERVICE
-                      ? ctx.conns->peek(s.parsed[i].key, s.hash[i], s.warm_seq[i])
-                      : nullptr;
+    for (uint16_t k = 0; k < n_away; ++k) {
+      ct.prefetch_entry(s.hash[away[k]]);
+    }
+    for (uint16_t k = 0; k < n_away; ++k) {
+      const uint16_t i = away[k];
+      s.warm[i] = ct.peek(s.parsed[i].key, s.hash[i], s.warm_seq[i]);
     }
   }
 }

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "dataplane/core/conn_table.h"
+#include "dataplane/core/conn_read.h"
 
 namespace gw::dp {
 namespace {
@@ -162,6 +162,135 @@ TEST(ConnTable, LookupPeekedTrustsThePeekOnlyWhileTheBucketIsUnchanged) {
   ASSERT_EQ(f.table.peek(k2, h2, seq), e2);
   f.table.transition(e2, kTcpFin);
   EXPECT_EQ(f.table.lookup_peeked(k2, h2, 1000, e2, seq), e2);
+}
+
+// A hash whose key lives in `bucket` and has home way `home`; salt tells keys of one home apart.
+uint64_t hash_home(uint32_t bucket, uint32_t home, uint32_t salt = 0) {
+  const auto first =
+      static_cast<uint32_t>(((uint64_t{home} << 32) + GW_CONN_WAYS - 1) / GW_CONN_WAYS);
+  return hash_of(bucket, first + 2 + 2 * salt);
+}
+
+// A key goes to its home way while that is free, elsewhere when it is not; peek_home() finds
+// exactly the keys at home, and the signature path finds every key wherever it is.
+TEST(ConnTable, KeysLiveInTheirHomeWayWhenItIsFree) {
+  Fixture f(64);
+  for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+    ASSERT_EQ(ConnTable::home_way(hash_home(3, w)), w);
+    ASSERT_EQ(ConnTable::home_way(hash_home(3, w, 1000)), w);
+  }
+  const FlowKey a = make_key(1), b = make_key(2), c = make_key(3);
+  const uint64_t ha = hash_home(9, 6), hb = hash_home(9, 6, 1), hc = hash_home(9, 2);
+  gw_conn* base = f.entries.get() + size_t{9} * GW_CONN_WAYS;
+  gw_conn* ea = f.table.insert(a, ha, 1, 0, ConnState::Established, 1000, 1);
+  gw_conn* eb = f.table.insert(b, hb, 1, 0, ConnState::Established, 1000, 1);
+  gw_conn* ec = f.table.insert_syn(c, hc, 1, 0, 1000, 1, 0, []() noexcept { return false; });
+  ASSERT_EQ(ea, base + 6) << "home way free";
+  ASSERT_EQ(eb, base + 0) << "home way taken: the first free way";
+  ASSERT_EQ(ec, base + 2) << "a SYN goes home too";
+  uint32_t seq = 0;
+  EXPECT_EQ(f.table.peek_home(a, ha, seq), ea);
+  EXPECT_EQ(seq, ConnTable::kSeqHome);
+  EXPECT_EQ(f.table.peek_home(b, hb, seq), nullptr) << "b is not at home";
+  EXPECT_EQ(f.table.peek(b, hb, seq), eb);
+  EXPECT_EQ(f.table.peek_home(c, hc, seq), ec);
+  // Every key byte matters at home as through the signatures.
+  for (size_t byte = 0; byte < kConnKeyBytes; ++byte) {
+    FlowKey other = a;
+    reinterpret_cast<uint8_t*>(&other)[byte] ^= 1;
+    EXPECT_EQ(f.table.peek_home(other, ha, seq), nullptr) << "key byte " << byte;
+  }
+  // The home occupant leaves: b stays where it is and is still found; a freed home way holds no
+  // key for peek_home() (its entry's state is EMPTY, its key bytes are a's).
+  f.table.remove(ea);
+  EXPECT_EQ(f.table.peek_home(a, ha, seq), nullptr);
+  EXPECT_EQ(f.table.lookup(a, ha, 1000), nullptr);
+  EXPECT_EQ(f.table.lookup(b, hb, 1000), eb);
+  // Re-attach (a table written by any version) changes nothing of this.
+  EXPECT_EQ(f.table.rebuild_counts(), 2u);
+  EXPECT_EQ(f.table.lookup(b, hb, 1000), eb);
+  EXPECT_EQ(f.table.peek_home(c, hc, seq), ec);
+}
+
+// A home hit is checked again on the entry when decide() comes to it: an earlier packet of the
+// burst may have removed it, put another key in its way, or removed and re-created it.
+TEST(ConnTable, LookupPeekedChecksAHomeHitOnTheEntry) {
+  Fixture f(64);
+  const FlowKey k = make_key(7), k2 = make_key(8);
+  const uint64_t h = hash_home(5, 4), h2 = hash_home(5, 4, 1);  // same bucket, same home way
+  gw_conn* e = f.table.insert(k, h, 3, 9, ConnState::Established, 1000, 1);
+  uint32_t seq = 0;
+  ASSERT_EQ(f.table.peek_home(k, h, seq), e);
+  f.table.touch(e, 250'000);
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 302'000, e, seq), e) << "unchanged: the hit stands";
+  // Removed; the way left free.
+  ASSERT_EQ(f.table.peek_home(k, h, seq), e);
+  f.table.remove(e);
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 1000, e, seq), nullptr);
+  // Removed and the way taken by another key (its home too).
+  e = f.table.insert(k, h, 3, 9, ConnState::Established, 1000, 1);
+  ASSERT_EQ(f.table.peek_home(k, h, seq), e);
+  f.table.remove(e);
+  ASSERT_EQ(f.table.insert(k2, h2, 4, 9, ConnState::Established, 1000, 1), e);
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 1000, e, seq), nullptr);
+  // Removed and created again (a SYN on a tombstone does this): the new entry.
+  f.table.remove(e);
+  gw_conn* again = f.table.insert(k, h, 3, 9, ConnState::Established, 1000, 1);
+  ASSERT_EQ(f.table.peek_home(k, h, seq), again);
+  f.table.remove(again);
+  gw_conn* third = f.table.insert(k, h, 5, 9, ConnState::Syn, 1000, 1);
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 1000, again, seq), third);
+  EXPECT_EQ(third->host, 5);
+  // Idle past its timeout: removed and counted, as lookup() does.
+  ASSERT_EQ(f.table.peek_home(k, h, seq), third);
+  EXPECT_EQ(f.table.lookup_peeked(k, h, 1000 + kTimeouts.syn_ms, third, seq), nullptr);
+  EXPECT_EQ(f.c(5).open_conns, 0);
+  EXPECT_EQ(f.table.size(), 0u);
+}
+
+// Under churn that fills buckets (inserts, SYN evictions, removals, expiry), the home look-up
+// never finds anything but the key's one entry, and finds it whenever that entry is at home.
+TEST(ConnTable, HomeLookupAgreesWithTheSignaturesUnderChurn) {
+  constexpr uint32_t kKeys = 600;
+  Fixture f(16, 200);
+  std::mt19937_64 rng(20261205);
+  uint32_t now = 1000;
+  uint64_t at_home = 0, away = 0;
+  for (uint32_t op = 0; op < 20'000; ++op) {
+    now += static_cast<uint32_t>(rng() % 50);
+    const uint32_t id = static_cast<uint32_t>(rng() % kKeys);
+    const FlowKey k = make_key(id);
+    const uint64_t h = test_hash(k);
+    gw_conn* e = f.table.lookup(k, h, now);
+    const uint32_t what = static_cast<uint32_t>(rng() % 100);
+    if (e == nullptr && what < 60) {
+      if (what < 30) {
+        (void)f.table.insert_syn(k, h, 1, 0, now, 0, 0, []() noexcept { return false; });
+      } else {
+        (void)f.table.insert(k, h, 1, 0, ConnState::Established, now, 0);
+      }
+    } else if (e != nullptr && what < 80) {
+      f.table.remove(e);
+    } else if (what >= 95) {
+      (void)f.table.expire_step(4, now, 0);
+    }
+    for (uint32_t j = 0; j < kKeys; j += 7) {
+      const FlowKey kj = make_key(j);
+      const uint64_t hj = test_hash(kj);
+      uint32_t seq = 0, seq_home = 0;
+      const gw_conn* by_sig = f.table.peek(kj, hj, seq);
+      const gw_conn* home = f.table.peek_home(kj, hj, seq_home);
+      const gw_conn* home_entry = f.entries.get() +
+                                  size_t{static_cast<uint32_t>(hj) & (f.n - 1)} * GW_CONN_WAYS +
+                                  ConnTable::home_way(hj);
+      ASSERT_EQ(home, by_sig == home_entry ? by_sig : nullptr) << "op " << op << " key " << j;
+      at_home += home != nullptr;
+      away += by_sig != nullptr && home == nullptr;
+    }
+  }
+  EXPECT_GT(at_home, 0u);
+  EXPECT_GT(away, 0u) << "the run placed keys away from home too";
+  EXPECT_GT(f.worker->conn_syn_evicted + f.worker->conn_syn_refused, 0u);
 }
 
 // The idle expiry lookup() applies also holds for a peeked entry: removed, counted, a miss.

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <atomic>
 
-#include "dataplane/core/conn_table.h"
+#include "dataplane/core/conn_read.h"
 #include "dataplane/core/session_table.h"
 
 namespace gw::gatewayd {
