@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace gw {
 namespace {
@@ -60,6 +62,10 @@ uint8_t member_bits(const MaglevServiceHost& h) noexcept {
                               (h.accepts_new || h.accepts_established ? 2 : 0));
 }
 
+// Free positions left when populate() stops walking permutations and starts computing each free
+// position's place in them (Filler, below).
+constexpr uint32_t kScanFree = 256;
+
 std::string quoted(std::string_view name) {
   std::string s;
   s.reserve(name.size() + 2);
@@ -112,7 +118,7 @@ MaglevBuilder::MaglevBuilder(uint32_t table_size)
 
 void MaglevBuilder::reserve(size_t max_hosts) {
   for (auto* v : {&order_, &weight_, &offset_, &skip_, &pop_weight_, &pop_skip_, &pop_next_,
-                  &pop_placed_, &pop_link_}) {
+                  &pop_placed_, &pop_link_, &pop_inv_}) {
     v->reserve(max_hosts);
   }
   value_.reserve(max_hosts);
@@ -121,6 +127,7 @@ void MaglevBuilder::reserve(size_t max_hosts) {
   // Enough round queues for weights that differ by a factor of up to 15.
   round_head_.reserve(16);
   round_tail_.reserve(16);
+  pop_free_.reserve(kScanFree);
 }
 
 template <typename Host>
@@ -217,6 +224,147 @@ Result<void> MaglevBuilder::prepare(std::span<const Host> hosts) {
 // order above. They form a ring covering the farthest round any member can wait for. The member
 // with weight W places an entry every round, so the table is full after at most M rounds; no
 // member is queued beyond that.
+namespace {
+
+__extension__ typedef unsigned __int128 Uint128;  // the product of two 64-bit words
+
+// a^-1 modulo m (m prime, 0 < a < m), by the extended Euclidean algorithm.
+uint32_t inverse_mod(uint32_t a, uint32_t m) noexcept {
+  int64_t t = 0, new_t = 1;
+  int64_t r = m, new_r = a;
+  while (new_r != 0) {
+    const int64_t q = r / new_r;
+    t = std::exchange(new_t, t - q * new_t);
+    r = std::exchange(new_r, r - q * new_r);
+  }
+  return static_cast<uint32_t>(t < 0 ? t + m : t);
+}
+
+// Places members' entries: each takes the first free position of its permutation from where its
+// last search stopped (next[k]), and the search goes on after it. Walking the permutation costs
+// M / F probes with F positions free, so the last few hundred placements would walk about half of
+// all the probes of a build (M ln M in all). Once at most kScanFree positions are free, a
+// placement computes instead, for each free position f, its index in the member's permutation,
+// j = (f - next) * skip^-1 mod M (M is prime), and takes the smallest: the same position the walk
+// finds, at F multiplications.
+class Filler {
+ public:
+  Filler(std::span<uint16_t> table, uint32_t m, uint32_t* next, const uint32_t* skip,
+         const uint16_t* value, uint32_t n, std::vector<uint32_t>& free,
+         std::vector<uint32_t>& inv) noexcept
+      : table_(table),
+        m_(m),
+        next_(next),
+        skip_(skip),
+        value_(value),
+        n_(n),
+        free_(free),
+        inv_(inv),
+        reciprocal_(~uint64_t{0} / m) {}
+
+  // Equal weights: every round is every member once, in member order, until the table is full.
+  void round_robin() {
+    // The walking part without place()'s per-entry checks of the phase.
+    const uint32_t walked = m_ > kScanFree ? m_ - kScanFree : 0;
+    uint32_t k = 0;
+    while (filled_ < walked) {
+      put(k, take_walked(k));
+      k = k + 1 == n_ ? 0 : k + 1;
+    }
+    for (;; k = k + 1 == n_ ? 0 : k + 1) {
+      if (place(k)) {
+        return;
+      }
+    }
+  }
+
+  // Places member k's next entry; true when that filled the table.
+  bool place(uint32_t k) {
+    put(k, scanning_ ? take_scanned(k) : take_walked(k));
+    if (filled_ == m_) {
+      return true;
+    }
+    if (!scanning_ && m_ - filled_ <= kScanFree) {
+      start_scanning();
+    }
+    return false;
+  }
+
+ private:
+  // Member k takes pos; its search goes on after it.
+  void put(uint32_t k, uint32_t pos) noexcept {
+    table_[pos] = value_[k];
+    const uint32_t after = pos + skip_[k];
+    next_[k] = after >= m_ ? after - m_ : after;
+    ++filled_;
+  }
+
+  uint32_t take_walked(uint32_t k) const noexcept {
+    const uint16_t* const t = table_.data();
+    uint32_t pos = next_[k];
+    const uint32_t skip = skip_[k];
+    while (t[pos] != kNoHost) {
+      pos += skip;
+      pos = pos >= m_ ? pos - m_ : pos;
+    }
+    return pos;
+  }
+
+  uint32_t take_scanned(uint32_t k) noexcept {
+    const uint32_t start = next_[k];
+    const uint64_t inv = inv_[k];
+    uint64_t best = ~uint64_t{0};
+    size_t best_i = 0;
+    for (size_t i = 0; i < free_.size(); ++i) {
+      const uint32_t f = free_[i];
+      const uint64_t j = mod_m(uint64_t{f >= start ? f - start : f + m_ - start} * inv);
+      if (j < best) {
+        best = j;
+        best_i = i;
+      }
+    }
+    const uint32_t pos = free_[best_i];
+    free_[best_i] = free_.back();
+    free_.pop_back();
+    return pos;
+  }
+
+  void start_scanning() {
+    scanning_ = true;
+    free_.clear();
+    for (uint32_t p = 0; p < m_; ++p) {
+      if (table_[p] == kNoHost) {
+        free_.push_back(p);
+      }
+    }
+    inv_.resize(n_);
+    for (uint32_t k = 0; k < n_; ++k) {
+      inv_[k] = inverse_mod(skip_[k], m_);
+    }
+  }
+
+  // x mod M for x < 2^64 (Barrett: the quotient estimate is short by at most one).
+  uint64_t mod_m(uint64_t x) const noexcept {
+    const auto q = static_cast<uint64_t>((static_cast<Uint128>(x) * reciprocal_) >> 64);
+    const uint64_t r = x - q * m_;
+    return r >= m_ ? r - m_ : r;
+  }
+
+  std::span<uint16_t> table_;
+  uint32_t m_;
+  uint32_t* next_;
+  const uint32_t* skip_;
+  const uint16_t* value_;
+  uint32_t n_;
+  std::vector<uint32_t>& free_;
+  std::vector<uint32_t>& inv_;
+  uint64_t reciprocal_;
+  uint32_t filled_ = 0;
+  bool scanning_ = false;
+};
+
+}  // namespace
+
 void MaglevBuilder::populate(uint8_t member_bit, std::span<uint16_t> table) {
   std::fill(table.begin(), table.end(), kNoHost);
 
@@ -245,6 +393,13 @@ void MaglevBuilder::populate(uint8_t member_bit, std::span<uint16_t> table) {
   pop_link_.assign(n, kNil);
 
   const uint32_t m = m_;
+  Filler fill(table, m, pop_next_.data(), pop_skip_.data(), pop_value_.data(), n, pop_free_,
+              pop_inv_);
+  if (w_min == w_max) {
+    // What the round queue below does for equal weights, without its bookkeeping.
+    fill.round_robin();
+    return;
+  }
   // A member waits at most ceil(W / w_min) rounds; nobody is queued beyond round M.
   const uint32_t max_wait = std::min((w_max + w_min - 1) / w_min, m);
   const uint32_t ring = std::bit_ceil(max_wait + 1);
@@ -275,7 +430,6 @@ void MaglevBuilder::populate(uint8_t member_bit, std::span<uint16_t> table) {
     enqueue(round_of(k, 1), k);
   }
 
-  uint32_t filled = 0;
   for (uint64_t round = 1;; ++round) {
     const uint32_t slot = static_cast<uint32_t>(round) & ring_mask;
     uint32_t k = round_head_[slot];
@@ -283,23 +437,9 @@ void MaglevBuilder::populate(uint8_t member_bit, std::span<uint16_t> table) {
     round_tail_[slot] = kNil;
     while (k != kNil) {
       const uint32_t next_k = pop_link_[k];
-      const uint32_t skip = pop_skip_[k];
-      uint32_t pos = pop_next_[k];
-      while (table[pos] != kNoHost) {
-        pos += skip;
-        if (pos >= m) {
-          pos -= m;
-        }
-      }
-      table[pos] = pop_value_[k];
-      if (++filled == m) {
+      if (fill.place(k)) {
         return;
       }
-      pos += skip;
-      if (pos >= m) {
-        pos -= m;
-      }
-      pop_next_[k] = pos;
       const uint32_t placed = ++pop_placed_[k];
       enqueue(round_of(k, uint64_t{placed} + 1), k);
       k = next_k;

@@ -127,6 +127,8 @@ class MaglevBuilder {
   std::vector<uint32_t> pop_next_;    // next permutation position to try
   std::vector<uint32_t> pop_placed_;  // entries placed so far
   std::vector<uint32_t> pop_link_;    // next member queued for the same round
+  std::vector<uint32_t> pop_free_;    // free positions, once few are (maglev.cc, Filler)
+  std::vector<uint32_t> pop_inv_;     // skip's inverse modulo M, per member (the same)
   // Ring of per-round FIFO queues of members (heads and tails of pop_link_ lists).
   std::vector<uint32_t> round_head_;
   std::vector<uint32_t> round_tail_;
