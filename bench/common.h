@@ -24,7 +24,9 @@
 #include <vector>
 
 #include "dataplane/config/config.h"
+#include "dataplane/core/conn_table.h"
 #include "dataplane/core/forward.h"
+#include "dataplane/core/hash.h"
 #include "dataplane/core/headers.h"
 #include "dataplane/shm/layout.h"
 #include "tests/support/fastpath_rig.h"
@@ -233,6 +235,26 @@ inline void write_frame(uint8_t* dst, const FrameTemplate& t, uint32_t id, uint8
     put16(dst + FrameTemplate::kV6Tcp, flow_sport(id));
     dst[FrameTemplate::kV6Tcp + 13] = flags;
   }
+}
+
+// ---- where the connection table put its keys ----------------------------------------------------
+// The share of a worker table's live entries that sit in their home way (ConnTable::home_way):
+// those an established packet finds reading one line.
+inline double home_share(const gw_conn_bucket* buckets, const gw_conn* entries,
+                         uint32_t n_buckets) {
+  uint64_t live = 0, home = 0;
+  for (uint32_t b = 0; b < n_buckets; ++b) {
+    for (uint32_t w = 0; w < GW_CONN_WAYS; ++w) {
+      if (buckets[b].sig[w] == 0) {
+        continue;
+      }
+      FlowKey k{};
+      std::memcpy(&k, &entries[size_t{b} * GW_CONN_WAYS + w], dp::kConnKeyBytes);
+      ++live;
+      home += dp::ConnTable::home_way(gw::flow_hash64(k, dp::kConnSeed)) == w;
+    }
+  }
+  return live != 0 ? static_cast<double>(home) / static_cast<double>(live) : 0.0;
 }
 
 // ---- random numbers: splitmix64, and a uniform draw in [0, n) by multiply-shift ---------------

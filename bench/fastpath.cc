@@ -242,11 +242,12 @@ struct World {
   }
 };
 
-bool make_world(World& w, PageKind kind, bool v6, uint32_t flows, std::string& err) {
+bool make_world(World& w, PageKind kind, bool v6, uint32_t flows, uint32_t capacity,
+                std::string& err) {
   w.kind = kind;
   w.v6 = v6;
   w.flows = flows;
-  w.capacity = capacity_for(flows);
+  w.capacity = capacity != 0 ? std::max(capacity, flows) : capacity_for(flows);
   shm::Geometry g;
   g.conn_capacity = w.capacity;
   w.n_buckets = g.conn_buckets();
@@ -464,6 +465,7 @@ struct Options {
   bool scale = false;
   bool scale_insert = true;
   uint32_t flows_override = 0;  // --flows: every selected scenario uses this many flows
+  uint32_t capacity = 0;  // --capacity: the table's capacity (default 1.5 x flows, rounded up)
   // Experiment: the harness hashes every packet's key and prefetches its bucket, then (second
   // pass) the matching entry with ConnTable::prefetch_entry (which classify() now also calls
   // within the burst): right before the burst (1), or one burst ahead (2: buckets of the next
@@ -518,7 +520,7 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
     World w;
     std::string err;
     const uint64_t t0 = now_ns();
-    if (!make_world(w, o.mem, key.first, key.second, err)) {
+    if (!make_world(w, o.mem, key.first, key.second, o.capacity, err)) {
       std::printf("%-10s %-5s %9u | skipped: %s\n", scs.front().name.c_str(), page_kind_name(o.mem),
                   key.second, err.c_str());
       std::fflush(stdout);
@@ -531,11 +533,13 @@ void run_scenarios(const Options& o, const std::vector<Scenario>& list) {
     const uint64_t t3 = now_ns();
     std::printf(
         "# table: %u flows (IPv%c), capacity %u, %u buckets, %.0f MiB (%s); mapped in %.2f s, "
-        "SYNs %.2f s (%.0f ns/pkt), ACKs %.2f s; live entries %u, stateless %" PRIu64 "\n",
+        "SYNs %.2f s (%.0f ns/pkt), ACKs %.2f s; live entries %u, stateless %" PRIu64
+        ", at home %.1f %%\n",
         w.flows, w.v6 ? '6' : '4', w.capacity, w.n_buckets,
         static_cast<double>(w.table_bytes()) / (1 << 20), w.table_mem.page_report().c_str(),
         (t1 - t0) / 1e9, (t2 - t1) / 1e9, static_cast<double>(t2 - t1) / w.flows, (t3 - t2) / 1e9,
-        w.rig->conns().size(), w.worker->conn_stateless);
+        w.rig->conns().size(), w.worker->conn_stateless,
+        100.0 * home_share(w.buckets(), w.entries(), w.n_buckets));
     std::fflush(stdout);
     bool need_saved = false;
     for (const Scenario& s : scs) need_saved |= s.kind == Kind::New || s.kind == Kind::Mix;
@@ -764,7 +768,8 @@ void run_latency(const Options& o) {
 void usage() {
   std::printf(
       "fastpath [--mem=4k|thp|huge] [--cpu=N] [--reps=N] [--packets=N] [--only=a,b]\n"
-      "         [--max-flows=N] [--flows=N] [--no-rebuild] [--prefetch-entries[=ahead|=lookup]]\n"
+      "         [--max-flows=N] [--flows=N] [--capacity=N] [--no-rebuild]\n"
+      "         [--prefetch-entries[=ahead|=lookup]]\n"
       "         [--scale] [--scale-no-insert] [--latency]\n"
       "Scenarios:\n");
   for (const Scenario& s : all_scenarios()) {
@@ -794,6 +799,8 @@ int main(int argc, char** argv) {
       o.max_flows = static_cast<uint32_t>(std::stoul(val));
     } else if (key == "--flows" && !val.empty()) {
       o.flows_override = static_cast<uint32_t>(std::stoul(val));
+    } else if (key == "--capacity" && !val.empty()) {
+      o.capacity = static_cast<uint32_t>(std::stoul(val));
     } else if (key == "--only" && !val.empty()) {
       std::stringstream ss(val);
       std::string item;

@@ -429,9 +429,11 @@ int run(const Options& o) {
         "TX), %.1f %% found the RX ring nearly full\n",
         g_loops ? 100.0 * static_cast<double>(g_empty) / static_cast<double>(g_loops) : 0,
         g_loops ? 100.0 * static_cast<double>(g_full) / static_cast<double>(g_loops) : 0);
-    std::printf("#   fill (SYN + ACK of %u flows through the loop) %.2f s; live entries %" PRIu64
-                ", stateless %" PRIu64 "\n",
-                o.flows, (f1 - f0) / 1e9, stats.conn_entries, stats.conn_stateless);
+    std::printf(
+        "#   fill (SYN + ACK of %u flows through the loop) %.2f s; live entries %" PRIu64
+        ", stateless %" PRIu64 ", at home %.1f %%\n",
+        o.flows, (f1 - f0) / 1e9, stats.conn_entries, stats.conn_stateless,
+        100.0 * home_share(region->conn_buckets(0), region->conn_entries(0), hdr->conn_buckets));
     std::fflush(stdout);
     gen.settle(stats);
   }
