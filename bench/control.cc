@@ -10,7 +10,8 @@
 //                             configuration plus G groups of H hosts, one service each
 //   BM_ModeChangePublish/I/G/H  one host's mode changes, then build + publish as gatewayd does it:
 //                             I = 0 whole rebuild (build_snapshot), 1 incremental (SnapshotBuilder),
-//                             2 incremental plus the fleet tables digest
+//                             2 incremental plus the fleet tables digest, 3 incremental with
+//                             nothing changed (a publication's cost outside the tables)
 //   BM_TablesDigest/G/H       the fleet tables digest of every table from scratch
 //   BM_ModeChange/W           W worker threads run a busy loop like the lcore loop (enter,
 //                             process_burst over 32 frames, quiescent); the benchmark thread
@@ -153,11 +154,13 @@ BENCHMARK(BM_SnapshotBuildPublish)
 // and published as gatewayd's Publication does (run-time map from overrides and health
 // included): arg 0 = whole rebuild (ctl::build_snapshot, what every publication did before the
 // incremental builder), 1 = ctl::SnapshotBuilder, 2 = the same plus the tables digest a fleet
-// member publishes. Reports the tables built and copied per publication.
+// member publishes, 3 = SnapshotBuilder with nothing changed (what a publication costs outside
+// the tables). Reports the tables built and copied per publication.
 void BM_ModeChangePublish(benchmark::State& state) {
   // 2: incremental, and the tables digested as a fleet member does on every publication.
   const bool incremental = state.range(0) != 0;
   const bool fleet = state.range(0) == 2;
+  const bool still = state.range(0) == 3;
   const auto groups = static_cast<uint32_t>(state.range(1));
   const auto per_group = static_cast<uint32_t>(state.range(2));
   PublishSetup setup;
@@ -184,8 +187,11 @@ void BM_ModeChangePublish(benchmark::State& state) {
     const uint32_t k = static_cast<uint32_t>(n % cycle);
     const std::string host =
         groups > 0 ? "h" + std::to_string(g * per_group + k) : "b4_" + std::to_string(k);
-    overrides[{group, host}].mode =
-        (n++ / cycle) % 2 == 0 ? HostMode::NoNewSessions : HostMode::Active;
+    if (!still) {
+      overrides[{group, host}].mode =
+          (n / cycle) % 2 == 0 ? HostMode::NoNewSessions : HostMode::Active;
+    }
+    ++n;
     auto slot = writer.begin(1000);
     const ctl::RuntimeMap runtime = gatewayd::runtime_exceptions(c, overrides, health);
     if (!slot) {
@@ -223,6 +229,7 @@ BENCHMARK(BM_ModeChangePublish)
     ->Args({0, 40, 100})
     ->Args({1, 40, 100})
     ->Args({2, 40, 100})
+    ->Args({3, 40, 100})
     ->Unit(benchmark::kMillisecond);
 
 // A fleet member digests its Maglev tables on every publication (Publication::tables_digest):

@@ -1,6 +1,7 @@
 #include "ctl/publish/publish.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bitset>
 #include <cstdio>
 #include <cstring>
@@ -17,8 +18,11 @@ namespace gw::ctl {
 
 namespace {
 
-using GroupTables =
-    std::function<Result<void>(uint16_t group, std::span<const MaglevServiceHost> hosts)>;
+// A group's table writer: its hosts, and their names' hashes (name_hash) when the caller asked
+// fill() to resolve them (empty otherwise).
+using GroupTables = std::function<Result<void>(uint16_t group,
+                                               std::span<const MaglevServiceHost> hosts,
+                                               std::span<const uint64_t> name_hashes)>;
 
 constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ull;
 constexpr uint64_t kFnvPrime = 0x100000001b3ull;
@@ -104,6 +108,12 @@ std::string combine_digests(const conf::Config& cfg, const IdMap& ids, TableDige
   return buf;
 }
 
+// A stamp no IdMap of this process had before (IdMap::stamp).
+uint64_t next_stamp() {
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 // Ids not yet taken, lowest first, from one pass over a map's values.
 class FreeIds {
  public:
@@ -155,6 +165,7 @@ Result<void> IdMap::assign(const conf::Config& c) {
   }
   groups_ = std::move(groups);
   hosts_ = std::move(hosts);
+  stamp_ = next_stamp();
   return {};
 }
 
@@ -186,6 +197,7 @@ Result<void> IdMap::restore(std::map<std::string, uint16_t> groups,
   }
   groups_ = std::move(groups);
   hosts_ = std::move(hosts);
+  stamp_ = next_stamp();
   return {};
 }
 
@@ -212,8 +224,12 @@ const V* find_entry(const Entries<V>& entries, std::string_view host) {
 }
 
 // Everything of the snapshot but the Maglev tables, which `tables` writes: once for every group
-// of the configuration with its hosts, then once for every other group id with none.
-Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables& tables) {
+// of the configuration with its hosts, then once for every other group id with none. With
+// `resolved`, host ids are taken from there where the name at that place of the group is the one
+// it holds (the ids are the map's of its stamp), and looked up and remembered otherwise; `tables`
+// then gets the hosts' name hashes too.
+Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables& tables,
+                  ResolvedHosts* resolved = nullptr) {
   const conf::Config& c = *in.config;
   if (c.services.size() > GW_MAX_SERVICES) {
     return make_error(std::to_string(c.services.size()) + " services, the limit is " +
@@ -224,7 +240,15 @@ Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables&
   out.config_generation = in.config_generation;
   out.quiesce = in.quiesce;
 
+  if (resolved != nullptr && (!resolved->valid || resolved->ids_stamp != in.ids->stamp())) {
+    for (auto& g : resolved->groups) {
+      g.clear();
+    }
+    resolved->ids_stamp = in.ids->stamp();
+    resolved->valid = true;
+  }
   std::vector<MaglevServiceHost> mh;
+  std::vector<uint64_t> hashes;
   std::vector<HostRuntime> runtime;
   Entries<uint16_t> ids_of_group;
   Entries<HostRuntime> runtime_of_group;
@@ -235,8 +259,13 @@ Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables&
       return make_error("backend group '" + g.name + "' has no id");
     }
     configured.set(gid);
-    // One lookup per group in each (group, host) map, then host names only.
-    group_entries(in.ids->hosts(), g.name, ids_of_group);
+    // One lookup per group in each (group, host) map, then host names only; the ids' map only
+    // when a host is not where `resolved` had it.
+    std::vector<ResolvedHost>* known = resolved != nullptr ? &resolved->groups[gid] : nullptr;
+    if (known != nullptr) {
+      known->resize(g.hosts.size());
+    }
+    bool ids_listed = false;
     if (in.runtime != nullptr) {
       group_entries(*in.runtime, g.name, runtime_of_group);
     }
@@ -254,14 +283,31 @@ Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables&
       group_has_active |= r.mode == HostMode::Active && r.healthy && h.weight > 0;
     }
     mh.clear();
+    hashes.clear();
     gw_group& grp = out.groups[gid];
     grp.in_use = 1;
     for (size_t i = 0; i < g.hosts.size(); ++i) {
       const conf::HostConfig& h = g.hosts[i];
-      const uint16_t* id = find_entry(ids_of_group, h.name);
-      const uint16_t hid = id != nullptr ? *id : GW_NO_HOST;
-      if (hid >= GW_MAX_HOSTS) {
-        return make_error("host '" + h.name + "' of group '" + g.name + "' has no id");
+      ResolvedHost* was = known != nullptr ? &(*known)[i] : nullptr;
+      uint16_t hid = GW_NO_HOST;
+      if (was != nullptr && was->id < GW_MAX_HOSTS && was->name == h.name) {
+        hid = was->id;
+      } else {
+        if (!ids_listed) {
+          group_entries(in.ids->hosts(), g.name, ids_of_group);
+          ids_listed = true;
+        }
+        const uint16_t* id = find_entry(ids_of_group, h.name);
+        hid = id != nullptr ? *id : GW_NO_HOST;
+        if (hid >= GW_MAX_HOSTS) {
+          return make_error("host '" + h.name + "' of group '" + g.name + "' has no id");
+        }
+        if (was != nullptr) {
+          *was = ResolvedHost{h.name, hid, name_hash(h.name)};
+        }
+      }
+      if (was != nullptr) {
+        hashes.push_back(was->name_hash);
       }
       const HostRuntime& r = runtime[i];
       const HostAdmission a = host_admission(r.mode, r.healthy, r.keep_sessions, group_has_active);
@@ -282,13 +328,13 @@ Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables&
       grp.n_hosts_established =
           static_cast<uint16_t>(grp.n_hosts_established + (a.established ? 1 : 0));
     }
-    if (auto r = tables(gid, mh); !r) {
+    if (auto r = tables(gid, mh, hashes); !r) {
       return make_error("backend group '" + g.name + "': " + r.error());
     }
   }
   for (uint16_t gid = 0; gid < GW_MAX_GROUPS; ++gid) {
     if (!configured.test(gid)) {
-      if (auto r = tables(gid, {}); !r) {
+      if (auto r = tables(gid, {}, {}); !r) {
         return r;
       }
     }
@@ -329,7 +375,8 @@ Result<void> build_snapshot(const SnapshotInputs& in, MaglevBuilder& maglev, gw_
     return make_error("Maglev builder size " + std::to_string(maglev.table_size()) +
                       " differs from the layout's " + std::to_string(GW_MAGLEV_SIZE));
   }
-  return fill(in, out, [&](uint16_t gid, std::span<const MaglevServiceHost> hosts) {
+  return fill(in, out, [&](uint16_t gid, std::span<const MaglevServiceHost> hosts,
+                           std::span<const uint64_t>) {
     return maglev.build_service_tables(hosts, std::span<uint16_t>(out.maglev[gid][0]),
                                        std::span<uint16_t>(out.maglev[gid][1]));
   });
@@ -357,16 +404,18 @@ SnapshotBuilder::SlotMemo* SnapshotBuilder::memo_of(const gw_snapshot* slot, boo
 Result<void> SnapshotBuilder::write_table(SlotMemo& memo, const SlotMemo* pub_memo,
                                           const gw_snapshot* published, uint16_t group,
                                           unsigned which, std::span<const MaglevServiceHost> hosts,
-                                          gw_snapshot& out) {
+                                          std::span<const uint64_t> name_hashes, gw_snapshot& out) {
   // The table's members as maglev.h defines them (build_service_tables's member bits), in the
   // configuration's order: a reordered group is rebuilt, never mistaken.
   const auto member = [which](const MaglevServiceHost& h) {
     return h.weight > 0 && (which == 0 ? h.accepts_new : h.accepts_new || h.accepts_established);
   };
   want_.clear();
-  for (const MaglevServiceHost& h : hosts) {
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    const MaglevServiceHost& h = hosts[i];
     if (member(h)) {
-      want_.push_back(TableMember{name_hash(h.name), h.index, h.weight});
+      want_.push_back(TableMember{i < name_hashes.size() ? name_hashes[i] : name_hash(h.name),
+                                  h.index, h.weight});
     }
   }
   uint16_t* dst = out.maglev[group][which];
@@ -427,14 +476,19 @@ Result<void> SnapshotBuilder::build(const SnapshotInputs& in, gw_snapshot& out,
   if (pub_memo != nullptr && (!pub_memo->valid || pub_memo->generation != published->generation)) {
     pub_memo = nullptr;
   }
-  auto r = fill(in, out, [&](uint16_t gid, std::span<const MaglevServiceHost> hosts) {
-    for (unsigned which = 0; which < 2; ++which) {
-      if (auto w = write_table(memo, pub_memo, published, gid, which, hosts, out); !w) {
-        return w;
-      }
-    }
-    return Result<void>{};
-  });
+  auto r = fill(
+      in, out,
+      [&](uint16_t gid, std::span<const MaglevServiceHost> hosts,
+          std::span<const uint64_t> name_hashes) {
+        for (unsigned which = 0; which < 2; ++which) {
+          if (auto w = write_table(memo, pub_memo, published, gid, which, hosts, name_hashes, out);
+              !w) {
+            return w;
+          }
+        }
+        return Result<void>{};
+      },
+      &resolved_);
   if (!r) {
     return r;
   }

@@ -36,7 +36,12 @@ class IdMap {
   Result<void> restore(std::map<std::string, uint16_t> groups,
                        std::map<std::pair<std::string, std::string>, uint16_t> hosts);
 
+  // Names what the map holds: every change (assign, restore) takes a stamp no map of this process
+  // had before, and a copy keeps its original's. Equal stamps, equal contents.
+  uint64_t stamp() const { return stamp_; }
+
  private:
+  uint64_t stamp_ = 0;  // 0: empty, as constructed
   std::map<std::string, uint16_t> groups_;
   std::map<std::pair<std::string, std::string>, uint16_t> hosts_;
 };
@@ -81,6 +86,20 @@ using TableMembers = std::vector<TableMember>;
 // digests are combined, so an unchanged table's digest can be kept (SnapshotBuilder).
 std::string maglev_tables_digest(const conf::Config& cfg, const IdMap& ids,
                                  const gw_snapshot& snap);
+
+// A configured host as SnapshotBuilder's last build found it: its id (under the IdMap whose stamp
+// ResolvedHosts keeps) and its name's hash, so that the next build, finding the same name at the
+// same place of its group, needs neither the id lookup (a string search) nor the hash.
+struct ResolvedHost {
+  std::string name;
+  uint16_t id = GW_NO_HOST;  // none yet
+  uint64_t name_hash = 0;
+};
+struct ResolvedHosts {
+  uint64_t ids_stamp = 0;
+  bool valid = false;                          // ids_stamp is the map's the entries came from
+  std::vector<ResolvedHost> groups[GW_MAX_GROUPS];  // by group id, in configuration order
+};
 
 // build_snapshot for a writer that publishes into the two slots of one object, rewriting only
 // the Maglev tables whose members changed: a mode change rebuilds at most the one table of the
@@ -129,10 +148,12 @@ class SnapshotBuilder {
   SlotMemo* memo_of(const gw_snapshot* slot, bool claim);
   Result<void> write_table(SlotMemo& memo, const SlotMemo* pub_memo, const gw_snapshot* published,
                            uint16_t group, unsigned which,
-                           std::span<const MaglevServiceHost> hosts, gw_snapshot& out);
+                           std::span<const MaglevServiceHost> hosts,
+                           std::span<const uint64_t> name_hashes, gw_snapshot& out);
 
   MaglevBuilder maglev_;
   SlotMemo memo_[2];
+  ResolvedHosts resolved_;
   TableMembers want_;              // scratch of write_table
   std::vector<MaglevHost> hosts_;  // scratch of write_table
   std::vector<uint64_t> id_hash_;  // scratch of tables_digest: host id -> name hash
