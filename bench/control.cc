@@ -9,9 +9,10 @@
 //                             Region (instance bench-<pid>, unlinked at exit) for the bench
 //                             configuration plus G groups of H hosts, one service each
 //   BM_ModeChangePublish/I/G/H  one host's mode changes, then build + publish as gatewayd does it:
-//                             I = 0 whole rebuild (build_snapshot), 1 incremental (SnapshotBuilder),
-//                             2 incremental plus the fleet tables digest, 3 incremental with
-//                             nothing changed (a publication's cost outside the tables)
+//                             I = 0 whole rebuild (build_snapshot), 1 incremental
+//                             (SnapshotBuilder), 2 incremental plus the fleet tables digest, 3
+//                             incremental with nothing changed (a publication's cost outside the
+//                             tables)
 //   BM_TablesDigest/G/H       the fleet tables digest of every table from scratch
 //   BM_ModeChange/W           W worker threads run a busy loop like the lcore loop (enter,
 //                             process_burst over 32 frames, quiescent); the benchmark thread

@@ -20,9 +20,9 @@ namespace {
 
 // A group's table writer: its hosts, and their names' hashes (name_hash) when the caller asked
 // fill() to resolve them (empty otherwise).
-using GroupTables = std::function<Result<void>(uint16_t group,
-                                               std::span<const MaglevServiceHost> hosts,
-                                               std::span<const uint64_t> name_hashes)>;
+using GroupTables =
+    std::function<Result<void>(uint16_t group, std::span<const MaglevServiceHost> hosts,
+                               std::span<const uint64_t> name_hashes)>;
 
 constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ull;
 constexpr uint64_t kFnvPrime = 0x100000001b3ull;
@@ -191,8 +191,8 @@ Result<void> IdMap::restore(std::map<std::string, uint16_t> groups,
   seen.clear();
   for (const auto& [key, id] : hosts) {
     if (id >= GW_MAX_HOSTS || !seen.insert(id).second) {
-      return make_error("host id " + std::to_string(id) + " of '" + key.first + "/" +
-                        key.second + "' is out of range or used twice");
+      return make_error("host id " + std::to_string(id) + " of '" + key.first + "/" + key.second +
+                        "' is out of range or used twice");
     }
   }
   groups_ = std::move(groups);
@@ -208,7 +208,8 @@ template <typename V>
 using Entries = std::vector<std::pair<std::string_view, const V*>>;
 
 template <typename Map>
-void group_entries(const Map& m, const std::string& group, Entries<typename Map::mapped_type>& out) {
+void group_entries(const Map& m, const std::string& group,
+                   Entries<typename Map::mapped_type>& out) {
   out.clear();
   for (auto it = m.lower_bound(std::make_pair(group, std::string()));
        it != m.end() && it->first.first == group; ++it) {
@@ -274,8 +275,8 @@ Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables&
     for (const auto& h : g.hosts) {
       HostRuntime r;
       r.mode = h.mode;
-      if (const HostRuntime* set = in.runtime != nullptr ? find_entry(runtime_of_group, h.name)
-                                                         : nullptr;
+      if (const HostRuntime* set =
+              in.runtime != nullptr ? find_entry(runtime_of_group, h.name) : nullptr;
           set != nullptr) {
         r = *set;
       }
@@ -322,8 +323,8 @@ Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables&
                  (a.established ? GW_HOST_ESTABLISHED : 0) | (a.sessions ? GW_HOST_SESSIONS : 0) |
                  (g.on_disable == OnDisable::Drop ? GW_HOST_DROP_ON_DISABLE : 0);
       const bool takes_new = a.new_flows && h.weight > 0;
-      mh.push_back(MaglevServiceHost{h.name, hid, h.weight == 0 ? 1u : h.weight, takes_new,
-                                     a.established});
+      mh.push_back(
+          MaglevServiceHost{h.name, hid, h.weight == 0 ? 1u : h.weight, takes_new, a.established});
       grp.n_hosts_new = static_cast<uint16_t>(grp.n_hosts_new + (takes_new ? 1 : 0));
       grp.n_hosts_established =
           static_cast<uint16_t>(grp.n_hosts_established + (a.established ? 1 : 0));
@@ -375,11 +376,12 @@ Result<void> build_snapshot(const SnapshotInputs& in, MaglevBuilder& maglev, gw_
     return make_error("Maglev builder size " + std::to_string(maglev.table_size()) +
                       " differs from the layout's " + std::to_string(GW_MAGLEV_SIZE));
   }
-  return fill(in, out, [&](uint16_t gid, std::span<const MaglevServiceHost> hosts,
-                           std::span<const uint64_t>) {
-    return maglev.build_service_tables(hosts, std::span<uint16_t>(out.maglev[gid][0]),
-                                       std::span<uint16_t>(out.maglev[gid][1]));
-  });
+  return fill(
+      in, out,
+      [&](uint16_t gid, std::span<const MaglevServiceHost> hosts, std::span<const uint64_t>) {
+        return maglev.build_service_tables(hosts, std::span<uint16_t>(out.maglev[gid][0]),
+                                           std::span<uint16_t>(out.maglev[gid][1]));
+      });
 }
 
 SnapshotBuilder::SnapshotBuilder() : maglev_(GW_MAGLEV_SIZE) {}

@@ -14,8 +14,8 @@
 #include "dataplane/config/config.h"
 #include "dataplane/core/maglev.h"
 #include "dataplane/core/mode.h"
-#include "dataplane/shm/result.h"
 #include "dataplane/shm/layout.h"
+#include "dataplane/shm/result.h"
 
 namespace gw::ctl {
 
@@ -28,8 +28,8 @@ class IdMap {
   // limits (GW_MAX_GROUPS, GW_MAX_HOSTS) would be exceeded; then nothing changes.
   Result<void> assign(const conf::Config& c);
 
-  uint16_t group(const std::string& g) const;                           // GW_NO_HOST if unknown
-  uint16_t host(const std::string& g, const std::string& h) const;      // GW_NO_HOST if unknown
+  uint16_t group(const std::string& g) const;                       // GW_NO_HOST if unknown
+  uint16_t host(const std::string& g, const std::string& h) const;  // GW_NO_HOST if unknown
   const std::map<std::string, uint16_t>& groups() const { return groups_; }
   const std::map<std::pair<std::string, std::string>, uint16_t>& hosts() const { return hosts_; }
   // Restores a persisted map (gatewayd's state directory); ids must be in range and unique.
@@ -97,7 +97,7 @@ struct ResolvedHost {
 };
 struct ResolvedHosts {
   uint64_t ids_stamp = 0;
-  bool valid = false;                          // ids_stamp is the map's the entries came from
+  bool valid = false;                               // ids_stamp is the map's the entries came from
   std::vector<ResolvedHost> groups[GW_MAX_GROUPS];  // by group id, in configuration order
 };
 
@@ -139,16 +139,15 @@ class SnapshotBuilder {
   struct SlotMemo {
     const gw_snapshot* slot = nullptr;
     uint64_t generation = 0;
-    bool valid = false;                     // the last build into slot succeeded
-    TableMembers tables[GW_MAX_GROUPS][2];  // [group][0: new, 1: established]
-    bool known[GW_MAX_GROUPS][2] = {};      // tables[g][w] is what slot->maglev[g][w] holds
+    bool valid = false;                      // the last build into slot succeeded
+    TableMembers tables[GW_MAX_GROUPS][2];   // [group][0: new, 1: established]
+    bool known[GW_MAX_GROUPS][2] = {};       // tables[g][w] is what slot->maglev[g][w] holds
     uint64_t digest[GW_MAX_GROUPS][2] = {};  // table_digest() of slot->maglev[g][w], when
     bool digest_known[GW_MAX_GROUPS][2] = {};
   };
   SlotMemo* memo_of(const gw_snapshot* slot, bool claim);
   Result<void> write_table(SlotMemo& memo, const SlotMemo* pub_memo, const gw_snapshot* published,
-                           uint16_t group, unsigned which,
-                           std::span<const MaglevServiceHost> hosts,
+                           uint16_t group, unsigned which, std::span<const MaglevServiceHost> hosts,
                            std::span<const uint64_t> name_hashes, gw_snapshot& out);
 
   MaglevBuilder maglev_;

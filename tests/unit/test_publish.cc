@@ -27,9 +27,9 @@ conf::Config make_config(unsigned groups, unsigned hosts) {
   for (unsigned g = 0; g < groups; ++g) {
     conf::BackendGroupConfig bg{.name = "g" + std::to_string(g)};
     for (unsigned h = 0; h < hosts; ++h) {
-      bg.hosts.push_back(conf::HostConfig{.name = "h" + std::to_string(h),
-                                          .address = v4(static_cast<uint8_t>(g),
-                                                        static_cast<uint8_t>(h + 1))});
+      bg.hosts.push_back(
+          conf::HostConfig{.name = "h" + std::to_string(h),
+                           .address = v4(static_cast<uint8_t>(g), static_cast<uint8_t>(h + 1))});
     }
     c.services.push_back(conf::ServiceConfig{.name = "s" + std::to_string(g),
                                              .vip = v4(200, static_cast<uint8_t>(g)),
@@ -53,7 +53,7 @@ class PublishRig {
   // Builds into the unpublished slot and compares; publishes when asked.
   ::testing::AssertionResult step(const conf::Config& c, const RuntimeMap& rt,
                                   bool publish = true) {
-    if (auto r = ids_.assign(c); !r) {
+    if (auto r = assign_ids ? ids_.assign(c) : Result<void>{}; !r) {
       return ::testing::AssertionFailure() << "ids: " << r.error();
     }
     const SnapshotInputs in{&c, &ids_, &rt, 7, 0};
@@ -68,8 +68,8 @@ class PublishRig {
     if (std::memcmp(&out, reference_.get(), sizeof(gw_snapshot)) != 0) {
       for (unsigned g = 0; g < GW_MAX_GROUPS; ++g) {
         for (unsigned w = 0; w < 2; ++w) {
-          if (std::memcmp(out.maglev[g][w], reference_->maglev[g][w],
-                          sizeof(out.maglev[g][w])) != 0) {
+          if (std::memcmp(out.maglev[g][w], reference_->maglev[g][w], sizeof(out.maglev[g][w])) !=
+              0) {
             return ::testing::AssertionFailure() << "group " << g << " table " << w << " differs";
           }
         }
@@ -96,6 +96,9 @@ class PublishRig {
   const SnapshotBuilder::Work& work() const { return builder_.last_work(); }
   const std::vector<std::string>& digests() const { return digests_; }
   SnapshotBuilder& builder() { return builder_; }
+  IdMap& ids() { return ids_; }
+  // gatewayd assigns ids when a configuration is activated, not per publication.
+  bool assign_ids = true;
   gw_snapshot& unpublished() { return slots_[next_]; }
 
  private:
@@ -197,6 +200,42 @@ TEST(SnapshotBuilder, HealthDisableWeightsAndConfigurationChangesMatchAFullBuild
   for (unsigned h = 0; h < 12; ++h) {
     rt[{"g0", "h" + std::to_string(h)}].mode = HostMode::NoNewSessions;
   }
+  ASSERT_TRUE(rig.step(c, rt));
+  ASSERT_TRUE(rig.step(c, rt));
+}
+
+// The builder remembers each host's id by its place in its group and its name, under the id
+// map's stamp: hosts that trade places or move up, and a map restored with other ids for the same
+// names, still give what a full build gives (which looks every host up by name).
+TEST(SnapshotBuilder, RememberedHostIdsFollowTheNamesAndTheMap) {
+  conf::Config c = make_config(3, 10);
+  RuntimeMap rt;
+  PublishRig rig;
+  rig.assign_ids = false;
+  ASSERT_TRUE(rig.ids().assign(c));
+  ASSERT_TRUE(rig.step(c, rt));
+  ASSERT_TRUE(rig.step(c, rt));
+  rt[{"g1", "h3"}].mode = HostMode::NoNewSessions;
+  ASSERT_TRUE(rig.step(c, rt));
+  // Two hosts trade places, with every name known to the map (no new ids, no new stamp).
+  std::swap(c.backend_groups[1].hosts[0], c.backend_groups[1].hosts[7]);
+  ASSERT_TRUE(rig.step(c, rt));
+  ASSERT_TRUE(rig.step(c, rt));
+  // The first host leaves: every other one moves up a place.
+  c.backend_groups[2].hosts.erase(c.backend_groups[2].hosts.begin());
+  ASSERT_TRUE(rig.step(c, rt));
+  // The same names under other ids (a map restored from the state directory).
+  const IdMap before = rig.ids();
+  std::map<std::pair<std::string, std::string>, uint16_t> hosts;
+  for (const auto& [key, id] : before.hosts()) {
+    hosts[key] = static_cast<uint16_t>((id + 100) % GW_MAX_HOSTS);
+  }
+  ASSERT_TRUE(rig.ids().restore(before.groups(), hosts));
+  EXPECT_NE(rig.ids().stamp(), before.stamp());
+  ASSERT_TRUE(rig.step(c, rt));
+  ASSERT_TRUE(rig.step(c, rt));
+  // And back: a copy keeps its original's stamp, and its ids.
+  rig.ids() = before;
   ASSERT_TRUE(rig.step(c, rt));
   ASSERT_TRUE(rig.step(c, rt));
 }
