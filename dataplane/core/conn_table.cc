@@ -217,12 +217,7 @@ void ConnTable::close(gw_conn* e) noexcept {
   remove_ways(static_cast<uint32_t>(i / GW_CONN_WAYS), 1u << (i % GW_CONN_WAYS), true);
 }
 
-ConnState ConnTable::transition(gw_conn* e, uint8_t tcp_flags) noexcept {
-  const auto old_state = static_cast<ConnState>(e->state);
-  const ConnState s = next_conn_state(old_state, tcp_flags);
-  if (s == old_state) {
-    return s;
-  }
+void ConnTable::change_state(gw_conn* e, ConnState old_state, ConnState s) noexcept {
   const auto i = static_cast<size_t>(e - entries_);
   gw_conn_bucket& bucket = buckets_[i / GW_CONN_WAYS];
   uint32_t& sig = bucket.sig[i % GW_CONN_WAYS];
@@ -232,7 +227,6 @@ ConnState ConnTable::transition(gw_conn* e, uint8_t tcp_flags) noexcept {
   end_write(bucket);
   count_state(e->host, static_cast<uint8_t>(old_state), -1);
   count_state(e->host, static_cast<uint8_t>(s), +1);
-  return s;
 }
 
 bool ConnTable::reassign(gw_conn* e, uint16_t new_host, uint64_t gen) noexcept {

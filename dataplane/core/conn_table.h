@@ -322,29 +322,39 @@ class ConnTable {
 
   void prefetch(uint64_t hash) const noexcept { __builtin_prefetch(&buckets_[hash & mask_], 0, 3); }
   void prefetch_entry(uint64_t hash) const noexcept;
-  // The line of the key's home entry (see "Home way" at the top of this file).
-  void prefetch_home(uint64_t hash) const noexcept { __builtin_prefetch(home(hash), 0, 3); }
+  // The key's home entry (see "Home way" at the top of this file), and the same with its line
+  // requested.
+  const gw_conn* home_of(uint64_t hash) const noexcept { return home(hash); }
+  const gw_conn* prefetch_home(uint64_t hash) const noexcept {
+    const gw_conn* e = home(hash);
+    __builtin_prefetch(e, 0, 3);
+    return e;
+  }
 
   // The key's way in its bucket when free (see "Home way").
   static uint32_t home_way(uint64_t hash) noexcept {
     return static_cast<uint32_t>(((hash >> 32) * GW_CONN_WAYS) >> 32);
   }
 
-  // The seq that peek_home() gives its hits for lookup_peeked(): odd, which a bucket's seq never
-  // is when the writer reads it (only the writer makes it odd, and only within a change). Such a
-  // hit is checked again on the entry itself: the key is still there and its way live.
-  static constexpr uint32_t kSeqHome = 0xffff'ffffu;
+  // The seqs that peek_home() gives its hits for lookup_peeked() are odd, which a bucket's seq
+  // never is when the writer reads it (only the writer makes it odd, and only within a change):
+  // they count the table's changes (begin_write) instead. While that count has not moved, the hit
+  // stands as it is; after a change, it is checked again on the entry itself (the key is still
+  // there and its way live).
+  static constexpr bool is_home_seq(uint32_t seq) noexcept { return (seq & 1) != 0; }
 
-  // The live entry of key in its home way (expired or not), or nullptr when the key is not there
-  // (it may be in another way of its bucket: peek() finds it). Reads the home entry's line only;
-  // changes nothing. seq is set to kSeqHome on a hit.
-  const gw_conn* peek_home(const FlowKey& key, uint64_t hash, uint32_t& seq) const noexcept {
-    const gw_conn* e = home(hash);
-    if (e->state != GW_CONN_EMPTY && detail::key_equal(*e, key)) {
-      seq = kSeqHome;
-      return e;
+  // The live entry of key in its home way `home` (home_of(its hash)), expired or not, or nullptr
+  // when the key is not there (it may be in another way of its bucket: peek() finds it). Reads
+  // the home entry's line only; changes nothing. On a hit, seq is set for lookup_peeked().
+  const gw_conn* peek_home(const FlowKey& key, const gw_conn* home, uint32_t& seq) const noexcept {
+    if (home->state != GW_CONN_EMPTY && detail::key_equal(*home, key)) {
+      seq = home_seq();
+      return home;
     }
     return nullptr;
+  }
+  const gw_conn* peek_home(const FlowKey& key, uint64_t hash, uint32_t& seq) const noexcept {
+    return peek_home(key, home(hash), seq);
   }
 
   // The entry of key if one is there (expired or not), or nullptr; changes nothing. A burst's
@@ -358,8 +368,9 @@ class ConnTable {
   gw_conn* lookup(const FlowKey& key, uint64_t hash, uint32_t now_ms) noexcept;
 
   // lookup(), given what peek() found for the same key earlier (peeked, nullptr for none) under
-  // the bucket seq it returned, or a hit of peek_home() (seq kSeqHome: the entry is used while
-  // it still holds the key, which no other entry can). Every change to a bucket's ways other than
+  // the bucket seq it returned, or a hit of peek_home() (see is_home_seq(): a hit is used as it
+  // is while the table did not change, and while it still holds the key, which no other entry
+  // can, after a change). Every change to a bucket's ways other than
   // touch() and note_session_refresh() (insert, eviction, removal, expiry, state, host, tombstone)
   // moves its seq, and only this worker writes the table: while the seq is the same, the bucket
   // holds what peek() saw, so its answer stands and only lookup()'s expiry check (on the entry's
@@ -397,7 +408,14 @@ class ConnTable {
 
   // Applies next_conn_state() for a packet with these TCP flags, keeping the per-state counters;
   // returns the new state.
-  ConnState transition(gw_conn* e, uint8_t tcp_flags) noexcept;
+  ConnState transition(gw_conn* e, uint8_t tcp_flags) noexcept {
+    const auto old_state = static_cast<ConnState>(e->state);
+    const ConnState s = next_conn_state(old_state, tcp_flags);
+    if (s != old_state) {
+      change_state(e, old_state, s);
+    }
+    return s;
+  }
 
   // Removes a live entry by force (its flow is dropped or rescheduled, the entry is malformed):
   // not a connection that ended, so no lifetime is recorded.
@@ -464,6 +482,9 @@ class ConnTable {
     const uint32_t h = home_way(hash);
     return ((free_ways >> h) & 1) != 0 ? h : static_cast<uint32_t>(std::countr_zero(free_ways));
   }
+  uint32_t home_seq() const noexcept { return writes_ << 1 | 1; }
+  // transition() of an entry whose state changes.
+  void change_state(gw_conn* e, ConnState old_state, ConnState s) noexcept;
   // The key's signature, kSigSyn clear and never 0.
   static uint32_t sig_of(uint64_t hash) noexcept {
     const auto s = static_cast<uint32_t>(hash >> 32) & ~kSigSyn;
@@ -477,6 +498,7 @@ class ConnTable {
   void begin_write(gw_conn_bucket& b) noexcept {
     GW_DCHECK((b.seq & 1) == 0, "bucket change begun twice");
     shm::store_relaxed(b.seq, b.seq + 1);
+    ++writes_;
     std::atomic_thread_fence(std::memory_order_release);
   }
   void end_write(gw_conn_bucket& b) noexcept {
@@ -520,6 +542,7 @@ class ConnTable {
   uint32_t inval_cursor_ = 0;  // next bucket of the pass
   uint32_t inval_left_ = 0;    // buckets the pass has still to examine
   uint32_t timeout_ms_[8] = {};
+  uint32_t writes_ = 0;  // changes begun (begin_write), wrapping: see is_home_seq()
 };
 
 inline void ConnTable::prefetch_entry(uint64_t hash) const noexcept {
@@ -570,11 +593,12 @@ inline gw_conn* ConnTable::lookup(const FlowKey& key, uint64_t hash, uint32_t no
 inline gw_conn* ConnTable::lookup_peeked(const FlowKey& key, uint64_t hash, uint32_t now_ms,
                                          const gw_conn* peeked, uint32_t seq) noexcept {
   const uint32_t b = static_cast<uint32_t>(hash) & mask_;
-  if (seq == kSeqHome) {
+  if (is_home_seq(seq)) {
     // Only this worker writes the table: an entry that still holds the key and a live state is
     // the key's entry, wherever it came from (an earlier packet of the burst may have removed it
     // and inserted it again).
-    if (peeked == nullptr || peeked->state == GW_CONN_EMPTY || !detail::key_equal(*peeked, key)) {
+    if (peeked == nullptr || (seq != home_seq() && (peeked->state == GW_CONN_EMPTY ||
+                                                    !detail::key_equal(*peeked, key)))) {
       return lookup(key, hash, now_ms);
     }
   } else if (buckets_[b].seq != seq) {

@@ -595,9 +595,9 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
     if (s.service[i] != GW_NO_SERVICE) {
       s.hash[i] = flow_hash64(key, kConnSeed);
       if (ctx.conns != nullptr) {
-        // The key's home entry, where an established flow's entry almost always is; a SYN's
-        // bucket too, which its insert writes.
-        ctx.conns->prefetch_home(s.hash[i]);
+        // The key's home entry, where an established flow's entry almost always is (kept in
+        // warm[] for the peek below); a SYN's bucket too, which its insert writes.
+        s.warm[i] = ctx.conns->prefetch_home(s.hash[i]);
         if (key.proto == kProtoTcp && (pr.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn) {
           ctx.conns->prefetch(s.hash[i]);
         }
@@ -615,9 +615,10 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
     uint16_t away[kMaxBurst];
     uint16_t n_away = 0;
     for (uint16_t i = 0; i < n; ++i) {
-      s.warm[i] = nullptr;
-      if (s.service[i] != GW_NO_SERVICE) {
-        s.warm[i] = ct.peek_home(s.parsed[i].key, s.hash[i], s.warm_seq[i]);
+      if (s.service[i] == GW_NO_SERVICE) {
+        s.warm[i] = nullptr;
+      } else {
+        s.warm[i] = ct.peek_home(s.parsed[i].key, s.warm[i], s.warm_seq[i]);
         if (s.warm[i] == nullptr) {
           ct.prefetch(s.hash[i]);
           away[n_away++] = i;
