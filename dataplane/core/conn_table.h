@@ -293,12 +293,11 @@ inline constexpr uint32_t kInvalidateDivisor = 250;
 
 // The writer side. One object per worker over that worker's table; only the worker calls it.
 //
-// Two-phase bursts: phase 1 hashes every packet of the burst and calls prefetch_home(hash) (the
-// home entry's line) and peek_home(); for the keys not at home, prefetch(hash) (bucket line) and
-// peek() (entry line); phase 2 calls lookup() (lookup_peeked() after a peek) / insert() and uses
-// the entry. Optionally, prefetch_entry(hash) reads the bucket's signatures and prefetches the
-// entries they match; it loads the bucket line, so it pays only once that line has arrived (a few
-// packets after its prefetch). A pointer returned by
+// Two-phase bursts: phase 1 hashes every packet of the burst and calls peek_home() on each home
+// entry (home_of(hash)), back to back, so that their misses overlap; for the keys not at home,
+// prefetch(hash) (bucket line), prefetch_entry(hash) (reads the bucket's signatures and
+// prefetches the entries they match) and peek() (entry line); phase 2 calls lookup()
+// (lookup_peeked() after a peek) / insert() and uses the entry. A pointer returned by
 // lookup()/insert() designates that flow until the entry is removed (by remove(), or by expiry in
 // lookup() or expire_step()); the caller reads its fields directly but changes them only through
 // touch(), transition(), reassign() and remove().
@@ -322,14 +321,10 @@ class ConnTable {
 
   void prefetch(uint64_t hash) const noexcept { __builtin_prefetch(&buckets_[hash & mask_], 0, 3); }
   void prefetch_entry(uint64_t hash) const noexcept;
-  // The key's home entry (see "Home way" at the top of this file), and the same with its line
-  // requested.
+  // The key's home entry (see "Home way" at the top of this file). No prefetch of it: on the
+  // machine of bench/RESULTS.md a software prefetch into the table waits for its page walk and
+  // holds the core up, where the demand loads of peek_home(), issued back to back, overlap.
   const gw_conn* home_of(uint64_t hash) const noexcept { return home(hash); }
-  const gw_conn* prefetch_home(uint64_t hash) const noexcept {
-    const gw_conn* e = home(hash);
-    __builtin_prefetch(e, 0, 3);
-    return e;
-  }
 
   // The key's way in its bucket when free (see "Home way").
   static uint32_t home_way(uint64_t hash) noexcept {

@@ -596,20 +596,18 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
       s.hash[i] = flow_hash64(key, kConnSeed);
       if (ctx.conns != nullptr) {
         // The key's home entry, where an established flow's entry almost always is (kept in
-        // warm[] for the peek below); a SYN's bucket too, which its insert writes.
-        s.warm[i] = ctx.conns->prefetch_home(s.hash[i]);
-        if (key.proto == kProtoTcp && (pr.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn) {
-          ctx.conns->prefetch(s.hash[i]);
-        }
+        // warm[] for the peek below). Not prefetched: bench/RESULTS.md (run 11) measured a
+        // prefetch here holding the core up on its page walk (PMD 6.9 -> 8.4 Mpps without).
+        s.warm[i] = ctx.conns->home_of(s.hash[i]);
       }
     }
   }
   // The entry loads, back to back: read-only, so decide() stays the one place that changes the
   // table (a packet earlier in the burst may insert or remove the entry another one finds:
   // lookup_peeked() checks a home hit on the entry and any other peek on its bucket's seq).
-  // First the home entries, whose lines were requested above; the keys not at home (not in the
-  // table, or placed in another way of their bucket) then read their bucket lines for matching
-  // signatures, prefetch the entry lines those name, and peek.
+  // First the home entries, one load each, back to back so that their misses overlap; the keys not
+  // at home (not in the table, or placed in another way of their bucket) then read their bucket
+  // lines for matching signatures, prefetch the entry lines those name, and peek.
   if (ctx.conns != nullptr) {
     const ConnTable& ct = *ctx.conns;
     uint16_t away[kMaxBurst];
