@@ -597,7 +597,7 @@ void classify(const Pkt* pkts, uint16_t n, WorkerCtx& ctx, Scratch& s) noexcept 
       if (ctx.conns != nullptr) {
         // The key's home entry, where an established flow's entry almost always is (kept in
         // warm[] for the peek below). Not prefetched: bench/RESULTS.md (run 11) measured a
-        // prefetch here holding the core up on its page walk (PMD 6.9 -> 8.4 Mpps without).
+        // prefetch here holding the core up on its page walk (PMD 6.8 -> 8.5 Mpps without).
         s.warm[i] = ctx.conns->home_of(s.hash[i]);
       }
     }
