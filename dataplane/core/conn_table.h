@@ -324,7 +324,9 @@ class ConnTable {
   // The key's home entry (see "Home way" at the top of this file). No prefetch of it: on the
   // machine of bench/RESULTS.md a software prefetch into the table waits for its page walk and
   // holds the core up, where the demand loads of peek_home(), issued back to back, overlap.
-  const gw_conn* home_of(uint64_t hash) const noexcept { return home(hash); }
+  const gw_conn* home_of(uint64_t hash) const noexcept {
+    return entries_ + size_t{static_cast<uint32_t>(hash) & mask_} * GW_CONN_WAYS + home_way(hash);
+  }
 
   // The key's way in its bucket when free (see "Home way").
   static uint32_t home_way(uint64_t hash) noexcept {
@@ -342,14 +344,14 @@ class ConnTable {
   // when the key is not there (it may be in another way of its bucket: peek() finds it). Reads
   // the home entry's line only; changes nothing. On a hit, seq is set for lookup_peeked().
   const gw_conn* peek_home(const FlowKey& key, const gw_conn* home, uint32_t& seq) const noexcept {
-    if (home->state != GW_CONN_EMPTY && detail::key_equal(*home, key)) {
+    if (holds(*home, key)) {
       seq = home_seq();
       return home;
     }
     return nullptr;
   }
   const gw_conn* peek_home(const FlowKey& key, uint64_t hash, uint32_t& seq) const noexcept {
-    return peek_home(key, home(hash), seq);
+    return peek_home(key, home_of(hash), seq);
   }
 
   // The entry of key if one is there (expired or not), or nullptr; changes nothing. A burst's
@@ -365,11 +367,11 @@ class ConnTable {
   // lookup(), given what peek() found for the same key earlier (peeked, nullptr for none) under
   // the bucket seq it returned, or a hit of peek_home() (see is_home_seq(): a hit is used as it
   // is while the table did not change, and while it still holds the key, which no other entry
-  // can, after a change). Every change to a bucket's ways other than
-  // touch() and note_session_refresh() (insert, eviction, removal, expiry, state, host, tombstone)
-  // moves its seq, and only this worker writes the table: while the seq is the same, the bucket
-  // holds what peek() saw, so its answer stands and only lookup()'s expiry check (on the entry's
-  // current last_ms) is left. A seq that moved (an earlier packet of the burst inserted, removed or
+  // can, after a change). Every change to a bucket's ways other than touch() and
+  // note_session_refresh() (insert, eviction, removal, expiry, state, host, tombstone) moves its
+  // seq, and only this worker writes the table: while the seq is the same, the bucket holds what
+  // peek() saw, so its answer stands and only lookup()'s expiry check (on the entry's current
+  // last_ms) is left. A seq that moved (an earlier packet of the burst inserted, removed or
   // replaced a way of this bucket, or changed an entry of it) looks the key up again.
   gw_conn* lookup_peeked(const FlowKey& key, uint64_t hash, uint32_t now_ms, const gw_conn* peeked,
                          uint32_t seq) noexcept;
@@ -469,8 +471,10 @@ class ConnTable {
   uint32_t n_buckets() const noexcept { return mask_ + 1; }
 
  private:
-  gw_conn* home(uint64_t hash) const noexcept {
-    return entries_ + size_t{static_cast<uint32_t>(hash) & mask_} * GW_CONN_WAYS + home_way(hash);
+  // Whether e is a live way holding key: a free way's entry has state EMPTY, and a key has at
+  // most one live entry, so such an entry is the key's.
+  static bool holds(const gw_conn& e, const FlowKey& key) noexcept {
+    return e.state != GW_CONN_EMPTY && detail::key_equal(e, key);
   }
   // The way an insert takes among free_ways (non-zero): the key's home way if free.
   static uint32_t pick_way(uint32_t free_ways, uint64_t hash) noexcept {
@@ -592,8 +596,7 @@ inline gw_conn* ConnTable::lookup_peeked(const FlowKey& key, uint64_t hash, uint
     // Only this worker writes the table: an entry that still holds the key and a live state is
     // the key's entry, wherever it came from (an earlier packet of the burst may have removed it
     // and inserted it again).
-    if (peeked == nullptr || (seq != home_seq() && (peeked->state == GW_CONN_EMPTY ||
-                                                    !detail::key_equal(*peeked, key)))) {
+    if (peeked == nullptr || (seq != home_seq() && !holds(*peeked, key))) {
       return lookup(key, hash, now_ms);
     }
   } else if (buckets_[b].seq != seq) {
