@@ -18,8 +18,8 @@ namespace gw::ctl {
 
 namespace {
 
-// A group's table writer: its hosts, and their names' hashes (name_hash) when the caller asked
-// fill() to resolve them (empty otherwise).
+// A group's table writer: its hosts, and their names' hashes (name_hash, one per host) when the
+// caller gave fill() a ResolvedHosts (empty otherwise).
 using GroupTables =
     std::function<Result<void>(uint16_t group, std::span<const MaglevServiceHost> hosts,
                                std::span<const uint64_t> name_hashes)>;
@@ -241,12 +241,11 @@ Result<void> fill(const SnapshotInputs& in, gw_snapshot& out, const GroupTables&
   out.config_generation = in.config_generation;
   out.quiesce = in.quiesce;
 
-  if (resolved != nullptr && (!resolved->valid || resolved->ids_stamp != in.ids->stamp())) {
+  if (resolved != nullptr && resolved->ids_stamp != in.ids->stamp()) {
     for (auto& g : resolved->groups) {
       g.clear();
     }
     resolved->ids_stamp = in.ids->stamp();
-    resolved->valid = true;
   }
   std::vector<MaglevServiceHost> mh;
   std::vector<uint64_t> hashes;
@@ -412,12 +411,13 @@ Result<void> SnapshotBuilder::write_table(SlotMemo& memo, const SlotMemo* pub_me
   const auto member = [which](const MaglevServiceHost& h) {
     return h.weight > 0 && (which == 0 ? h.accepts_new : h.accepts_new || h.accepts_established);
   };
+  // build() hands fill() its ResolvedHosts: every host comes with its name's hash.
+  GW_CHECK(name_hashes.size() == hosts.size(), "a name hash per host");
   want_.clear();
   for (size_t i = 0; i < hosts.size(); ++i) {
     const MaglevServiceHost& h = hosts[i];
     if (member(h)) {
-      want_.push_back(TableMember{i < name_hashes.size() ? name_hashes[i] : name_hash(h.name),
-                                  h.index, h.weight});
+      want_.push_back(TableMember{name_hashes[i], h.index, h.weight});
     }
   }
   uint16_t* dst = out.maglev[group][which];

@@ -96,8 +96,9 @@ struct ResolvedHost {
   uint64_t name_hash = 0;
 };
 struct ResolvedHosts {
+  // The stamp of the map the entries came from. Entries start with no id, so the empty map's
+  // stamp (0) needs no flag of its own.
   uint64_t ids_stamp = 0;
-  bool valid = false;                               // ids_stamp is the map's the entries came from
   std::vector<ResolvedHost> groups[GW_MAX_GROUPS];  // by group id, in configuration order
 };
 
