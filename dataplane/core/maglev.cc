@@ -208,22 +208,6 @@ Result<void> MaglevBuilder::prepare(std::span<const Host> hosts) {
   return {};
 }
 
-// Fills `table` from the hosts whose member_ has `member_bit`.
-//
-// The definition (tests/unit/test_maglev.cc transcribes it literally and compares): rounds
-// r = 1, 2, ...; by round r a member of weight w has earned floor(r * w / W) entries, W being the
-// largest member weight, so it earns at most one per round. Each member that has earned more
-// than it placed places one entry at the first free position of its permutation. Within a round
-// members go in the order in which they last placed an entry (name order before any has), like a
-// queue whose served member moves to the back. With equal weights this is the paper's algorithm
-// exactly: one entry per host per round, hosts in name order.
-//
-// Rather than visiting every member in every round (N * rounds steps when weights are skewed),
-// each member waits in a FIFO queue for the round in which it next places an entry,
-// ceil(c * W / w) for its c-th entry. Queues are appended to in placement order, which yields the
-// order above. They form a ring covering the farthest round any member can wait for. The member
-// with weight W places an entry every round, so the table is full after at most M rounds; no
-// member is queued beyond that.
 namespace {
 
 __extension__ typedef unsigned __int128 Uint128;  // the product of two 64-bit words
@@ -365,6 +349,22 @@ class Filler {
 
 }  // namespace
 
+// Fills `table` from the hosts whose member_ has `member_bit`.
+//
+// The definition (tests/unit/test_maglev.cc transcribes it literally and compares): rounds
+// r = 1, 2, ...; by round r a member of weight w has earned floor(r * w / W) entries, W being the
+// largest member weight, so it earns at most one per round. Each member that has earned more
+// than it placed places one entry at the first free position of its permutation. Within a round
+// members go in the order in which they last placed an entry (name order before any has), like a
+// queue whose served member moves to the back. With equal weights this is the paper's algorithm
+// exactly: one entry per host per round, hosts in name order.
+//
+// Rather than visiting every member in every round (N * rounds steps when weights are skewed),
+// each member waits in a FIFO queue for the round in which it next places an entry,
+// ceil(c * W / w) for its c-th entry. Queues are appended to in placement order, which yields the
+// order above. They form a ring covering the farthest round any member can wait for. The member
+// with weight W places an entry every round, so the table is full after at most M rounds; no
+// member is queued beyond that.
 void MaglevBuilder::populate(uint8_t member_bit, std::span<uint16_t> table) {
   std::fill(table.begin(), table.end(), kNoHost);
 
